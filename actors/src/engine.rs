@@ -1,0 +1,110 @@
+//! Starting the actors, each under a supervisor, and stopping them in order.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use slog::{o, Logger};
+
+use crate::fault::FaultKind;
+use crate::ingest::{IngestActor, IngestSettings};
+use crate::schema::{self, ReadPool, SchemaError};
+use crate::stats::{ActorName, Stats};
+use crate::store::{Close, StoreActor, StoreError};
+
+/// What the engine needs to start.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The SQLite file (created if missing).
+    pub db_path: PathBuf,
+    /// Settings of the ingest stage.
+    pub ingest: IngestSettings,
+}
+
+/// The running actors and what readers share.
+pub struct Engine {
+    /// Where the HTTP handlers send records.
+    pub ingest: Addr<IngestActor>,
+    /// The single writer (for health pings and shutdown).
+    pub store: Addr<StoreActor>,
+    /// Read-only connections for status and queries.
+    pub pool: ReadPool,
+    /// Shared counters.
+    pub stats: Arc<Stats>,
+    /// The SQLite file.
+    pub db_path: PathBuf,
+    /// The store's own thread, so its blocking calls never stall HTTP.
+    store_arbiter: Arbiter,
+}
+
+impl Engine {
+    /// Opens and migrates the database, then starts the actors. Must run
+    /// inside an actix system.
+    pub fn start(config: EngineConfig, log: &Logger) -> Result<Engine, SchemaError> {
+        let conn = schema::open_writer(&config.db_path)?;
+        let pool = schema::read_pool(&config.db_path)?;
+        let stats = Arc::new(Stats::default());
+
+        let store_arbiter = Arbiter::new();
+        let store = {
+            let (path, stats) = (config.db_path.clone(), Arc::clone(&stats));
+            let log = log.new(o!("actor" => ActorName::Store.as_str()));
+            Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| {
+                StoreActor::new(path, conn, stats, log)
+            })
+        };
+        let ingest = {
+            let (store, stats) = (store.clone().recipient(), Arc::clone(&stats));
+            let log = log.new(o!("actor" => ActorName::Ingest.as_str()));
+            Supervisor::start(move |_| IngestActor::new(config.ingest, store, stats, log))
+        };
+        Ok(Engine {
+            ingest,
+            store,
+            pool,
+            stats,
+            db_path: config.db_path,
+            store_arbiter,
+        })
+    }
+
+    /// Commits what is pending, checkpoints and closes the database, and stops
+    /// the store's thread. Appends after this are refused.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        let closed = match self.store.send(Close).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable("the store actor is gone".into())),
+        };
+        self.store_arbiter.stop();
+        closed
+    }
+
+    /// Arms `kind` in `actor` (test builds only).
+    pub async fn inject_fault(&self, actor: ActorName, kind: FaultKind) -> Result<(), FaultError> {
+        #[cfg(feature = "fault-injection")]
+        {
+            use crate::fault::InjectFault;
+            let sent = match actor {
+                ActorName::Ingest => self.ingest.send(InjectFault(kind)).await,
+                ActorName::Store => self.store.send(InjectFault(kind)).await,
+            };
+            sent.map_err(|_| FaultError::ActorGone)
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            let _ = (actor, kind);
+            Err(FaultError::Disabled)
+        }
+    }
+}
+
+/// A fault could not be armed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FaultError {
+    /// This build has no fault injection (it is not a test build).
+    #[error("fault injection is not compiled into this build")]
+    Disabled,
+    /// The actor's mailbox is closed.
+    #[error("the actor is not running")]
+    ActorGone,
+}

@@ -1,0 +1,246 @@
+//! The IngestActor: between the HTTP handlers and the store.
+//!
+//! It admits a batch only while the store is not too far behind
+//! (backpressure instead of memory growth), completes every record (trace id,
+//! agent id, receive time), cuts long text fields, hands the batch to the
+//! store and counts what was accepted. Refusals are counted where they become
+//! HTTP answers, so each is counted exactly once.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use slog::{warn, Logger};
+
+use crate::records::{truncate_text, Batch, Source, Stamp};
+use crate::stats::{ActorName, Stats};
+use crate::store::{AppendRecords, StoreError};
+use crate::supervise::{contain, Panicked};
+
+/// Why a batch was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    /// The store has too many records waiting; retry later.
+    #[error("the store is {pending} records behind (limit {limit}); retry later")]
+    Backpressure {
+        /// Records waiting for their commit.
+        pending: u64,
+        /// `TRACE_MAX_PENDING_RECORDS`.
+        limit: u64,
+    },
+    /// The store refused or lost the batch.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The ingest actor crashed on this batch.
+    #[error(transparent)]
+    Panicked(#[from] Panicked),
+    /// The store actor's mailbox is closed (it is gone for good).
+    #[error("the store is not running")]
+    StoreGone,
+}
+
+/// What was stored for an accepted batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Row ids in the batch's table, in record order.
+    pub ids: Vec<i64>,
+    /// For LLM calls: the trace id of each record, given or assigned.
+    pub trace_ids: Vec<String>,
+}
+
+/// Store this batch (all of it or none of it); answered after the commit.
+#[derive(Message)]
+#[rtype(result = "Result<Accepted, IngestError>")]
+pub struct IngestBatch {
+    /// The decoded records.
+    pub batch: Batch,
+    /// Which wire format they came in.
+    pub source: Source,
+}
+
+/// Settings of the ingest stage.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Stamped on every record (`TRACE_AGENT_ID`).
+    pub agent_id: String,
+    /// Text fields are cut to this many bytes (`TRACE_MAX_TEXT_BYTES`).
+    pub max_text_bytes: usize,
+    /// Records allowed to wait for the store before ingest answers 503
+    /// (`TRACE_MAX_PENDING_RECORDS`).
+    pub max_pending_records: u64,
+}
+
+/// Admission, enrichment and counting of incoming records.
+pub struct IngestActor {
+    /// Fixed settings.
+    settings: IngestSettings,
+    /// Where admitted batches go.
+    store: Recipient<AppendRecords>,
+    /// Shared counters (also the pending-record gauge used for admission).
+    stats: Arc<Stats>,
+    /// Where this actor logs.
+    log: Logger,
+    /// A fault armed by a test, run on the next batch.
+    #[cfg(feature = "fault-injection")]
+    fault: Option<crate::fault::FaultKind>,
+}
+
+impl IngestActor {
+    /// An ingest stage that forwards to `store`.
+    pub fn new(
+        settings: IngestSettings,
+        store: Recipient<AppendRecords>,
+        stats: Arc<Stats>,
+        log: Logger,
+    ) -> Self {
+        IngestActor {
+            settings,
+            store,
+            stats,
+            log,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
+        }
+    }
+
+    /// Assigns missing trace ids and cuts long text; returns the trace ids.
+    fn complete(&self, batch: &mut Batch) -> Vec<String> {
+        let max = self.settings.max_text_bytes;
+        let cut = |text: &mut Option<String>| text.as_mut().is_some_and(|t| truncate_text(t, max));
+        match batch {
+            Batch::LlmCalls(calls) => calls
+                .iter_mut()
+                .map(|call| {
+                    if cut(&mut call.input_text) {
+                        call.truncated.push("input_text");
+                    }
+                    if cut(&mut call.output_text) {
+                        call.truncated.push("output_text");
+                    }
+                    call.trace_id
+                        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+                        .clone()
+                })
+                .collect(),
+            Batch::Errors(errors) => {
+                for e in errors.iter_mut() {
+                    if truncate_text(&mut e.message, max) {
+                        e.truncated.push("message");
+                    }
+                    if cut(&mut e.stack_trace) {
+                        e.truncated.push("stack_trace");
+                    }
+                }
+                Vec::new()
+            }
+            Batch::Events(events) => {
+                for e in events.iter_mut() {
+                    cut(&mut e.body);
+                }
+                Vec::new()
+            }
+            Batch::MetricPoints(_) => Vec::new(),
+        }
+    }
+}
+
+impl Actor for IngestActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for IngestActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.stats.restarted(ActorName::Ingest);
+        warn!(self.log, "ingest actor restarting");
+    }
+}
+
+/// Releases a batch's share of the pending-record gauge however the request
+/// ends, including when the client goes away mid-wait.
+struct PendingShare {
+    stats: Arc<Stats>,
+    records: u64,
+}
+
+impl Drop for PendingShare {
+    fn drop(&mut self) {
+        self.stats.pending_sub(self.records);
+    }
+}
+
+impl Handler<IngestBatch> for IngestActor {
+    type Result = ResponseFuture<Result<Accepted, IngestError>>;
+
+    fn handle(&mut self, msg: IngestBatch, ctx: &mut Context<Self>) -> Self::Result {
+        let IngestBatch { mut batch, source } = msg;
+        #[cfg(feature = "fault-injection")]
+        let fault = self.fault.take();
+        let trace_ids = match contain(ActorName::Ingest, &self.stats, &self.log, ctx, || {
+            #[cfg(feature = "fault-injection")]
+            if let Some(fault) = fault {
+                fault.strike();
+            }
+            self.complete(&mut batch)
+        }) {
+            Ok(ids) => ids,
+            Err(panicked) => return Box::pin(async move { Err(panicked.into()) }),
+        };
+
+        let records = batch.len() as u64;
+        let limit = self.settings.max_pending_records;
+        let pending = self.stats.pending_add(records);
+        let share = PendingShare {
+            stats: Arc::clone(&self.stats),
+            records,
+        };
+        // A lone batch is always admitted, however large, so no request size
+        // within the body limit can be refused forever.
+        if pending > limit && pending > records {
+            drop(share);
+            return Box::pin(async move {
+                Err(IngestError::Backpressure {
+                    pending: pending - records,
+                    limit,
+                })
+            });
+        }
+
+        let table = batch.table();
+        let stamp = Stamp {
+            agent_id: self.settings.agent_id.clone(),
+            received_ns: now_ns(),
+            source,
+        };
+        let stats = Arc::clone(&self.stats);
+        let sent = self.store.send(AppendRecords { batch, stamp });
+        Box::pin(async move {
+            let result = sent.await;
+            drop(share);
+            match result {
+                Ok(Ok(ids)) => {
+                    stats.accepted(table, ids.len());
+                    Ok(Accepted { ids, trace_ids })
+                }
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(IngestError::StoreGone),
+            }
+        })
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::fault::InjectFault> for IngestActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::fault::InjectFault, _ctx: &mut Context<Self>) {
+        self.fault = Some(msg.0);
+    }
+}
+
+/// Now as unix nanoseconds.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,30 @@
+//! The engine of openclaw-trace: the actors that admit, store and (later)
+//! sample, push and rotate the data an AI agent's sidecar keeps.
+//!
+//! Actors talk only through typed messages and each runs under an actix
+//! `Supervisor`; a panic in a handler is caught, counted and turned into a
+//! restart ([`supervise`]).
+//!
+//! # Layout
+//!
+//! - [`engine`]: starts the actors under supervisors and stops them in order.
+//! - [`ingest`]: the IngestActor: admission (backpressure), enrichment, counting.
+//! - [`store`]: the StoreActor: the single SQLite writer, group commit.
+//! - [`schema`]: pragmas, the schema and its migrations, the read pool.
+//! - [`query`]: read-side queries (status counts, file sizes).
+//! - [`records`]: the record types every stage passes along.
+//! - [`stats`]: the shared counters behind `/v1/status`.
+//! - [`supervise`]: panic containment for actor handlers.
+//! - [`fault`]: faults tests inject (compiled in only for tests).
+
+pub mod engine;
+pub mod fault;
+pub mod ingest;
+pub mod query;
+pub mod records;
+pub mod schema;
+pub mod stats;
+pub mod store;
+pub mod supervise;
+
+pub use engine::{Engine, EngineConfig, FaultError};

@@ -1,0 +1,265 @@
+//! The records the daemon stores, as they travel from the wire decoders
+//! through the [`IngestActor`](crate::ingest::IngestActor) to the
+//! [`StoreActor`](crate::store::StoreActor).
+//!
+//! Timestamps are unix nanoseconds in an `i64` everywhere (the OTLP unit; good
+//! until the year 2262). A record's optional `time_ns` is when the thing
+//! happened; when the sender leaves it out the receive time is used.
+
+use serde_json::{Map, Value};
+
+/// A JSON object kept as-is (metadata, attributes).
+pub type JsonObject = Map<String, Value>;
+
+/// One LLM call, with the field names of the earlier Go sidecar.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LlmCall {
+    /// When the call happened; `None` means "when it was received".
+    pub time_ns: Option<i64>,
+    /// Correlates the call with a trace; a UUID is assigned at ingest if absent.
+    pub trace_id: Option<String>,
+    /// The agent's conversation or session, when the sender knows it.
+    pub session_id: Option<String>,
+    /// The LLM provider (`anthropic`, `openai`, ...). Required.
+    pub provider: String,
+    /// The model name. Required.
+    pub model: String,
+    /// The prompt text, cut at `TRACE_MAX_TEXT_BYTES`.
+    pub input_text: Option<String>,
+    /// The completion text, cut at `TRACE_MAX_TEXT_BYTES`.
+    pub output_text: Option<String>,
+    /// Input tokens billed.
+    pub prompt_tokens: Option<i64>,
+    /// Output tokens billed.
+    pub completion_tokens: Option<i64>,
+    /// All tokens billed.
+    pub total_tokens: Option<i64>,
+    /// Cost of the call in US dollars.
+    pub cost_usd: Option<f64>,
+    /// Wall time of the call in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// `ok` unless the sender says otherwise.
+    pub status: String,
+    /// The kind of failure, for failed calls.
+    pub error_type: Option<String>,
+    /// Free-form sender data.
+    pub metadata: Option<JsonObject>,
+    /// Names of the text fields cut at `TRACE_MAX_TEXT_BYTES` (set at ingest).
+    pub truncated: Vec<&'static str>,
+}
+
+/// One error the agent reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErrorRecord {
+    /// When the error happened; `None` means "when it was received".
+    pub time_ns: Option<i64>,
+    /// The trace the error belongs to, when known.
+    pub trace_id: Option<String>,
+    /// The session the error belongs to, when known.
+    pub session_id: Option<String>,
+    /// A short class of error (`TimeoutError`). Required.
+    pub error_type: String,
+    /// The human message. Required; cut at `TRACE_MAX_TEXT_BYTES`.
+    pub message: String,
+    /// The stack, cut at `TRACE_MAX_TEXT_BYTES`.
+    pub stack_trace: Option<String>,
+    /// `error` unless the sender says otherwise.
+    pub severity: String,
+    /// Free-form sender data.
+    pub metadata: Option<JsonObject>,
+    /// Names of the text fields cut at `TRACE_MAX_TEXT_BYTES` (set at ingest).
+    pub truncated: Vec<&'static str>,
+}
+
+/// A named custom event (and, from OTLP, a log record).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventRecord {
+    /// When the event happened; `None` means "when it was received".
+    pub time_ns: Option<i64>,
+    /// The event's name. Required.
+    pub name: String,
+    /// `info` unless the sender says otherwise.
+    pub severity: String,
+    /// Free text that goes with the event (an OTLP log body).
+    pub body: Option<String>,
+    /// The trace the event belongs to, when known.
+    pub trace_id: Option<String>,
+    /// The span the event belongs to, when known.
+    pub span_id: Option<String>,
+    /// Free-form sender data.
+    pub attributes: Option<JsonObject>,
+}
+
+/// How a metric point's value is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// The value at a moment (may go down, may be negative).
+    Gauge,
+    /// A non-negative increase since the previous point of the same series.
+    Counter,
+}
+
+impl MetricKind {
+    /// The name stored in the `kind` column and used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter => "counter",
+        }
+    }
+}
+
+/// One metric data point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    /// When the value was observed; `None` means "when it was received".
+    pub time_ns: Option<i64>,
+    /// Metric name (`queue.depth`). Required.
+    pub name: String,
+    /// The value. Always finite.
+    pub value: f64,
+    /// Unit, UCUM style (`ms`, `By`, `1`), when given.
+    pub unit: Option<String>,
+    /// Gauge or counter.
+    pub kind: MetricKind,
+    /// Dimensions of the series.
+    pub attributes: Option<JsonObject>,
+}
+
+/// Where a record came from, stored with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The daemon's own JSON API (`/v1/traces` and friends with native records).
+    Native,
+}
+
+impl Source {
+    /// The name stored in the `source` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Native => "native",
+        }
+    }
+}
+
+/// Records of one kind from one request: stored all together or not at all.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Batch {
+    /// Rows for `llm_calls`.
+    LlmCalls(Vec<LlmCall>),
+    /// Rows for `errors`.
+    Errors(Vec<ErrorRecord>),
+    /// Rows for `events`.
+    Events(Vec<EventRecord>),
+    /// Rows for `metric_points`.
+    MetricPoints(Vec<MetricPoint>),
+}
+
+impl Batch {
+    /// How many records the batch holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::LlmCalls(v) => v.len(),
+            Batch::Errors(v) => v.len(),
+            Batch::Events(v) => v.len(),
+            Batch::MetricPoints(v) => v.len(),
+        }
+    }
+
+    /// Whether the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The table the batch goes to.
+    pub fn table(&self) -> Table {
+        match self {
+            Batch::LlmCalls(_) => Table::LlmCalls,
+            Batch::Errors(_) => Table::Errors,
+            Batch::Events(_) => Table::Events,
+            Batch::MetricPoints(_) => Table::MetricPoints,
+        }
+    }
+}
+
+/// The tables that hold records (and so have a push cursor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// LLM calls, native or derived from OTLP.
+    LlmCalls,
+    /// Errors reported by the agent.
+    Errors,
+    /// Custom events and OTLP log records.
+    Events,
+    /// Custom, OTLP and host metric points.
+    MetricPoints,
+    /// OTLP spans.
+    Spans,
+}
+
+impl Table {
+    /// Every record table, in a fixed order.
+    pub const ALL: [Table; 5] = [
+        Table::LlmCalls,
+        Table::Errors,
+        Table::Events,
+        Table::MetricPoints,
+        Table::Spans,
+    ];
+
+    /// The SQL name of the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::LlmCalls => "llm_calls",
+            Table::Errors => "errors",
+            Table::Events => "events",
+            Table::MetricPoints => "metric_points",
+            Table::Spans => "spans",
+        }
+    }
+
+    /// Position in [`Table::ALL`], for per-table counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What the ingest stage adds to every record of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stamp {
+    /// The agent this daemon watches (`TRACE_AGENT_ID`).
+    pub agent_id: String,
+    /// When the daemon received the request, unix ns.
+    pub received_ns: i64,
+    /// Where the records came from.
+    pub source: Source,
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary; says whether
+/// anything was cut.
+pub fn truncate_text(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        let mut s = "héllo".to_string(); // 'é' is two bytes: h(0) é(1..3) l(3)
+        assert!(truncate_text(&mut s, 2));
+        assert_eq!(s, "h");
+        let mut s = "abc".to_string();
+        assert!(!truncate_text(&mut s, 3));
+        assert_eq!(s, "abc");
+    }
+}

@@ -1,0 +1,259 @@
+//! The SQLite file: connection settings, the schema and its migrations.
+//!
+//! Migrations are an append-only list; `PRAGMA user_version` holds how many
+//! have been applied. Each runs in its own transaction together with the
+//! version bump, so a crash leaves the file at one version or the next.
+//!
+//! All timestamps are unix nanoseconds (`*_ns` columns, `INTEGER`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+
+/// A pool of read-only connections for status, push and queries.
+pub type ReadPool = r2d2::Pool<SqliteConnectionManager>;
+
+/// How long a connection waits for a lock before giving up with SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Page cache per connection, in KiB (SQLite reads a negative size as KiB).
+/// Small on purpose: the sidecar must stay light, and WAL reads are cheap.
+const CACHE_KIB: i64 = 2048;
+
+/// Read connections kept at most; readers are status, push and queries.
+const READ_POOL_SIZE: u32 = 4;
+
+/// The schema, one migration per entry. Never edit an entry that has shipped:
+/// add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the record tables and the push cursors.
+    r#"
+    CREATE TABLE llm_calls (
+        id                INTEGER PRIMARY KEY,
+        time_ns           INTEGER NOT NULL,
+        received_ns       INTEGER NOT NULL,
+        agent_id          TEXT    NOT NULL,
+        source            TEXT    NOT NULL,
+        trace_id          TEXT    NOT NULL,
+        span_id           TEXT,
+        session_id        TEXT,
+        provider          TEXT    NOT NULL,
+        model             TEXT    NOT NULL,
+        input_text        TEXT,
+        output_text       TEXT,
+        prompt_tokens     INTEGER,
+        completion_tokens INTEGER,
+        total_tokens      INTEGER,
+        cache_read_tokens INTEGER,
+        cache_write_tokens INTEGER,
+        cost_usd          REAL,
+        latency_ms        REAL,
+        status            TEXT    NOT NULL,
+        error_type        TEXT,
+        channel           TEXT,
+        metadata          TEXT,
+        truncated         TEXT
+    );
+    CREATE INDEX llm_calls_time ON llm_calls (time_ns);
+
+    CREATE TABLE errors (
+        id          INTEGER PRIMARY KEY,
+        time_ns     INTEGER NOT NULL,
+        received_ns INTEGER NOT NULL,
+        agent_id    TEXT    NOT NULL,
+        source      TEXT    NOT NULL,
+        trace_id    TEXT,
+        session_id  TEXT,
+        error_type  TEXT    NOT NULL,
+        message     TEXT    NOT NULL,
+        stack_trace TEXT,
+        severity    TEXT    NOT NULL,
+        metadata    TEXT,
+        truncated   TEXT
+    );
+    CREATE INDEX errors_time ON errors (time_ns);
+
+    CREATE TABLE events (
+        id          INTEGER PRIMARY KEY,
+        time_ns     INTEGER NOT NULL,
+        received_ns INTEGER NOT NULL,
+        agent_id    TEXT    NOT NULL,
+        source      TEXT    NOT NULL,
+        name        TEXT    NOT NULL,
+        severity    TEXT    NOT NULL,
+        body        TEXT,
+        trace_id    TEXT,
+        span_id     TEXT,
+        attributes  TEXT
+    );
+    CREATE INDEX events_time ON events (time_ns);
+
+    CREATE TABLE metric_points (
+        id            INTEGER PRIMARY KEY,
+        time_ns       INTEGER NOT NULL,
+        start_time_ns INTEGER,
+        received_ns   INTEGER NOT NULL,
+        agent_id      TEXT    NOT NULL,
+        source        TEXT    NOT NULL,
+        name          TEXT    NOT NULL,
+        kind          TEXT    NOT NULL,
+        unit          TEXT,
+        value         REAL,
+        attributes    TEXT
+    );
+    CREATE INDEX metric_points_time ON metric_points (time_ns);
+    CREATE INDEX metric_points_name ON metric_points (name, time_ns);
+
+    CREATE TABLE spans (
+        id             INTEGER PRIMARY KEY,
+        received_ns    INTEGER NOT NULL,
+        agent_id       TEXT    NOT NULL,
+        trace_id       TEXT    NOT NULL,
+        span_id        TEXT    NOT NULL,
+        parent_span_id TEXT,
+        name           TEXT    NOT NULL,
+        kind           INTEGER NOT NULL,
+        start_ns       INTEGER NOT NULL,
+        end_ns         INTEGER NOT NULL,
+        status_code    INTEGER NOT NULL,
+        status_message TEXT,
+        service_name   TEXT,
+        resource       TEXT,
+        scope_name     TEXT,
+        scope_version  TEXT,
+        attributes     TEXT,
+        events         TEXT,
+        links          TEXT
+    );
+    CREATE INDEX spans_trace ON spans (trace_id);
+    CREATE INDEX spans_start ON spans (start_ns);
+
+    CREATE TABLE push_cursors (
+        table_name     TEXT PRIMARY KEY,
+        last_pushed_id INTEGER NOT NULL DEFAULT 0,
+        updated_ns     INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    INSERT INTO push_cursors (table_name) VALUES
+        ('llm_calls'), ('errors'), ('events'), ('metric_points'), ('spans');
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Errors opening or migrating the database.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// SQLite refused.
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The read pool could not be built.
+    #[error("read pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// The file was written by a newer build.
+    #[error("database schema version {found} is newer than this build's {supported}; upgrade openclaw-trace")]
+    TooNew {
+        /// `user_version` in the file.
+        found: i64,
+        /// What this build knows.
+        supported: i64,
+    },
+}
+
+/// Opens (creating if needed) the database for writing and brings its schema
+/// up to date. The returned connection is the one the StoreActor owns.
+pub fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // auto_vacuum must be chosen before the first table exists; on an existing
+    // file this is a no-op, which is what we want.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Applies the migrations the file has not seen yet.
+fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(SchemaError::TooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Builds the pool of read-only connections. Call after [`open_writer`], which
+/// creates the file and its WAL.
+pub fn read_pool(path: &Path) -> Result<ReadPool, SchemaError> {
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_init(|conn| {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.pragma_update(None, "cache_size", -CACHE_KIB / 2)
+        });
+    let pool = r2d2::Pool::builder()
+        .max_size(READ_POOL_SIZE)
+        .min_idle(Some(0))
+        .connection_timeout(Duration::from_secs(5))
+        .build(manager)?;
+    Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_a_new_file_and_reopens_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let conn = open_writer(&path).expect("open");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version");
+        assert_eq!(version, SCHEMA_VERSION);
+        let vacuum: i64 = conn
+            .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+            .expect("auto_vacuum");
+        assert_eq!(vacuum, 2, "auto_vacuum must be INCREMENTAL (2)");
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("journal_mode");
+        assert_eq!(mode, "wal");
+        drop(conn);
+        // A second open finds the schema current and changes nothing.
+        let conn = open_writer(&path).expect("reopen");
+        let cursors: i64 = conn
+            .query_row("SELECT count(*) FROM push_cursors", [], |r| r.get(0))
+            .expect("cursors");
+        assert_eq!(cursors, 5);
+    }
+
+    #[test]
+    fn refuses_a_file_from_a_newer_build() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let conn = open_writer(&path).expect("open");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        drop(conn);
+        match open_writer(&path) {
+            Err(SchemaError::TooNew { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+            other => panic!("expected TooNew, got {other:?}"),
+        }
+    }
+}

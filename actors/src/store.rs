@@ -1,0 +1,423 @@
+//! The StoreActor: the one writer of the SQLite file.
+//!
+//! Appends are not written one by one. Each [`AppendRecords`] is parked with
+//! its reply channel, and a `Flush` is queued behind it; actix drains the whole
+//! mailbox before it runs queued notifications, so every append that arrived
+//! meanwhile is committed in the same transaction (group commit). Each append
+//! gets its own savepoint, so one bad batch fails alone and a batch is stored
+//! whole or not at all. Callers are answered only after the commit.
+//!
+//! The actor runs on its own arbiter (thread): SQLite calls block, and they
+//! must never block the HTTP workers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use rusqlite::{params, Connection, TransactionBehavior};
+use slog::{error, info, warn, Logger};
+use tokio::sync::oneshot;
+
+use crate::records::{
+    Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricPoint, Stamp,
+};
+use crate::schema;
+use crate::stats::{ActorName, Stats};
+use crate::supervise::{contain, Panicked};
+
+/// Why the store could not take an append.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused the write (disk full, I/O error, constraint).
+    #[error("database write failed: {0}")]
+    Write(String),
+    /// The database connection is not open (it is being reopened).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The daemon is shutting down and the database is closed.
+    #[error("the store is closed for shutdown")]
+    Closed,
+    /// The store crashed while holding this append; it was not committed.
+    #[error(transparent)]
+    Panicked(#[from] Panicked),
+}
+
+/// Rows ids a committed append produced, in record order.
+pub type AppendResult = Result<Vec<i64>, StoreError>;
+
+/// Store these records; answered after they are committed.
+#[derive(Message)]
+#[rtype(result = "AppendResult")]
+pub struct AppendRecords {
+    /// The records, all of one table.
+    pub batch: Batch,
+    /// Agent id, receive time and source for every row.
+    pub stamp: Stamp,
+}
+
+/// Answer once the write connection has run a trivial query.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct Ping;
+
+/// Commit what is pending, checkpoint the WAL into the main file and close the
+/// database. Later appends get [`StoreError::Closed`].
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct Close;
+
+/// Commit everything parked so far (sent by the actor to itself).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Flush;
+
+/// An append waiting for the next group commit.
+struct Parked {
+    batch: Batch,
+    stamp: Stamp,
+    reply: oneshot::Sender<AppendResult>,
+}
+
+/// The single SQLite writer.
+pub struct StoreActor {
+    /// Where the database lives, to reopen it after a restart.
+    path: PathBuf,
+    /// The write connection; `None` while it is being reopened or after `Close`.
+    conn: Option<Connection>,
+    /// Appends waiting for the next commit.
+    parked: Vec<Parked>,
+    /// Whether a `Flush` is already queued.
+    flush_queued: bool,
+    /// Set by `Close`: refuse appends from then on.
+    closed: bool,
+    /// Shared counters.
+    stats: Arc<Stats>,
+    /// Where this actor logs.
+    log: Logger,
+    /// A fault armed by a test, run at the next flush.
+    #[cfg(feature = "fault-injection")]
+    fault: Option<crate::fault::FaultKind>,
+}
+
+impl StoreActor {
+    /// A store over an already opened and migrated connection.
+    pub fn new(path: PathBuf, conn: Connection, stats: Arc<Stats>, log: Logger) -> Self {
+        StoreActor {
+            path,
+            conn: Some(conn),
+            parked: Vec::new(),
+            flush_queued: false,
+            closed: false,
+            stats,
+            log,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
+        }
+    }
+
+    /// Opens the connection again after a restart; retries every second.
+    fn reopen(&mut self, ctx: &mut Context<Self>) {
+        if self.conn.is_some() || self.closed {
+            return;
+        }
+        match schema::open_writer(&self.path) {
+            Ok(conn) => {
+                info!(self.log, "database reopened"; "path" => self.path.display().to_string());
+                self.conn = Some(conn);
+            }
+            Err(e) => {
+                error!(self.log, "database reopen failed; retrying in 1s"; "error" => e.to_string());
+                ctx.run_later(std::time::Duration::from_secs(1), |act, ctx| act.reopen(ctx));
+            }
+        }
+    }
+
+    /// Commits every parked append in one transaction and answers each caller.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        self.flush_queued = false;
+        if self.parked.is_empty() {
+            return;
+        }
+        let parked = std::mem::take(&mut self.parked);
+        let Some(conn) = self.conn.as_mut() else {
+            let why = StoreError::Unavailable("the write connection is being reopened".into());
+            for p in parked {
+                let _ = p.reply.send(Err(why.clone()));
+            }
+            return;
+        };
+        #[cfg(feature = "fault-injection")]
+        let fault = self.fault.take();
+        let outcome = contain(ActorName::Store, &self.stats, &self.log, ctx, || {
+            #[cfg(feature = "fault-injection")]
+            if let Some(fault) = fault {
+                fault.strike();
+            }
+            write_group(conn, &parked)
+        });
+        match outcome {
+            Ok(Ok(results)) => {
+                self.stats.committed();
+                for (p, result) in parked.into_iter().zip(results) {
+                    let _ = p.reply.send(result);
+                }
+            }
+            Ok(Err(e)) => {
+                warn!(self.log, "group commit failed"; "error" => e.to_string(), "appends" => parked.len());
+                let why = StoreError::Write(e.to_string());
+                for p in parked {
+                    let _ = p.reply.send(Err(why.clone()));
+                }
+            }
+            Err(panicked) => {
+                for p in parked {
+                    let _ = p.reply.send(Err(panicked.into()));
+                }
+            }
+        }
+    }
+}
+
+impl Actor for StoreActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.reopen(ctx);
+    }
+}
+
+impl Supervised for StoreActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.stats.restarted(ActorName::Store);
+        warn!(self.log, "store actor restarting");
+        // Dropping the connection rolls back whatever the crash left open.
+        self.conn = None;
+        self.flush_queued = false;
+        let why = StoreError::Panicked(Panicked(ActorName::Store.as_str()));
+        for p in self.parked.drain(..) {
+            let _ = p.reply.send(Err(why.clone()));
+        }
+    }
+}
+
+impl Handler<AppendRecords> for StoreActor {
+    type Result = ResponseFuture<AppendResult>;
+
+    fn handle(&mut self, msg: AppendRecords, ctx: &mut Context<Self>) -> Self::Result {
+        if self.closed {
+            return Box::pin(async { Err(StoreError::Closed) });
+        }
+        let (reply, answer) = oneshot::channel();
+        self.parked.push(Parked {
+            batch: msg.batch,
+            stamp: msg.stamp,
+            reply,
+        });
+        if !self.flush_queued {
+            self.flush_queued = true;
+            ctx.notify(Flush);
+        }
+        Box::pin(async move {
+            answer.await.unwrap_or_else(|_| {
+                Err(StoreError::Panicked(Panicked(ActorName::Store.as_str())))
+            })
+        })
+    }
+}
+
+impl Handler<Flush> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
+        self.flush(ctx);
+    }
+}
+
+impl Handler<Ping> for StoreActor {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, _: Ping, _ctx: &mut Context<Self>) -> Self::Result {
+        let conn = self.conn.as_ref().ok_or_else(|| {
+            if self.closed {
+                StoreError::Closed
+            } else {
+                StoreError::Unavailable("the write connection is being reopened".into())
+            }
+        })?;
+        conn.query_row("SELECT 1", [], |_| Ok(()))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+}
+
+impl Handler<Close> for StoreActor {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) -> Self::Result {
+        self.flush(ctx);
+        self.closed = true;
+        let Some(conn) = self.conn.take() else {
+            return Ok(());
+        };
+        let checkpoint = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| StoreError::Write(format!("checkpoint: {e}")));
+        let close = conn
+            .close()
+            .map_err(|(_, e)| StoreError::Write(format!("close: {e}")));
+        info!(self.log, "database closed"; "checkpointed" => checkpoint.is_ok());
+        checkpoint.and(close)
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::fault::InjectFault> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::fault::InjectFault, _ctx: &mut Context<Self>) {
+        self.fault = Some(msg.0);
+    }
+}
+
+/// Writes every parked append inside one transaction, each under its own
+/// savepoint. The outer error is a failure of the transaction as a whole.
+fn write_group(
+    conn: &mut Connection,
+    parked: &[Parked],
+) -> Result<Vec<AppendResult>, rusqlite::Error> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(parked.len());
+    for p in parked {
+        let sp = tx.savepoint()?;
+        match insert_batch(&sp, &p.batch, &p.stamp) {
+            Ok(ids) => {
+                sp.commit()?;
+                results.push(Ok(ids));
+            }
+            // Dropping the savepoint rolls this append back; the others stay.
+            Err(e) => results.push(Err(StoreError::Write(e.to_string()))),
+        }
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+/// Inserts one batch; returns the new row ids in order.
+fn insert_batch(
+    conn: &Connection,
+    batch: &Batch,
+    stamp: &Stamp,
+) -> Result<Vec<i64>, rusqlite::Error> {
+    match batch {
+        Batch::LlmCalls(rows) => rows.iter().map(|r| insert_llm_call(conn, r, stamp)).collect(),
+        Batch::Errors(rows) => rows.iter().map(|r| insert_error(conn, r, stamp)).collect(),
+        Batch::Events(rows) => rows.iter().map(|r| insert_event(conn, r, stamp)).collect(),
+        Batch::MetricPoints(rows) => rows.iter().map(|r| insert_metric(conn, r, stamp)).collect(),
+    }
+}
+
+/// The JSON text of an optional object column.
+fn json_text(value: &Option<JsonObject>) -> Option<String> {
+    value
+        .as_ref()
+        .map(|m| serde_json::to_string(m).expect("a JSON map with string keys always serializes"))
+}
+
+/// The `truncated` column: the names of the cut fields, or NULL.
+fn truncated_text(fields: &[&str]) -> Option<String> {
+    (!fields.is_empty()).then(|| fields.join(","))
+}
+
+fn insert_llm_call(conn: &Connection, r: &LlmCall, s: &Stamp) -> Result<i64, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO llm_calls (time_ns, received_ns, agent_id, source, trace_id, session_id,
+            provider, model, input_text, output_text, prompt_tokens, completion_tokens,
+            total_tokens, cost_usd, latency_ms, status, error_type, metadata, truncated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    )?;
+    stmt.execute(params![
+        r.time_ns.unwrap_or(s.received_ns),
+        s.received_ns,
+        s.agent_id,
+        s.source.as_str(),
+        r.trace_id.as_deref().unwrap_or_default(),
+        r.session_id,
+        r.provider,
+        r.model,
+        r.input_text,
+        r.output_text,
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.total_tokens,
+        r.cost_usd,
+        r.latency_ms,
+        r.status,
+        r.error_type,
+        json_text(&r.metadata),
+        truncated_text(&r.truncated),
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn insert_error(conn: &Connection, r: &ErrorRecord, s: &Stamp) -> Result<i64, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO errors (time_ns, received_ns, agent_id, source, trace_id, session_id,
+            error_type, message, stack_trace, severity, metadata, truncated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    stmt.execute(params![
+        r.time_ns.unwrap_or(s.received_ns),
+        s.received_ns,
+        s.agent_id,
+        s.source.as_str(),
+        r.trace_id,
+        r.session_id,
+        r.error_type,
+        r.message,
+        r.stack_trace,
+        r.severity,
+        json_text(&r.metadata),
+        truncated_text(&r.truncated),
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn insert_event(conn: &Connection, r: &EventRecord, s: &Stamp) -> Result<i64, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO events (time_ns, received_ns, agent_id, source, name, severity, body,
+            trace_id, span_id, attributes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    stmt.execute(params![
+        r.time_ns.unwrap_or(s.received_ns),
+        s.received_ns,
+        s.agent_id,
+        s.source.as_str(),
+        r.name,
+        r.severity,
+        r.body,
+        r.trace_id,
+        r.span_id,
+        json_text(&r.attributes),
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn insert_metric(conn: &Connection, r: &MetricPoint, s: &Stamp) -> Result<i64, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO metric_points (time_ns, received_ns, agent_id, source, name, kind, unit,
+            value, attributes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    stmt.execute(params![
+        r.time_ns.unwrap_or(s.received_ns),
+        s.received_ns,
+        s.agent_id,
+        s.source.as_str(),
+        r.name,
+        r.kind.as_str(),
+        r.unit,
+        r.value,
+        json_text(&r.attributes),
+    ])?;
+    Ok(conn.last_insert_rowid())
+}

@@ -1,0 +1,287 @@
+//! Configuration from `TRACE_*` environment variables.
+//!
+//! `envconfig` reads the raw strings; [`Config::from_raw`] validates each one
+//! and turns it into a typed value, so a bad value fails start-up with one
+//! line naming the variable, the value and what is accepted.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use envconfig::Envconfig;
+
+/// Every variable: name, default (as shown to people) and meaning. Drives
+/// `--help`; the README's table says the same.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    ("TRACE_LISTEN_ADDR", "127.0.0.1:9090", "address and port the HTTP API listens on"),
+    ("TRACE_DB_PATH", "/data/openclaw-trace.db if /data is a directory, else ./openclaw-trace.db", "the SQLite file"),
+    ("TRACE_AGENT_ID", "$FLY_MACHINE_ID, else the hostname", "agent id stamped on every record"),
+    ("TRACE_LOG_LEVEL", "info", "trace, debug, info, warning, error or critical"),
+    ("TRACE_MAX_TEXT_BYTES", "16384", "text fields (input_text, output_text, message, stack_trace) are cut to this many bytes"),
+    ("TRACE_MAX_BODY_BYTES", "8MiB", "largest request body accepted (bytes, or a size like 8MiB)"),
+    ("TRACE_MAX_PENDING_RECORDS", "20000", "records allowed to wait for the database before ingest answers 503"),
+    ("TRACE_INGEST_TOKEN", "(unset)", "when set, ingest requires Authorization: Bearer <token>"),
+];
+
+/// The raw environment, as strings; `None` when a variable is unset.
+#[derive(Debug, Envconfig)]
+pub struct RawEnv {
+    #[envconfig(from = "TRACE_LISTEN_ADDR")]
+    listen_addr: Option<String>,
+    #[envconfig(from = "TRACE_DB_PATH")]
+    db_path: Option<String>,
+    #[envconfig(from = "TRACE_AGENT_ID")]
+    agent_id: Option<String>,
+    #[envconfig(from = "FLY_MACHINE_ID")]
+    fly_machine_id: Option<String>,
+    #[envconfig(from = "TRACE_LOG_LEVEL")]
+    log_level: Option<String>,
+    #[envconfig(from = "TRACE_MAX_TEXT_BYTES")]
+    max_text_bytes: Option<String>,
+    #[envconfig(from = "TRACE_MAX_BODY_BYTES")]
+    max_body_bytes: Option<String>,
+    #[envconfig(from = "TRACE_MAX_PENDING_RECORDS")]
+    max_pending_records: Option<String>,
+    #[envconfig(from = "TRACE_INGEST_TOKEN")]
+    ingest_token: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// Where the HTTP API listens.
+    pub listen_addr: SocketAddr,
+    /// The SQLite file.
+    pub db_path: PathBuf,
+    /// Stamped on every record.
+    pub agent_id: String,
+    /// Least severe log level written.
+    pub log_level: slog::Level,
+    /// Text fields are cut to this many bytes.
+    pub max_text_bytes: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Records allowed to wait for a commit before ingest answers 503.
+    pub max_pending_records: u64,
+    /// Bearer token ingest requires, when set.
+    pub ingest_token: Option<String>,
+}
+
+impl fmt::Debug for Config {
+    /// Like a derived `Debug`, with the token masked.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen_addr", &self.listen_addr)
+            .field("db_path", &self.db_path)
+            .field("agent_id", &self.agent_id)
+            .field("log_level", &self.log_level)
+            .field("max_text_bytes", &self.max_text_bytes)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_pending_records", &self.max_pending_records)
+            .field("ingest_token", &self.ingest_token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// A variable with a value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}={value:?} is invalid: {expected}")]
+pub struct ConfigError {
+    /// The variable's name.
+    pub var: &'static str,
+    /// The value found (masked for secrets).
+    pub value: String,
+    /// What is accepted.
+    pub expected: String,
+}
+
+fn invalid(var: &'static str, value: &str, expected: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        value: value.to_string(),
+        expected: expected.into(),
+    }
+}
+
+impl Config {
+    /// Reads and validates the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let raw = RawEnv::init_from_env().expect("every variable is optional, so reading cannot fail");
+        Config::from_raw(raw, Path::new("/data"))
+    }
+
+    /// Reads and validates variables from a map (tests).
+    pub fn from_map(vars: &HashMap<String, String>, data_dir: &Path) -> Result<Config, ConfigError> {
+        let raw = RawEnv::init_from_hashmap(vars).expect("every variable is optional, so reading cannot fail");
+        Config::from_raw(raw, data_dir)
+    }
+
+    /// Validates raw values; `data_dir` is the Fly volume's mount point.
+    fn from_raw(raw: RawEnv, data_dir: &Path) -> Result<Config, ConfigError> {
+        let listen_addr = match raw.listen_addr.as_deref() {
+            None => SocketAddr::from(([127, 0, 0, 1], 9090)),
+            Some(v) => v.parse().map_err(|_| {
+                invalid("TRACE_LISTEN_ADDR", v, "expected IP:PORT such as 127.0.0.1:9090 or [::1]:9090")
+            })?,
+        };
+        let db_path = match raw.db_path.as_deref() {
+            Some("") => return Err(invalid("TRACE_DB_PATH", "", "expected a file path")),
+            Some(v) => PathBuf::from(v),
+            None if data_dir.is_dir() => data_dir.join("openclaw-trace.db"),
+            None => PathBuf::from("openclaw-trace.db"),
+        };
+        let agent_id = raw
+            .agent_id
+            .or(raw.fly_machine_id)
+            .filter(|id| !id.trim().is_empty())
+            .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+        let log_level = match raw.log_level.as_deref() {
+            None => slog::Level::Info,
+            Some(v) => parse_level(v).ok_or_else(|| {
+                invalid("TRACE_LOG_LEVEL", v, "expected one of trace, debug, info, warning, error, critical")
+            })?,
+        };
+        let max_text_bytes = match raw.max_text_bytes.as_deref() {
+            None => 16_384,
+            Some(v) => parse_size(v)
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| invalid("TRACE_MAX_TEXT_BYTES", v, "expected a size of at least 1 byte, like 16384 or 16KiB"))?,
+        };
+        let max_body_bytes = match raw.max_body_bytes.as_deref() {
+            None => 8 * 1024 * 1024,
+            Some(v) => parse_size(v)
+                .filter(|n| (1024..=1 << 30).contains(n))
+                .ok_or_else(|| invalid("TRACE_MAX_BODY_BYTES", v, "expected a size from 1KiB to 1GiB, like 8388608 or 8MiB"))?,
+        };
+        let max_pending_records = match raw.max_pending_records.as_deref() {
+            None => 20_000,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| invalid("TRACE_MAX_PENDING_RECORDS", v, "expected a whole number of at least 1"))?,
+        };
+        let ingest_token = match raw.ingest_token {
+            None => None,
+            Some(t) if t.trim().is_empty() || t.chars().any(char::is_whitespace) => {
+                return Err(invalid("TRACE_INGEST_TOKEN", "***", "expected a token without spaces, or leave it unset"));
+            }
+            Some(t) => Some(t),
+        };
+        Ok(Config {
+            listen_addr,
+            db_path,
+            agent_id,
+            log_level,
+            max_text_bytes,
+            max_body_bytes,
+            max_pending_records,
+            ingest_token,
+        })
+    }
+
+    /// Whether the database sits on the Fly volume mounted at `/data`.
+    pub fn db_on_data_volume(&self) -> bool {
+        let path = std::fs::canonicalize(&self.db_path).unwrap_or_else(|_| self.db_path.clone());
+        path.starts_with("/data")
+    }
+}
+
+fn parse_level(v: &str) -> Option<slog::Level> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "trace" => Some(slog::Level::Trace),
+        "debug" => Some(slog::Level::Debug),
+        "info" => Some(slog::Level::Info),
+        "warn" | "warning" => Some(slog::Level::Warning),
+        "error" => Some(slog::Level::Error),
+        "critical" | "crit" => Some(slog::Level::Critical),
+        _ => None,
+    }
+}
+
+/// A byte size: a plain number of bytes, or a size with a unit (`16KiB`, `8MB`).
+fn parse_size(v: &str) -> Option<usize> {
+    let bytes = v.trim().parse::<bytesize::ByteSize>().ok()?.as_u64();
+    usize::try_from(bytes).ok()
+}
+
+/// The text `--help` prints.
+pub fn help_text() -> String {
+    let mut out = format!(
+        "openclaw-trace {}\nObservability sidecar for an OpenClaw AI agent: stores traces, LLM calls, errors,\n\
+         events and metrics it receives over HTTP in a local SQLite file.\n\n\
+         Usage: openclaw-trace [--help | --version]\n\nConfiguration (environment variables):\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for (name, default, meaning) in VARIABLES {
+        out.push_str(&format!("  {name}\n      {meaning}\n      default: {default}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_map(&vars, Path::new("/nonexistent-data-dir"))
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.listen_addr.to_string(), "127.0.0.1:9090");
+        assert_eq!(c.db_path, PathBuf::from("openclaw-trace.db"));
+        assert_eq!(c.max_text_bytes, 16_384);
+        assert_eq!(c.max_body_bytes, 8 * 1024 * 1024);
+        assert!(c.ingest_token.is_none());
+        assert!(!c.agent_id.is_empty(), "falls back to the hostname");
+    }
+
+    #[test]
+    fn data_dir_is_preferred_when_it_exists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = Config::from_map(&HashMap::new(), dir.path()).expect("valid");
+        assert_eq!(c.db_path, dir.path().join("openclaw-trace.db"));
+    }
+
+    #[test]
+    fn agent_id_falls_back_to_fly_machine_id() {
+        let c = config(&[("FLY_MACHINE_ID", "e784079b449483")]).expect("valid");
+        assert_eq!(c.agent_id, "e784079b449483");
+        let c = config(&[("FLY_MACHINE_ID", "m1"), ("TRACE_AGENT_ID", "agent-7")]).expect("valid");
+        assert_eq!(c.agent_id, "agent-7");
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        let c = config(&[("TRACE_MAX_BODY_BYTES", "2MiB"), ("TRACE_MAX_TEXT_BYTES", "100")]).expect("valid");
+        assert_eq!(c.max_body_bytes, 2 * 1024 * 1024);
+        assert_eq!(c.max_text_bytes, 100);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_the_value_and_what_is_accepted() {
+        let e = config(&[("TRACE_LISTEN_ADDR", "localhost")]).unwrap_err();
+        assert_eq!(e.var, "TRACE_LISTEN_ADDR");
+        let line = e.to_string();
+        assert!(line.contains("TRACE_LISTEN_ADDR=\"localhost\""), "{line}");
+        assert!(line.contains("127.0.0.1:9090"), "{line}");
+
+        assert_eq!(config(&[("TRACE_LOG_LEVEL", "loud")]).unwrap_err().var, "TRACE_LOG_LEVEL");
+        assert_eq!(config(&[("TRACE_MAX_BODY_BYTES", "huge")]).unwrap_err().var, "TRACE_MAX_BODY_BYTES");
+        assert_eq!(config(&[("TRACE_MAX_TEXT_BYTES", "0")]).unwrap_err().var, "TRACE_MAX_TEXT_BYTES");
+        assert_eq!(config(&[("TRACE_MAX_PENDING_RECORDS", "-1")]).unwrap_err().var, "TRACE_MAX_PENDING_RECORDS");
+    }
+
+    #[test]
+    fn the_token_never_appears_in_errors_or_debug_output() {
+        let e = config(&[("TRACE_INGEST_TOKEN", "sec ret")]).unwrap_err();
+        assert!(!e.to_string().contains("sec ret"));
+        let c = config(&[("TRACE_INGEST_TOKEN", "s3cret")]).expect("valid");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,118 @@
+//! `GET /health` (is the store answering?) and `GET /v1/status` (what the
+//! daemon holds and has done).
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use openclaw_trace_actors::query::{self, TableCounts};
+use openclaw_trace_actors::schema::SCHEMA_VERSION;
+use openclaw_trace_actors::store::Ping;
+use serde_json::{json, Map, Value};
+
+use super::{unavailable, ApiError, AppState};
+
+/// How long `/health` waits for the store.
+const HEALTH_WAIT: Duration = Duration::from_secs(1);
+
+/// Asks the store to answer within [`HEALTH_WAIT`]; `Ok` or why not.
+async fn ping_store(state: &AppState) -> Result<(), String> {
+    match state.engine.store.send(Ping).timeout(HEALTH_WAIT).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(actix::MailboxError::Timeout) => Err(format!("the store did not answer within {HEALTH_WAIT:?}")),
+        Err(actix::MailboxError::Closed) => Err("the store is not running".into()),
+    }
+}
+
+/// `GET /health`: 200 when the store answers within a second, else 503.
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let body = |status: &str, db_status: &str| {
+        json!({
+            "status": status,
+            "db_status": db_status,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": state.engine.stats.uptime_seconds(),
+        })
+    };
+    match ping_store(&state).await {
+        Ok(()) => HttpResponse::Ok().json(body("ok", "ok")),
+        Err(why) => HttpResponse::ServiceUnavailable().json(body("unavailable", &why)),
+    }
+}
+
+/// `GET /v1/status`: version, agent, database, tables, counters, config.
+pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let db_status = match ping_store(&state).await {
+        Ok(()) => "ok".to_string(),
+        Err(why) => why,
+    };
+    let pool = state.engine.pool.clone();
+    let tables: Vec<TableCounts> = web::block(move || query::table_counts(&pool))
+        .await
+        .map_err(|e| unavailable("status", e))?
+        .map_err(|e| unavailable("status", e))?;
+    let files = query::file_sizes(&state.engine.db_path);
+    let stats = state.engine.stats.snapshot();
+    let config = &state.config;
+
+    let unsynced: u64 = tables.iter().map(|t| t.unpushed).sum();
+    let as_object = |pairs: &[(&str, u64)]| -> Value {
+        Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>())
+    };
+    let tables_json: Map<String, Value> = tables
+        .iter()
+        .map(|t| (t.table.to_string(), json!({"rows": t.rows, "unpushed": t.unpushed})))
+        .collect();
+    let actors: Map<String, Value> = stats
+        .restarts
+        .iter()
+        .zip(&stats.panics)
+        .map(|((name, restarts), (_, panics))| (name.to_string(), json!({"restarts": restarts, "panics": panics})))
+        .collect();
+
+    Ok(HttpResponse::Ok().json(json!({
+        "status": if db_status == "ok" { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "agent_id": config.agent_id,
+        "uptime_seconds": stats.uptime_seconds,
+        "database": {
+            "path": config.db_path.display().to_string(),
+            "on_data_volume": config.db_on_data_volume(),
+            "schema_version": SCHEMA_VERSION,
+            "size_bytes": files.db_bytes,
+            "wal_size_bytes": files.wal_bytes,
+        },
+        "tables": tables_json,
+        "ingest": {
+            "accepted_requests": stats.accepted_requests,
+            "accepted_records": as_object(&stats.accepted_records),
+            "rejected": as_object(&stats.rejected),
+        },
+        "store": {
+            "commits": stats.store_commits,
+            "pending_records": stats.store_pending,
+        },
+        "actors": actors,
+        "push": { "enabled": false },
+        "config": {
+            "listen_addr": config.listen_addr.to_string(),
+            "db_path": config.db_path.display().to_string(),
+            "agent_id": config.agent_id,
+            "log_level": config.log_level.as_str(),
+            "max_text_bytes": config.max_text_bytes,
+            "max_body_bytes": config.max_body_bytes,
+            "max_pending_records": config.max_pending_records,
+            "ingest_token": config.ingest_token.as_ref().map(|_| "***"),
+        },
+        // The earlier Go sidecar's health fields, for scripts written for it.
+        "db_status": db_status,
+        "db_size_bytes": files.db_bytes,
+        "wal_size_bytes": files.wal_bytes,
+        "queue_depth": stats.store_pending,
+        "events_received": stats.accepted_records_total(),
+        "events_dropped": stats.rejected_total(),
+        "last_push_time": Value::Null,
+        "last_push_status": "disabled",
+        "unsynced_count": unsynced,
+    })))
+}

@@ -1,0 +1,112 @@
+//! openclaw-trace: an observability sidecar for an OpenClaw AI agent.
+//!
+//! The agent (or any HTTP client) posts LLM calls, errors, events and metric
+//! points to `127.0.0.1:9090`; the daemon stores them in a local SQLite file
+//! and reports its own state on `/health` and `/v1/status`. This crate is the
+//! daemon's edges; the engine (actors, schema) is `openclaw-trace-actors`.
+//!
+//! # Layout
+//!
+//! - `main.rs`: thin: arguments, config, logging, signals, then [`run`].
+//! - [`config`]: `TRACE_*` environment variables, validated at start-up.
+//! - [`logging`]: JSON lines on stdout through slog; `log` bridged in.
+//! - [`http`]: the routes: ingest, `/health`, `/v1/status`.
+//! - [`wire`]: request bodies into records (native JSON).
+//!
+//! [`run`] takes its listener and its shutdown future, so tests can bind
+//! port 0 and run the real server.
+
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod wire;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+use openclaw_trace_actors::ingest::IngestSettings;
+use openclaw_trace_actors::schema::SchemaError;
+use openclaw_trace_actors::store::StoreError;
+use openclaw_trace_actors::{Engine, EngineConfig};
+use slog::{info, Logger};
+
+pub use config::Config;
+
+/// Seconds in-flight requests get to finish once shutdown starts. Fly's
+/// default `kill_timeout` is 5 s; this leaves room to commit and checkpoint.
+const DRAIN_SECONDS: u64 = 2;
+
+/// Why the daemon could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The database could not be opened or migrated.
+    #[error("database {path}: {source}")]
+    Database {
+        /// The file.
+        path: String,
+        /// What SQLite said.
+        source: SchemaError,
+    },
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Server(#[from] std::io::Error),
+    /// The final commit or checkpoint failed.
+    #[error("closing the database: {0}")]
+    Close(#[from] StoreError),
+}
+
+/// Runs the daemon on `listener` until `shutdown` resolves, then stops
+/// accepting, lets in-flight requests finish, commits, checkpoints the WAL and
+/// closes the database. Must run inside an actix system.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    log: Logger,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let engine = Engine::start(
+        EngineConfig {
+            db_path: config.db_path.clone(),
+            ingest: IngestSettings {
+                agent_id: config.agent_id.clone(),
+                max_text_bytes: config.max_text_bytes,
+                max_pending_records: config.max_pending_records,
+            },
+        },
+        &log,
+    )
+    .map_err(|source| RunError::Database {
+        path: config.db_path.display().to_string(),
+        source,
+    })?;
+    let engine = Arc::new(engine);
+    let addr = listener.local_addr()?;
+    info!(log, "listening"; "addr" => addr.to_string(),
+        "db_path" => config.db_path.display().to_string(), "agent_id" => &config.agent_id,
+        "on_data_volume" => config.db_on_data_volume());
+
+    let state = web::Data::new(http::AppState {
+        engine: Arc::clone(&engine),
+        config: Arc::new(config),
+        log: log.clone(),
+    });
+    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
+        .workers(workers())
+        .shutdown_signal(shutdown)
+        .shutdown_timeout(DRAIN_SECONDS)
+        .listen(listener)?
+        .run();
+    server.await?;
+    info!(log, "http server stopped; closing the database");
+    engine.shutdown().await?;
+    info!(log, "shutdown complete");
+    Ok(())
+}
+
+/// HTTP worker threads: at most two. Decoding is light and the store is the
+/// bottleneck; each extra worker costs memory the sidecar should not take.
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}

@@ -1,0 +1,403 @@
+//! The native JSON records: `POST /v1/traces` (LLM calls), `/v1/errors`,
+//! `/v1/events` and `/v1/metrics`. A body is one object or an array of them.
+//!
+//! Field names follow the earlier Go sidecar (COMPAT.md section 4). Unknown
+//! fields are ignored, so newer agents can send more than this build knows.
+//! Type errors come from serde with the path of the field that failed
+//! (`[2].prompt_tokens: invalid type: ...`); range rules (no negative token
+//! counts, costs or latencies; no empty names) are checked after.
+//!
+//! `timestamp` is an RFC 3339 time (`2026-11-28T10:00:00.123Z`, any offset)
+//! or a number of unix milliseconds.
+
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde::Deserialize;
+use serde_json::error::Category;
+
+use openclaw_trace_actors::records::{
+    Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricKind, MetricPoint,
+};
+
+use super::DecodeError;
+
+/// Which native record an endpoint takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `POST /v1/traces`.
+    LlmCall,
+    /// `POST /v1/errors`.
+    Error,
+    /// `POST /v1/events`.
+    Event,
+    /// `POST /v1/metrics`.
+    Metric,
+}
+
+/// Decodes a native JSON body of `kind` into a batch.
+pub fn decode(kind: Kind, body: &[u8]) -> Result<Batch, DecodeError> {
+    Ok(match kind {
+        Kind::LlmCall => Batch::LlmCalls(decode_all::<LlmCallIn, _>(body, LlmCallIn::into_record)?),
+        Kind::Error => Batch::Errors(decode_all::<ErrorIn, _>(body, ErrorIn::into_record)?),
+        Kind::Event => Batch::Events(decode_all::<EventIn, _>(body, EventIn::into_record)?),
+        Kind::Metric => Batch::MetricPoints(decode_all::<MetricIn, _>(body, MetricIn::into_record)?),
+    })
+}
+
+/// Parses one object or an array of objects, then validates each.
+fn decode_all<T, R>(
+    body: &[u8],
+    validate: impl Fn(T) -> Result<R, FieldError>,
+) -> Result<Vec<R>, DecodeError>
+where
+    T: DeserializeOwned,
+{
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    match first {
+        Some(b'[') => {
+            let items: Vec<T> = parse(body)?;
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| validate(item).map_err(|e| e.at(&format!("[{i}]"))))
+                .collect()
+        }
+        Some(b'{') => {
+            let item: T = parse(body)?;
+            Ok(vec![validate(item).map_err(|e| e.at(""))?])
+        }
+        _ => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => Err(DecodeError::InvalidField(
+                "body: must be a JSON object or an array of objects".into(),
+            )),
+            Err(e) => Err(DecodeError::Malformed(format!("body is not valid JSON: {e}"))),
+        },
+    }
+}
+
+/// Deserializes with the path of any failing field kept in the message.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                DecodeError::Malformed(format!("body is not valid JSON: {inner}"))
+            }
+            Category::Data if path == "." => DecodeError::InvalidField(inner.to_string()),
+            Category::Data => DecodeError::InvalidField(format!("{path}: {inner}")),
+        }
+    })?;
+    de.end()
+        .map_err(|e| DecodeError::Malformed(format!("body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// A range rule a field broke, before its record's position is known.
+struct FieldError {
+    field: &'static str,
+    problem: String,
+}
+
+impl FieldError {
+    /// The error with the record's position (`[3]`, or "" for a lone object).
+    fn at(self, position: &str) -> DecodeError {
+        let sep = if position.is_empty() { "" } else { "." };
+        DecodeError::InvalidField(format!("{position}{sep}{}: {}", self.field, self.problem))
+    }
+}
+
+fn non_empty(field: &'static str, value: String) -> Result<String, FieldError> {
+    if value.trim().is_empty() {
+        Err(FieldError {
+            field,
+            problem: "must not be empty".into(),
+        })
+    } else {
+        Ok(value)
+    }
+}
+
+fn non_negative_int(field: &'static str, value: Option<i64>) -> Result<Option<i64>, FieldError> {
+    match value {
+        Some(v) if v < 0 => Err(FieldError {
+            field,
+            problem: format!("must be a non-negative integer, got {v}"),
+        }),
+        v => Ok(v),
+    }
+}
+
+fn non_negative_num(field: &'static str, value: Option<f64>) -> Result<Option<f64>, FieldError> {
+    match value {
+        // serde_json never yields NaN or infinities, but say so if one came.
+        Some(v) if !v.is_finite() || v < 0.0 => Err(FieldError {
+            field,
+            problem: format!("must be a finite non-negative number, got {v}"),
+        }),
+        v => Ok(v),
+    }
+}
+
+/// `POST /v1/traces` record.
+#[derive(Deserialize)]
+struct LlmCallIn {
+    provider: String,
+    model: String,
+    input_text: Option<String>,
+    output_text: Option<String>,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    total_tokens: Option<i64>,
+    cost_usd: Option<f64>,
+    latency_ms: Option<f64>,
+    status: Option<String>,
+    error_type: Option<String>,
+    metadata: Option<JsonObject>,
+    session_id: Option<String>,
+    trace_id: Option<String>,
+    #[serde(default, deserialize_with = "timestamp")]
+    timestamp: Option<i64>,
+}
+
+impl LlmCallIn {
+    fn into_record(self) -> Result<LlmCall, FieldError> {
+        Ok(LlmCall {
+            time_ns: self.timestamp,
+            trace_id: self.trace_id.filter(|t| !t.is_empty()),
+            session_id: self.session_id,
+            provider: non_empty("provider", self.provider)?,
+            model: non_empty("model", self.model)?,
+            input_text: self.input_text,
+            output_text: self.output_text,
+            prompt_tokens: non_negative_int("prompt_tokens", self.prompt_tokens)?,
+            completion_tokens: non_negative_int("completion_tokens", self.completion_tokens)?,
+            total_tokens: non_negative_int("total_tokens", self.total_tokens)?,
+            cost_usd: non_negative_num("cost_usd", self.cost_usd)?,
+            latency_ms: non_negative_num("latency_ms", self.latency_ms)?,
+            status: self.status.filter(|s| !s.is_empty()).unwrap_or_else(|| "ok".into()),
+            error_type: self.error_type,
+            metadata: self.metadata,
+            truncated: Vec::new(),
+        })
+    }
+}
+
+/// `POST /v1/errors` record.
+#[derive(Deserialize)]
+struct ErrorIn {
+    error_type: String,
+    message: String,
+    stack_trace: Option<String>,
+    severity: Option<String>,
+    metadata: Option<JsonObject>,
+    session_id: Option<String>,
+    trace_id: Option<String>,
+    #[serde(default, deserialize_with = "timestamp")]
+    timestamp: Option<i64>,
+}
+
+impl ErrorIn {
+    fn into_record(self) -> Result<ErrorRecord, FieldError> {
+        Ok(ErrorRecord {
+            time_ns: self.timestamp,
+            trace_id: self.trace_id,
+            session_id: self.session_id,
+            error_type: non_empty("error_type", self.error_type)?,
+            message: non_empty("message", self.message)?,
+            stack_trace: self.stack_trace,
+            severity: self.severity.filter(|s| !s.is_empty()).unwrap_or_else(|| "error".into()),
+            metadata: self.metadata,
+            truncated: Vec::new(),
+        })
+    }
+}
+
+/// `POST /v1/events` record.
+#[derive(Deserialize)]
+struct EventIn {
+    name: String,
+    severity: Option<String>,
+    attributes: Option<JsonObject>,
+    trace_id: Option<String>,
+    span_id: Option<String>,
+    #[serde(default, deserialize_with = "timestamp")]
+    timestamp: Option<i64>,
+}
+
+impl EventIn {
+    fn into_record(self) -> Result<EventRecord, FieldError> {
+        Ok(EventRecord {
+            time_ns: self.timestamp,
+            name: non_empty("name", self.name)?,
+            severity: self.severity.filter(|s| !s.is_empty()).unwrap_or_else(|| "info".into()),
+            body: None,
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            attributes: self.attributes,
+        })
+    }
+}
+
+/// `POST /v1/metrics` record.
+#[derive(Deserialize)]
+struct MetricIn {
+    name: String,
+    value: f64,
+    unit: Option<String>,
+    kind: Option<MetricKindIn>,
+    attributes: Option<JsonObject>,
+    #[serde(default, deserialize_with = "timestamp")]
+    timestamp: Option<i64>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum MetricKindIn {
+    Gauge,
+    Counter,
+}
+
+impl MetricIn {
+    fn into_record(self) -> Result<MetricPoint, FieldError> {
+        let kind = match self.kind {
+            None | Some(MetricKindIn::Gauge) => MetricKind::Gauge,
+            Some(MetricKindIn::Counter) => MetricKind::Counter,
+        };
+        let value = if kind == MetricKind::Counter {
+            non_negative_num("value", Some(self.value))?.unwrap_or_default()
+        } else {
+            self.value
+        };
+        Ok(MetricPoint {
+            time_ns: self.timestamp,
+            name: non_empty("name", self.name)?,
+            value,
+            unit: self.unit,
+            kind,
+            attributes: self.attributes,
+        })
+    }
+}
+
+/// Reads `timestamp`: RFC 3339 text or unix milliseconds, into unix ns.
+fn timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> {
+    struct TimestampVisitor;
+
+    const EXPECTED: &str = "an RFC 3339 time like \"2026-11-28T10:00:00Z\" or unix milliseconds";
+
+    fn from_millis<E: de::Error>(ms: f64) -> Result<Option<i64>, E> {
+        // Unix ms from 1970 to 2262 fit unix ns in an i64.
+        if ms.is_finite() && (0.0..=9.2e15).contains(&ms) {
+            Ok(Some((ms * 1_000_000.0) as i64))
+        } else {
+            Err(E::custom(format!("timestamp {ms} is out of range; expected {EXPECTED}")))
+        }
+    }
+
+    impl<'de> Visitor<'de> for TimestampVisitor {
+        type Value = Option<i64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(EXPECTED)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+            de.deserialize_any(self)
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            from_millis(v as f64)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            from_millis(v as f64)
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            from_millis(v)
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| E::custom(format!("{v:?} is not a valid time ({e}); expected {EXPECTED}")))?;
+            i64::try_from(t.unix_timestamp_nanos())
+                .map(Some)
+                .map_err(|_| E::custom(format!("{v:?} is out of range")))
+        }
+    }
+
+    de.deserialize_option(TimestampVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(kind: Kind, body: &str) -> DecodeError {
+        decode(kind, body.as_bytes()).expect_err("must be refused")
+    }
+
+    #[test]
+    fn one_object_or_an_array() {
+        let one = decode(Kind::LlmCall, br#"{"provider":"anthropic","model":"claude"}"#).expect("valid");
+        assert_eq!(one.len(), 1);
+        let many = decode(
+            Kind::LlmCall,
+            br#"[{"provider":"a","model":"m"},{"provider":"b","model":"n","status":"error"}]"#,
+        )
+        .expect("valid");
+        let Batch::LlmCalls(calls) = many else { panic!("wrong batch kind") };
+        assert_eq!(calls[0].status, "ok", "status defaults to ok");
+        assert_eq!(calls[1].status, "error");
+    }
+
+    #[test]
+    fn errors_name_the_field_and_its_position() {
+        let e = err(Kind::LlmCall, r#"[{"provider":"a","model":"m"},{"provider":"a","model":"m","prompt_tokens":-5}]"#);
+        assert!(matches!(&e, DecodeError::InvalidField(m) if m.starts_with("[1].prompt_tokens:")), "{e}");
+        let e = err(Kind::LlmCall, r#"{"provider":"a","model":"m","prompt_tokens":"many"}"#);
+        assert!(matches!(&e, DecodeError::InvalidField(m) if m.starts_with("prompt_tokens:")), "{e}");
+        let e = err(Kind::LlmCall, r#"{"model":"m"}"#);
+        assert!(matches!(&e, DecodeError::InvalidField(m) if m.contains("provider")), "{e}");
+        let e = err(Kind::LlmCall, r#"{"provider":"a","model":"m","cost_usd":-0.5}"#);
+        assert!(matches!(&e, DecodeError::InvalidField(m) if m.starts_with("cost_usd:")), "{e}");
+        let e = err(Kind::Metric, r#"{"name":"q","value":1,"kind":"histogram"}"#);
+        assert!(matches!(&e, DecodeError::InvalidField(m) if m.starts_with("kind:")), "{e}");
+        let e = err(Kind::Metric, r#"{"name":"q","value":-1,"kind":"counter"}"#);
+        assert!(matches!(&e, DecodeError::InvalidField(m) if m.starts_with("value:")), "{e}");
+        let e = err(Kind::Error, r#"{"error_type":"E","message":"m","timestamp":"yesterday"}"#);
+        assert!(matches!(&e, DecodeError::InvalidField(m) if m.starts_with("timestamp:")), "{e}");
+    }
+
+    #[test]
+    fn malformed_and_non_object_bodies() {
+        assert!(matches!(err(Kind::Event, r#"{"name": "#), DecodeError::Malformed(_)));
+        assert!(matches!(err(Kind::Event, r#"{"name":"a"} trailing"#), DecodeError::Malformed(_)));
+        assert!(matches!(err(Kind::Event, "42"), DecodeError::InvalidField(m) if m.starts_with("body:")));
+        assert!(matches!(err(Kind::Event, "nope"), DecodeError::Malformed(_)));
+        // 1e400 is not a finite number: serde_json refuses it.
+        assert!(decode(Kind::Metric, br#"{"name":"x","value":1e400}"#).is_err());
+    }
+
+    #[test]
+    fn timestamps_in_both_forms() {
+        let Batch::Events(e) = decode(
+            Kind::Event,
+            br#"[{"name":"a","timestamp":"2026-11-28T10:00:00.5+01:00"},{"name":"b","timestamp":1764324000500}]"#,
+        )
+        .expect("valid") else {
+            panic!("wrong batch kind")
+        };
+        assert_eq!(e[0].time_ns, Some(1_795_856_400_500_000_000));
+        assert_eq!(e[1].time_ns, Some(1_764_324_000_500_000_000));
+    }
+}
