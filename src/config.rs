@@ -14,14 +14,46 @@ use envconfig::Envconfig;
 /// Every variable: name, default (as shown to people) and meaning. Drives
 /// `--help`; the README's table says the same.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
-    ("TRACE_LISTEN_ADDR", "127.0.0.1:9090", "address and port the HTTP API listens on"),
-    ("TRACE_DB_PATH", "/data/openclaw-trace.db if /data is a directory, else ./openclaw-trace.db", "the SQLite file"),
-    ("TRACE_AGENT_ID", "$FLY_MACHINE_ID, else the hostname", "agent id stamped on every record"),
-    ("TRACE_LOG_LEVEL", "info", "trace, debug, info, warning, error or critical"),
-    ("TRACE_MAX_TEXT_BYTES", "16384", "text fields (input_text, output_text, message, stack_trace) are cut to this many bytes"),
-    ("TRACE_MAX_BODY_BYTES", "8MiB", "largest request body accepted (bytes, or a size like 8MiB)"),
-    ("TRACE_MAX_PENDING_RECORDS", "20000", "records allowed to wait for the database before ingest answers 503"),
-    ("TRACE_INGEST_TOKEN", "(unset)", "when set, ingest requires Authorization: Bearer <token>"),
+    (
+        "TRACE_LISTEN_ADDR",
+        "127.0.0.1:9090",
+        "address and port the HTTP API listens on",
+    ),
+    (
+        "TRACE_DB_PATH",
+        "/data/openclaw-trace.db if /data is a directory, else ./openclaw-trace.db",
+        "the SQLite file",
+    ),
+    (
+        "TRACE_AGENT_ID",
+        "$FLY_MACHINE_ID, else the hostname",
+        "agent id stamped on every record",
+    ),
+    (
+        "TRACE_LOG_LEVEL",
+        "info",
+        "trace, debug, info, warning, error or critical",
+    ),
+    (
+        "TRACE_MAX_TEXT_BYTES",
+        "16384",
+        "text fields (input_text, output_text, message, stack_trace) are cut to this many bytes",
+    ),
+    (
+        "TRACE_MAX_BODY_BYTES",
+        "8MiB",
+        "largest request body accepted (bytes, or a size like 8MiB)",
+    ),
+    (
+        "TRACE_MAX_PENDING_RECORDS",
+        "20000",
+        "records allowed to wait for the database before ingest answers 503",
+    ),
+    (
+        "TRACE_INGEST_TOKEN",
+        "(unset)",
+        "when set, ingest requires Authorization: Bearer <token>",
+    ),
 ];
 
 /// The raw environment, as strings; `None` when a variable is unset.
@@ -107,13 +139,18 @@ fn invalid(var: &'static str, value: &str, expected: impl Into<String>) -> Confi
 impl Config {
     /// Reads and validates the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        let raw = RawEnv::init_from_env().expect("every variable is optional, so reading cannot fail");
+        let raw =
+            RawEnv::init_from_env().expect("every variable is optional, so reading cannot fail");
         Config::from_raw(raw, Path::new("/data"))
     }
 
     /// Reads and validates variables from a map (tests).
-    pub fn from_map(vars: &HashMap<String, String>, data_dir: &Path) -> Result<Config, ConfigError> {
-        let raw = RawEnv::init_from_hashmap(vars).expect("every variable is optional, so reading cannot fail");
+    pub fn from_map(
+        vars: &HashMap<String, String>,
+        data_dir: &Path,
+    ) -> Result<Config, ConfigError> {
+        let raw = RawEnv::init_from_hashmap(vars)
+            .expect("every variable is optional, so reading cannot fail");
         Config::from_raw(raw, data_dir)
     }
 
@@ -122,7 +159,11 @@ impl Config {
         let listen_addr = match raw.listen_addr.as_deref() {
             None => SocketAddr::from(([127, 0, 0, 1], 9090)),
             Some(v) => v.parse().map_err(|_| {
-                invalid("TRACE_LISTEN_ADDR", v, "expected IP:PORT such as 127.0.0.1:9090 or [::1]:9090")
+                invalid(
+                    "TRACE_LISTEN_ADDR",
+                    v,
+                    "expected IP:PORT such as 127.0.0.1:9090 or [::1]:9090",
+                )
             })?,
         };
         let db_path = match raw.db_path.as_deref() {
@@ -139,20 +180,34 @@ impl Config {
         let log_level = match raw.log_level.as_deref() {
             None => slog::Level::Info,
             Some(v) => parse_level(v).ok_or_else(|| {
-                invalid("TRACE_LOG_LEVEL", v, "expected one of trace, debug, info, warning, error, critical")
+                invalid(
+                    "TRACE_LOG_LEVEL",
+                    v,
+                    "expected one of trace, debug, info, warning, error, critical",
+                )
             })?,
         };
         let max_text_bytes = match raw.max_text_bytes.as_deref() {
             None => 16_384,
-            Some(v) => parse_size(v)
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| invalid("TRACE_MAX_TEXT_BYTES", v, "expected a size of at least 1 byte, like 16384 or 16KiB"))?,
+            Some(v) => parse_size(v).filter(|n| *n >= 1).ok_or_else(|| {
+                invalid(
+                    "TRACE_MAX_TEXT_BYTES",
+                    v,
+                    "expected a size of at least 1 byte, like 16384 or 16KiB",
+                )
+            })?,
         };
         let max_body_bytes = match raw.max_body_bytes.as_deref() {
             None => 8 * 1024 * 1024,
             Some(v) => parse_size(v)
                 .filter(|n| (1024..=1 << 30).contains(n))
-                .ok_or_else(|| invalid("TRACE_MAX_BODY_BYTES", v, "expected a size from 1KiB to 1GiB, like 8388608 or 8MiB"))?,
+                .ok_or_else(|| {
+                    invalid(
+                        "TRACE_MAX_BODY_BYTES",
+                        v,
+                        "expected a size from 1KiB to 1GiB, like 8388608 or 8MiB",
+                    )
+                })?,
         };
         let max_pending_records = match raw.max_pending_records.as_deref() {
             None => 20_000,
@@ -161,12 +216,22 @@ impl Config {
                 .parse::<u64>()
                 .ok()
                 .filter(|n| *n >= 1)
-                .ok_or_else(|| invalid("TRACE_MAX_PENDING_RECORDS", v, "expected a whole number of at least 1"))?,
+                .ok_or_else(|| {
+                    invalid(
+                        "TRACE_MAX_PENDING_RECORDS",
+                        v,
+                        "expected a whole number of at least 1",
+                    )
+                })?,
         };
         let ingest_token = match raw.ingest_token {
             None => None,
             Some(t) if t.trim().is_empty() || t.chars().any(char::is_whitespace) => {
-                return Err(invalid("TRACE_INGEST_TOKEN", "***", "expected a token without spaces, or leave it unset"));
+                return Err(invalid(
+                    "TRACE_INGEST_TOKEN",
+                    "***",
+                    "expected a token without spaces, or leave it unset",
+                ));
             }
             Some(t) => Some(t),
         };
@@ -216,7 +281,9 @@ pub fn help_text() -> String {
         env!("CARGO_PKG_VERSION")
     );
     for (name, default, meaning) in VARIABLES {
-        out.push_str(&format!("  {name}\n      {meaning}\n      default: {default}\n"));
+        out.push_str(&format!(
+            "  {name}\n      {meaning}\n      default: {default}\n"
+        ));
     }
     out
 }
@@ -226,7 +293,10 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_map(&vars, Path::new("/nonexistent-data-dir"))
     }
 
@@ -258,7 +328,11 @@ mod tests {
 
     #[test]
     fn sizes_take_units() {
-        let c = config(&[("TRACE_MAX_BODY_BYTES", "2MiB"), ("TRACE_MAX_TEXT_BYTES", "100")]).expect("valid");
+        let c = config(&[
+            ("TRACE_MAX_BODY_BYTES", "2MiB"),
+            ("TRACE_MAX_TEXT_BYTES", "100"),
+        ])
+        .expect("valid");
         assert_eq!(c.max_body_bytes, 2 * 1024 * 1024);
         assert_eq!(c.max_text_bytes, 100);
     }
@@ -271,10 +345,24 @@ mod tests {
         assert!(line.contains("TRACE_LISTEN_ADDR=\"localhost\""), "{line}");
         assert!(line.contains("127.0.0.1:9090"), "{line}");
 
-        assert_eq!(config(&[("TRACE_LOG_LEVEL", "loud")]).unwrap_err().var, "TRACE_LOG_LEVEL");
-        assert_eq!(config(&[("TRACE_MAX_BODY_BYTES", "huge")]).unwrap_err().var, "TRACE_MAX_BODY_BYTES");
-        assert_eq!(config(&[("TRACE_MAX_TEXT_BYTES", "0")]).unwrap_err().var, "TRACE_MAX_TEXT_BYTES");
-        assert_eq!(config(&[("TRACE_MAX_PENDING_RECORDS", "-1")]).unwrap_err().var, "TRACE_MAX_PENDING_RECORDS");
+        assert_eq!(
+            config(&[("TRACE_LOG_LEVEL", "loud")]).unwrap_err().var,
+            "TRACE_LOG_LEVEL"
+        );
+        assert_eq!(
+            config(&[("TRACE_MAX_BODY_BYTES", "huge")]).unwrap_err().var,
+            "TRACE_MAX_BODY_BYTES"
+        );
+        assert_eq!(
+            config(&[("TRACE_MAX_TEXT_BYTES", "0")]).unwrap_err().var,
+            "TRACE_MAX_TEXT_BYTES"
+        );
+        assert_eq!(
+            config(&[("TRACE_MAX_PENDING_RECORDS", "-1")])
+                .unwrap_err()
+                .var,
+            "TRACE_MAX_PENDING_RECORDS"
+        );
     }
 
     #[test]

@@ -92,12 +92,21 @@ pub async fn run(
         config: Arc::new(config),
         log: log.clone(),
     });
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-        .workers(workers())
-        .shutdown_signal(shutdown)
-        .shutdown_timeout(DRAIN_SECONDS)
-        .listen(listener)?
-        .run();
+    let server =
+        HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
+            .workers(workers())
+            // Signals are ours (main.rs): actix's own handling, like its
+            // `shutdown_signal`, stops the whole actix system, which would take
+            // the store down before it has committed and checkpointed.
+            .disable_signals()
+            .shutdown_timeout(DRAIN_SECONDS)
+            .listen(listener)?
+            .run();
+    let handle = server.handle();
+    actix_rt::spawn(async move {
+        shutdown.await;
+        handle.stop(true).await;
+    });
     server.await?;
     info!(log, "http server stopped; closing the database");
     engine.shutdown().await?;

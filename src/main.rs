@@ -72,7 +72,10 @@ fn serve(config: Config, log: &Logger) -> ExitCode {
 /// First SIGTERM or SIGINT: graceful shutdown, with a watchdog that ends the
 /// process if it overruns its deadline. Second signal: exit at once.
 async fn watch_signals(log: Logger, stop: oneshot::Sender<()>) {
-    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(t), Ok(i)) => (t, i),
         (Err(e), _) | (_, Err(e)) => {
             crit!(log, "cannot install signal handlers"; "error" => e.to_string());

@@ -18,9 +18,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use slog::{error, info, warn, Logger};
 use tokio::sync::oneshot;
 
-use crate::records::{
-    Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricPoint, Stamp,
-};
+use crate::records::{Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricPoint, Stamp};
 use crate::schema;
 use crate::stats::{ActorName, Stats};
 use crate::supervise::{contain, Panicked};
@@ -127,7 +125,9 @@ impl StoreActor {
             }
             Err(e) => {
                 error!(self.log, "database reopen failed; retrying in 1s"; "error" => e.to_string());
-                ctx.run_later(std::time::Duration::from_secs(1), |act, ctx| act.reopen(ctx));
+                ctx.run_later(std::time::Duration::from_secs(1), |act, ctx| {
+                    act.reopen(ctx)
+                });
             }
         }
     }
@@ -184,6 +184,10 @@ impl Actor for StoreActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.reopen(ctx);
     }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        slog::debug!(self.log, "store actor stopped"; "closed" => self.closed);
+    }
 }
 
 impl Supervised for StoreActor {
@@ -218,9 +222,9 @@ impl Handler<AppendRecords> for StoreActor {
             ctx.notify(Flush);
         }
         Box::pin(async move {
-            answer.await.unwrap_or_else(|_| {
-                Err(StoreError::Panicked(Panicked(ActorName::Store.as_str())))
-            })
+            answer
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Panicked(Panicked(ActorName::Store.as_str()))))
         })
     }
 }
@@ -308,7 +312,10 @@ fn insert_batch(
     stamp: &Stamp,
 ) -> Result<Vec<i64>, rusqlite::Error> {
     match batch {
-        Batch::LlmCalls(rows) => rows.iter().map(|r| insert_llm_call(conn, r, stamp)).collect(),
+        Batch::LlmCalls(rows) => rows
+            .iter()
+            .map(|r| insert_llm_call(conn, r, stamp))
+            .collect(),
         Batch::Errors(rows) => rows.iter().map(|r| insert_error(conn, r, stamp)).collect(),
         Batch::Events(rows) => rows.iter().map(|r| insert_event(conn, r, stamp)).collect(),
         Batch::MetricPoints(rows) => rows.iter().map(|r| insert_metric(conn, r, stamp)).collect(),

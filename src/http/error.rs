@@ -63,8 +63,12 @@ impl ResponseError for ApiError {
 impl From<DecodeError> for ApiError {
     fn from(e: DecodeError) -> Self {
         match e {
-            DecodeError::Malformed(m) => ApiError::new(RejectReason::MalformedJson, StatusCode::BAD_REQUEST, m),
-            DecodeError::InvalidField(m) => ApiError::new(RejectReason::InvalidField, StatusCode::BAD_REQUEST, m),
+            DecodeError::Malformed(m) => {
+                ApiError::new(RejectReason::MalformedJson, StatusCode::BAD_REQUEST, m)
+            }
+            DecodeError::InvalidField(m) => {
+                ApiError::new(RejectReason::InvalidField, StatusCode::BAD_REQUEST, m)
+            }
         }
     }
 }
@@ -73,14 +77,25 @@ impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         let message = e.to_string();
         match e {
-            IngestError::Backpressure { .. } => {
-                ApiError::new(RejectReason::Backpressure, StatusCode::SERVICE_UNAVAILABLE, message).retry_after(1)
-            }
-            IngestError::Store(StoreError::Closed) | IngestError::Store(StoreError::Unavailable(_)) => {
-                ApiError::new(RejectReason::Internal, StatusCode::SERVICE_UNAVAILABLE, message).retry_after(1)
-            }
+            IngestError::Backpressure { .. } => ApiError::new(
+                RejectReason::Backpressure,
+                StatusCode::SERVICE_UNAVAILABLE,
+                message,
+            )
+            .retry_after(1),
+            IngestError::Store(StoreError::Closed)
+            | IngestError::Store(StoreError::Unavailable(_)) => ApiError::new(
+                RejectReason::Internal,
+                StatusCode::SERVICE_UNAVAILABLE,
+                message,
+            )
+            .retry_after(1),
             IngestError::Store(_) | IngestError::Panicked(_) | IngestError::StoreGone => {
-                ApiError::new(RejectReason::Internal, StatusCode::INTERNAL_SERVER_ERROR, message)
+                ApiError::new(
+                    RejectReason::Internal,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    message,
+                )
             }
         }
     }

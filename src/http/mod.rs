@@ -50,24 +50,45 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/_test/fault/{actor}/{kind}", web::post().to(inject_fault));
 }
 
-async fn ingest_traces(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+async fn ingest_traces(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     ingest(req, body, state, Kind::LlmCall).await
 }
 
-async fn ingest_errors(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+async fn ingest_errors(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     ingest(req, body, state, Kind::Error).await
 }
 
-async fn ingest_events(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+async fn ingest_events(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     ingest(req, body, state, Kind::Event).await
 }
 
-async fn ingest_metrics(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+async fn ingest_metrics(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     ingest(req, body, state, Kind::Metric).await
 }
 
 /// Runs one ingest request; every refusal is counted here, once.
-async fn ingest(req: HttpRequest, body: web::Payload, state: web::Data<AppState>, kind: Kind) -> HttpResponse {
+async fn ingest(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    kind: Kind,
+) -> HttpResponse {
     match try_ingest(&req, body, &state, kind).await {
         Ok(response) => response,
         Err(e) => {
@@ -165,7 +186,11 @@ fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
 
 /// Reads the whole body, refusing it as soon as it passes `limit` bytes
 /// (with or without Content-Length: chunked bodies are counted as they come).
-async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
     let too_large = || {
         ApiError::new(
             RejectReason::PayloadTooLarge,
@@ -212,7 +237,8 @@ async fn inject_fault(
     query: web::Query<std::collections::HashMap<String, String>>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let not_found = || HttpResponse::NotFound().json(json!({"error": "not_found", "message": "no such route"}));
+    let not_found =
+        || HttpResponse::NotFound().json(json!({"error": "not_found", "message": "no such route"}));
     if !openclaw_trace_actors::fault::ENABLED {
         return not_found();
     }
@@ -232,7 +258,9 @@ async fn inject_fault(
     };
     match state.engine.inject_fault(actor, kind).await {
         Ok(()) => HttpResponse::Ok().json(json!({"armed": true})),
-        Err(e) => HttpResponse::NotFound().json(json!({"error": "not_found", "message": e.to_string()})),
+        Err(e) => {
+            HttpResponse::NotFound().json(json!({"error": "not_found", "message": e.to_string()}))
+        }
     }
 }
 

@@ -19,7 +19,9 @@ async fn ping_store(state: &AppState) -> Result<(), String> {
     match state.engine.store.send(Ping).timeout(HEALTH_WAIT).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(actix::MailboxError::Timeout) => Err(format!("the store did not answer within {HEALTH_WAIT:?}")),
+        Err(actix::MailboxError::Timeout) => {
+            Err(format!("the store did not answer within {HEALTH_WAIT:?}"))
+        }
         Err(actix::MailboxError::Closed) => Err("the store is not running".into()),
     }
 }
@@ -57,17 +59,32 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 
     let unsynced: u64 = tables.iter().map(|t| t.unpushed).sum();
     let as_object = |pairs: &[(&str, u64)]| -> Value {
-        Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>())
+        Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect::<Map<_, _>>(),
+        )
     };
     let tables_json: Map<String, Value> = tables
         .iter()
-        .map(|t| (t.table.to_string(), json!({"rows": t.rows, "unpushed": t.unpushed})))
+        .map(|t| {
+            (
+                t.table.to_string(),
+                json!({"rows": t.rows, "unpushed": t.unpushed}),
+            )
+        })
         .collect();
     let actors: Map<String, Value> = stats
         .restarts
         .iter()
         .zip(&stats.panics)
-        .map(|((name, restarts), (_, panics))| (name.to_string(), json!({"restarts": restarts, "panics": panics})))
+        .map(|((name, restarts), (_, panics))| {
+            (
+                name.to_string(),
+                json!({"restarts": restarts, "panics": panics}),
+            )
+        })
         .collect();
 
     Ok(HttpResponse::Ok().json(json!({

@@ -39,7 +39,9 @@ pub fn decode(kind: Kind, body: &[u8]) -> Result<Batch, DecodeError> {
         Kind::LlmCall => Batch::LlmCalls(decode_all::<LlmCallIn, _>(body, LlmCallIn::into_record)?),
         Kind::Error => Batch::Errors(decode_all::<ErrorIn, _>(body, ErrorIn::into_record)?),
         Kind::Event => Batch::Events(decode_all::<EventIn, _>(body, EventIn::into_record)?),
-        Kind::Metric => Batch::MetricPoints(decode_all::<MetricIn, _>(body, MetricIn::into_record)?),
+        Kind::Metric => {
+            Batch::MetricPoints(decode_all::<MetricIn, _>(body, MetricIn::into_record)?)
+        }
     })
 }
 
@@ -69,7 +71,9 @@ where
             Ok(_) => Err(DecodeError::InvalidField(
                 "body: must be a JSON object or an array of objects".into(),
             )),
-            Err(e) => Err(DecodeError::Malformed(format!("body is not valid JSON: {e}"))),
+            Err(e) => Err(DecodeError::Malformed(format!(
+                "body is not valid JSON: {e}"
+            ))),
         },
     }
 }
@@ -175,7 +179,10 @@ impl LlmCallIn {
             total_tokens: non_negative_int("total_tokens", self.total_tokens)?,
             cost_usd: non_negative_num("cost_usd", self.cost_usd)?,
             latency_ms: non_negative_num("latency_ms", self.latency_ms)?,
-            status: self.status.filter(|s| !s.is_empty()).unwrap_or_else(|| "ok".into()),
+            status: self
+                .status
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "ok".into()),
             error_type: self.error_type,
             metadata: self.metadata,
             truncated: Vec::new(),
@@ -206,7 +213,10 @@ impl ErrorIn {
             error_type: non_empty("error_type", self.error_type)?,
             message: non_empty("message", self.message)?,
             stack_trace: self.stack_trace,
-            severity: self.severity.filter(|s| !s.is_empty()).unwrap_or_else(|| "error".into()),
+            severity: self
+                .severity
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "error".into()),
             metadata: self.metadata,
             truncated: Vec::new(),
         })
@@ -230,7 +240,10 @@ impl EventIn {
         Ok(EventRecord {
             time_ns: self.timestamp,
             name: non_empty("name", self.name)?,
-            severity: self.severity.filter(|s| !s.is_empty()).unwrap_or_else(|| "info".into()),
+            severity: self
+                .severity
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "info".into()),
             body: None,
             trace_id: self.trace_id,
             span_id: self.span_id,
@@ -291,7 +304,9 @@ fn timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> 
         if ms.is_finite() && (0.0..=9.2e15).contains(&ms) {
             Ok(Some((ms * 1_000_000.0) as i64))
         } else {
-            Err(E::custom(format!("timestamp {ms} is out of range; expected {EXPECTED}")))
+            Err(E::custom(format!(
+                "timestamp {ms} is out of range; expected {EXPECTED}"
+            )))
         }
     }
 
@@ -328,7 +343,11 @@ fn timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> 
 
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
             let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| E::custom(format!("{v:?} is not a valid time ({e}); expected {EXPECTED}")))?;
+                .map_err(|e| {
+                    E::custom(format!(
+                        "{v:?} is not a valid time ({e}); expected {EXPECTED}"
+                    ))
+                })?;
             i64::try_from(t.unix_timestamp_nanos())
                 .map(Some)
                 .map_err(|_| E::custom(format!("{v:?} is out of range")))
@@ -348,42 +367,92 @@ mod tests {
 
     #[test]
     fn one_object_or_an_array() {
-        let one = decode(Kind::LlmCall, br#"{"provider":"anthropic","model":"claude"}"#).expect("valid");
+        let one = decode(
+            Kind::LlmCall,
+            br#"{"provider":"anthropic","model":"claude"}"#,
+        )
+        .expect("valid");
         assert_eq!(one.len(), 1);
         let many = decode(
             Kind::LlmCall,
             br#"[{"provider":"a","model":"m"},{"provider":"b","model":"n","status":"error"}]"#,
         )
         .expect("valid");
-        let Batch::LlmCalls(calls) = many else { panic!("wrong batch kind") };
+        let Batch::LlmCalls(calls) = many else {
+            panic!("wrong batch kind")
+        };
         assert_eq!(calls[0].status, "ok", "status defaults to ok");
         assert_eq!(calls[1].status, "error");
     }
 
     #[test]
     fn errors_name_the_field_and_its_position() {
-        let e = err(Kind::LlmCall, r#"[{"provider":"a","model":"m"},{"provider":"a","model":"m","prompt_tokens":-5}]"#);
-        assert!(matches!(&e, DecodeError::InvalidField(m) if m.starts_with("[1].prompt_tokens:")), "{e}");
-        let e = err(Kind::LlmCall, r#"{"provider":"a","model":"m","prompt_tokens":"many"}"#);
-        assert!(matches!(&e, DecodeError::InvalidField(m) if m.starts_with("prompt_tokens:")), "{e}");
+        let e = err(
+            Kind::LlmCall,
+            r#"[{"provider":"a","model":"m"},{"provider":"a","model":"m","prompt_tokens":-5}]"#,
+        );
+        assert!(
+            matches!(&e, DecodeError::InvalidField(m) if m.starts_with("[1].prompt_tokens:")),
+            "{e}"
+        );
+        let e = err(
+            Kind::LlmCall,
+            r#"{"provider":"a","model":"m","prompt_tokens":"many"}"#,
+        );
+        assert!(
+            matches!(&e, DecodeError::InvalidField(m) if m.starts_with("prompt_tokens:")),
+            "{e}"
+        );
         let e = err(Kind::LlmCall, r#"{"model":"m"}"#);
-        assert!(matches!(&e, DecodeError::InvalidField(m) if m.contains("provider")), "{e}");
-        let e = err(Kind::LlmCall, r#"{"provider":"a","model":"m","cost_usd":-0.5}"#);
-        assert!(matches!(&e, DecodeError::InvalidField(m) if m.starts_with("cost_usd:")), "{e}");
+        assert!(
+            matches!(&e, DecodeError::InvalidField(m) if m.contains("provider")),
+            "{e}"
+        );
+        let e = err(
+            Kind::LlmCall,
+            r#"{"provider":"a","model":"m","cost_usd":-0.5}"#,
+        );
+        assert!(
+            matches!(&e, DecodeError::InvalidField(m) if m.starts_with("cost_usd:")),
+            "{e}"
+        );
         let e = err(Kind::Metric, r#"{"name":"q","value":1,"kind":"histogram"}"#);
-        assert!(matches!(&e, DecodeError::InvalidField(m) if m.starts_with("kind:")), "{e}");
+        assert!(
+            matches!(&e, DecodeError::InvalidField(m) if m.starts_with("kind:")),
+            "{e}"
+        );
         let e = err(Kind::Metric, r#"{"name":"q","value":-1,"kind":"counter"}"#);
-        assert!(matches!(&e, DecodeError::InvalidField(m) if m.starts_with("value:")), "{e}");
-        let e = err(Kind::Error, r#"{"error_type":"E","message":"m","timestamp":"yesterday"}"#);
-        assert!(matches!(&e, DecodeError::InvalidField(m) if m.starts_with("timestamp:")), "{e}");
+        assert!(
+            matches!(&e, DecodeError::InvalidField(m) if m.starts_with("value:")),
+            "{e}"
+        );
+        let e = err(
+            Kind::Error,
+            r#"{"error_type":"E","message":"m","timestamp":"yesterday"}"#,
+        );
+        assert!(
+            matches!(&e, DecodeError::InvalidField(m) if m.starts_with("timestamp:")),
+            "{e}"
+        );
     }
 
     #[test]
     fn malformed_and_non_object_bodies() {
-        assert!(matches!(err(Kind::Event, r#"{"name": "#), DecodeError::Malformed(_)));
-        assert!(matches!(err(Kind::Event, r#"{"name":"a"} trailing"#), DecodeError::Malformed(_)));
-        assert!(matches!(err(Kind::Event, "42"), DecodeError::InvalidField(m) if m.starts_with("body:")));
-        assert!(matches!(err(Kind::Event, "nope"), DecodeError::Malformed(_)));
+        assert!(matches!(
+            err(Kind::Event, r#"{"name": "#),
+            DecodeError::Malformed(_)
+        ));
+        assert!(matches!(
+            err(Kind::Event, r#"{"name":"a"} trailing"#),
+            DecodeError::Malformed(_)
+        ));
+        assert!(
+            matches!(err(Kind::Event, "42"), DecodeError::InvalidField(m) if m.starts_with("body:"))
+        );
+        assert!(matches!(
+            err(Kind::Event, "nope"),
+            DecodeError::Malformed(_)
+        ));
         // 1e400 is not a finite number: serde_json refuses it.
         assert!(decode(Kind::Metric, br#"{"name":"x","value":1e400}"#).is_err());
     }

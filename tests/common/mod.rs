@@ -1,0 +1,267 @@
+//! Test harness: the real `openclaw-trace` binary on port 0 with a
+//! temporary database file, a plain HTTP client, and a separate SQLite
+//! connection to check what was committed.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long to wait for the daemon to start or stop before failing the test
+/// (a hang guard, not a performance bound).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A running daemon.
+pub struct Daemon {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The SQLite file.
+    pub db_path: PathBuf,
+    /// Log lines (JSON) printed so far.
+    pub logs: Arc<Mutex<Vec<String>>>,
+    /// Extra variables, kept for a restart.
+    env: Vec<(String, String)>,
+    /// Holds the temporary directory until the last daemon on it is gone.
+    dir: Arc<tempfile::TempDir>,
+}
+
+impl Daemon {
+    /// Starts the daemon with a fresh database and extra `env` variables.
+    pub fn start(env: &[(&str, &str)]) -> Daemon {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let db_path = dir.path().join("trace.db");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Daemon::spawn(dir, db_path, env)
+    }
+
+    fn spawn(dir: Arc<tempfile::TempDir>, db_path: PathBuf, env: Vec<(String, String)>) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TRACE_LISTEN_ADDR", "127.0.0.1:0")
+            .env("TRACE_DB_PATH", &db_path)
+            .env("TRACE_AGENT_ID", "test-agent")
+            .env("TRACE_LOG_LEVEL", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn openclaw-trace");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let logs = Arc::clone(&logs);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        if v["msg"] == "listening" {
+                            let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
+                        }
+                    }
+                    logs.lock().expect("log lock").push(line);
+                }
+            });
+        }
+        let addr = rx.recv_timeout(PATIENCE).unwrap_or_else(|_| {
+            panic!(
+                "daemon did not start; logs: {:?}",
+                logs.lock().expect("log lock")
+            )
+        });
+        Daemon {
+            child,
+            base: format!("http://{addr}"),
+            db_path,
+            logs,
+            env,
+            dir,
+        }
+    }
+
+    /// Sends `signal` and waits for the process to exit.
+    pub fn stop_with(
+        mut self,
+        signal: i32,
+    ) -> (
+        ExitStatus,
+        Arc<tempfile::TempDir>,
+        PathBuf,
+        Vec<(String, String)>,
+    ) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+        let status = self.wait_exit();
+        let dir = Arc::clone(&self.dir);
+        let env = std::mem::take(&mut self.env);
+        (status, dir, self.db_path.clone(), env)
+    }
+
+    /// Stops with SIGTERM and starts again on the same database.
+    pub fn restart(self) -> Daemon {
+        let (status, dir, db_path, env) = self.stop_with(libc::SIGTERM);
+        assert!(
+            status.success(),
+            "clean exit before restart, got {status:?}"
+        );
+        Daemon::spawn(dir, db_path, env)
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(start.elapsed() < PATIENCE, "daemon did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// POSTs `body` as JSON to `path`.
+    pub fn post_json(&self, path: &str, body: &str) -> Reply {
+        self.post(
+            path,
+            body.as_bytes(),
+            &[("Content-Type", "application/json")],
+        )
+    }
+
+    /// POSTs `body` with `headers`.
+    pub fn post(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Reply {
+        let mut req = agent().post(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Reply::from(req.send(body).expect("request"))
+    }
+
+    /// POSTs `body` with chunked transfer encoding (no Content-Length).
+    pub fn post_chunked(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Reply {
+        let mut req = agent().post(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut reader: &[u8] = body;
+        Reply::from(
+            req.send(ureq::SendBody::from_reader(&mut reader))
+                .expect("request"),
+        )
+    }
+
+    /// GETs `path`.
+    pub fn get(&self, path: &str) -> Reply {
+        Reply::from(
+            agent()
+                .get(format!("{}{path}", self.base))
+                .call()
+                .expect("request"),
+        )
+    }
+
+    /// `/v1/status` as JSON.
+    pub fn status(&self) -> Value {
+        let reply = self.get("/v1/status");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()
+    }
+
+    /// A new read-only connection to the database, separate from the daemon's.
+    pub fn db(&self) -> rusqlite::Connection {
+        open_db(&self.db_path)
+    }
+
+    /// Rows in `table`, read through a separate connection.
+    pub fn count(&self, table: &str) -> i64 {
+        self.db()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count")
+    }
+
+    /// Whether a log line with `msg` has been printed.
+    pub fn logged(&self, msg: &str) -> bool {
+        self.logs
+            .lock()
+            .expect("log lock")
+            .iter()
+            .any(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["msg"] == msg))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Opens `path` read-only (the WAL is read too).
+pub fn open_db(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open db")
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(PATIENCE))
+        .build()
+        .into()
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-case.
+    pub headers: HashMap<String, String>,
+    /// Body text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+impl From<ureq::http::Response<ureq::Body>> for Reply {
+    fn from(mut r: ureq::http::Response<ureq::Body>) -> Self {
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let mut body = String::new();
+        r.body_mut()
+            .as_reader()
+            .read_to_string(&mut body)
+            .expect("read body");
+        Reply {
+            status: r.status().as_u16(),
+            headers,
+            body,
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Supervision, backpressure and group commit, proven with faults injected
+//! into the running daemon (test builds only).
+
+mod common;
+
+use std::sync::Arc;
+use std::thread;
+
+use common::Daemon;
+
+#[test]
+fn a_store_panic_fails_the_request_and_the_store_restarts() {
+    let d = Daemon::start(&[]);
+    assert_eq!(d.post("/_test/fault/store/panic", b"", &[]).status, 200);
+    let hit = d.post_json("/v1/events", r#"{"name":"unlucky"}"#);
+    assert_eq!(hit.status, 500, "{}", hit.body);
+    assert_eq!(hit.json()["error"], "internal");
+    assert_eq!(d.count("events"), 0, "the crashed append was not committed");
+
+    let after = d.post_json("/v1/events", r#"{"name":"fine"}"#);
+    assert_eq!(after.status, 202, "{}", after.body);
+    assert_eq!(d.count("events"), 1);
+    let status = d.status();
+    assert_eq!(status["actors"]["store"]["panics"], 1, "{status}");
+    assert_eq!(status["actors"]["store"]["restarts"], 1, "{status}");
+    assert_eq!(status["ingest"]["rejected"]["internal"], 1);
+    assert!(d.logged("actor panicked; restarting it"));
+    assert_eq!(d.get("/health").status, 200);
+}
+
+#[test]
+fn an_ingest_panic_fails_the_request_and_ingest_restarts() {
+    let d = Daemon::start(&[]);
+    assert_eq!(d.post("/_test/fault/ingest/panic", b"", &[]).status, 200);
+    let hit = d.post_json("/v1/traces", r#"{"provider":"a","model":"m"}"#);
+    assert_eq!(hit.status, 500, "{}", hit.body);
+    let after = d.post_json("/v1/traces", r#"{"provider":"a","model":"m"}"#);
+    assert_eq!(after.status, 202, "{}", after.body);
+    let status = d.status();
+    assert_eq!(status["actors"]["ingest"]["restarts"], 1, "{status}");
+    assert_eq!(status["actors"]["store"]["restarts"], 0, "{status}");
+    assert_eq!(d.count("llm_calls"), 1);
+}
+
+#[test]
+fn a_stalled_store_gets_503_with_retry_after_and_fails_health() {
+    let d = Arc::new(Daemon::start(&[("TRACE_MAX_PENDING_RECORDS", "2")]));
+    assert_eq!(
+        d.post("/_test/fault/store/stall?ms=2500", b"", &[]).status,
+        200
+    );
+    // This batch reaches the store and is held by the stall.
+    let held = {
+        let d = Arc::clone(&d);
+        thread::spawn(move || d.post_json("/v1/events", r#"[{"name":"a"},{"name":"b"}]"#))
+    };
+    // Wait until the store holds it, then push past the bound.
+    while d.status()["store"]["pending_records"] != 2 {
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let refused = d.post_json("/v1/events", r#"{"name":"c"}"#);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(
+        refused.headers.get("retry-after").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(refused.json()["error"], "backpressure");
+    // The store cannot answer a ping while it is stalled.
+    let health = d.get("/health");
+    assert_eq!(health.status, 503, "{}", health.body);
+
+    let held = held.join().expect("thread");
+    assert_eq!(
+        held.status, 202,
+        "the held batch is committed after the stall: {}",
+        held.body
+    );
+    assert_eq!(d.count("events"), 2);
+    assert_eq!(
+        d.post_json("/v1/events", r#"{"name":"c"}"#).status,
+        202,
+        "admitted again"
+    );
+    assert_eq!(d.status()["ingest"]["rejected"]["backpressure"], 1);
+}
+
+#[test]
+fn concurrent_appends_share_commits() {
+    let d = Arc::new(Daemon::start(&[]));
+    let commits_before = d.status()["store"]["commits"].as_u64().expect("commits");
+    // Hold the store so the requests below queue up behind one commit.
+    assert_eq!(
+        d.post("/_test/fault/store/stall?ms=1500", b"", &[]).status,
+        200
+    );
+    let first = {
+        let d = Arc::clone(&d);
+        thread::spawn(move || d.post_json("/v1/metrics", r#"{"name":"first","value":1}"#))
+    };
+    while d.status()["store"]["pending_records"] != 1 {
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let senders: Vec<_> = (0..20)
+        .map(|i| {
+            let d = Arc::clone(&d);
+            thread::spawn(move || {
+                d.post_json("/v1/metrics", &format!(r#"{{"name":"m{i}","value":{i}}}"#))
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for s in senders {
+        let r = s.join().expect("thread");
+        assert_eq!(r.status, 202, "{}", r.body);
+        ids.push(r.json()["ids"][0].as_i64().expect("id"));
+    }
+    assert_eq!(first.join().expect("thread").status, 202);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "every append got its own row");
+    assert_eq!(d.count("metric_points"), 21);
+    let commits = d.status()["store"]["commits"].as_u64().expect("commits") - commits_before;
+    // One commit for the first append; the twenty that queued behind the
+    // stall land in far fewer commits than appends.
+    assert!(commits < 11, "21 appends took {commits} commits");
+}
