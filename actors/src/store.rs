@@ -305,8 +305,9 @@ fn write_group(
     Ok(results)
 }
 
-/// Inserts one batch; returns the new row ids in order.
-fn insert_batch(
+/// Inserts one batch; returns the new row ids in order. Public so the
+/// benchmarks can time the same statements without the daemon around them.
+pub fn insert_batch(
     conn: &Connection,
     batch: &Batch,
     stamp: &Stamp,

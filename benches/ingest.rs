@@ -1,0 +1,167 @@
+//! Native ingest throughput: records/s through the real daemon (release
+//! build, real HTTP on loopback, real SQLite file) at 1 and at 100 records
+//! per request, next to inserting the same rows straight into SQLite in one
+//! transaction with the store's own statements, measured in the same run.
+//!
+//! `cargo bench --bench ingest` (add `-- quick` for a short run). Prints
+//! medians over several runs and the ratio to the baseline.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use openclaw_trace_actors::records::{Batch, LlmCall, Source, Stamp};
+use openclaw_trace_actors::{schema, store};
+
+/// Client connection counts measured: few (an agent) and many (a burst).
+const CONNECTIONS: [usize; 2] = [4, 16];
+
+fn record_json(i: usize) -> String {
+    format!(
+        r#"{{"provider":"anthropic","model":"claude-sonnet-4","input_text":"Summarise message {i} of the inbox for the owner, briefly.","output_text":"Message {i}: a short summary of what it says.","prompt_tokens":1200,"completion_tokens":80,"total_tokens":1280,"cost_usd":0.0048,"latency_ms":2140.5,"session_id":"telegram:42","metadata":{{"channel":"telegram"}}}}"#
+    )
+}
+
+fn record(i: usize) -> LlmCall {
+    let serde_json::Value::Object(metadata) = serde_json::json!({"channel": "telegram"}) else {
+        unreachable!()
+    };
+    LlmCall {
+        provider: "anthropic".into(),
+        model: "claude-sonnet-4".into(),
+        input_text: Some(format!("Summarise message {i} of the inbox for the owner, briefly.")),
+        output_text: Some(format!("Message {i}: a short summary of what it says.")),
+        prompt_tokens: Some(1200),
+        completion_tokens: Some(80),
+        total_tokens: Some(1280),
+        cost_usd: Some(0.0048),
+        latency_ms: Some(2140.5),
+        status: "ok".into(),
+        session_id: Some("telegram:42".into()),
+        trace_id: Some(uuid_like(i)),
+        metadata: Some(metadata),
+        ..LlmCall::default()
+    }
+}
+
+fn uuid_like(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{i:012}")
+}
+
+/// Inserts `records` rows in one transaction, `per_batch` rows per insert
+/// call; returns records/s.
+fn baseline(records: usize, per_batch: usize) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut conn = schema::open_writer(&dir.path().join("b.db")).expect("open");
+    let stamp = Stamp {
+        agent_id: "bench".into(),
+        received_ns: 1,
+        source: Source::Native,
+    };
+    let batches: Vec<Batch> = (0..records / per_batch)
+        .map(|b| Batch::LlmCalls((0..per_batch).map(|i| record(b * per_batch + i)).collect()))
+        .collect();
+    let start = Instant::now();
+    let tx = conn.transaction().expect("tx");
+    for batch in &batches {
+        store::insert_batch(&tx, batch, &stamp).expect("insert");
+    }
+    tx.commit().expect("commit");
+    records as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Sends `records` records through a fresh daemon, `per_request` per POST,
+/// over `connections` keep-alive connections; returns records/s.
+fn through_daemon(records: usize, per_request: usize, connections: usize) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"))
+        .env("TRACE_LISTEN_ADDR", "127.0.0.1:0")
+        .env("TRACE_DB_PATH", dir.path().join("d.db"))
+        .env("TRACE_LOG_LEVEL", "info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn daemon");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().expect("daemon exited").expect("read");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json log");
+        if v["msg"] == "listening" {
+            break v["addr"].as_str().expect("addr").to_string();
+        }
+    };
+    thread::spawn(move || for _ in lines {});
+
+    let requests = records / per_request;
+    let bodies: Arc<Vec<String>> = Arc::new(
+        (0..requests)
+            .map(|r| {
+                let items: Vec<String> = (0..per_request).map(|i| record_json(r * per_request + i)).collect();
+                if per_request == 1 {
+                    items.concat()
+                } else {
+                    format!("[{}]", items.join(","))
+                }
+            })
+            .collect(),
+    );
+    let url = format!("http://{addr}/v1/traces");
+    let start = Instant::now();
+    let workers: Vec<_> = (0..connections)
+        .map(|w| {
+            let (bodies, url) = (Arc::clone(&bodies), url.clone());
+            thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .timeout_global(Some(Duration::from_secs(60)))
+                    .build()
+                    .into();
+                for body in bodies.iter().skip(w).step_by(connections) {
+                    let r = agent
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .send(body.as_bytes())
+                        .expect("request");
+                    assert_eq!(r.status(), 202);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    let rate = records as f64 / start.elapsed().as_secs_f64();
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+    rate
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let runs = if quick { 3 } else { 5 };
+    println!("median records/s over {runs} runs, interleaved");
+    println!("| records per request | client connections | records | baseline: straight into SQLite, one transaction | through the daemon | daemon / baseline |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (per_request, records) in [(1usize, if quick { 5_000 } else { 20_000 }), (100, if quick { 50_000 } else { 200_000 })] {
+        for connections in CONNECTIONS {
+            let mut base = Vec::new();
+            let mut daemon = Vec::new();
+            // Interleave so noise from the shared machine hits both alike.
+            for _ in 0..runs {
+                base.push(baseline(records, per_request));
+                daemon.push(through_daemon(records, per_request, connections));
+            }
+            let (b, d) = (median(base), median(daemon));
+            println!("| {per_request} | {connections} | {records} | {b:.0} | {d:.0} | {:.3} |", d / b);
+        }
+    }
+}
