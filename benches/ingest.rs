@@ -31,7 +31,9 @@ fn record(i: usize) -> LlmCall {
     LlmCall {
         provider: "anthropic".into(),
         model: "claude-sonnet-4".into(),
-        input_text: Some(format!("Summarise message {i} of the inbox for the owner, briefly.")),
+        input_text: Some(format!(
+            "Summarise message {i} of the inbox for the owner, briefly."
+        )),
         output_text: Some(format!("Message {i}: a short summary of what it says.")),
         prompt_tokens: Some(1200),
         completion_tokens: Some(80),
@@ -98,7 +100,9 @@ fn through_daemon(records: usize, per_request: usize, connections: usize) -> f64
     let bodies: Arc<Vec<String>> = Arc::new(
         (0..requests)
             .map(|r| {
-                let items: Vec<String> = (0..per_request).map(|i| record_json(r * per_request + i)).collect();
+                let items: Vec<String> = (0..per_request)
+                    .map(|i| record_json(r * per_request + i))
+                    .collect();
                 if per_request == 1 {
                     items.concat()
                 } else {
@@ -151,7 +155,10 @@ fn main() {
     println!("median records/s over {runs} runs, interleaved");
     println!("| records per request | client connections | records | baseline: straight into SQLite, one transaction | through the daemon | daemon / baseline |");
     println!("| --- | --- | --- | --- | --- | --- |");
-    for (per_request, records) in [(1usize, if quick { 5_000 } else { 20_000 }), (100, if quick { 50_000 } else { 200_000 })] {
+    for (per_request, records) in [
+        (1usize, if quick { 5_000 } else { 20_000 }),
+        (100, if quick { 50_000 } else { 200_000 }),
+    ] {
         for connections in CONNECTIONS {
             let mut base = Vec::new();
             let mut daemon = Vec::new();
@@ -161,7 +168,10 @@ fn main() {
                 daemon.push(through_daemon(records, per_request, connections));
             }
             let (b, d) = (median(base), median(daemon));
-            println!("| {per_request} | {connections} | {records} | {b:.0} | {d:.0} | {:.3} |", d / b);
+            println!(
+                "| {per_request} | {connections} | {records} | {b:.0} | {d:.0} | {:.3} |",
+                d / b
+            );
         }
     }
 }
