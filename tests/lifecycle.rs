@@ -135,3 +135,34 @@ fn logs_are_json_lines() {
         "{logs:?}"
     );
 }
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let mut d = Daemon::start(&[]);
+    // Hold a request in flight so the graceful shutdown has something to wait for.
+    assert_eq!(
+        d.post("/_test/fault/store/stall?ms=3000", b"", &[]).status,
+        200
+    );
+    let url = format!("{}/v1/events", d.base);
+    // Its answer does not matter: the process is killed under it.
+    std::thread::spawn(move || {
+        ureq::post(&url)
+            .header("Content-Type", "application/json")
+            .send(r#"{"name":"held"}"#)
+    });
+    while d.status()["store"]["pending_records"] != 1 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    d.signal(libc::SIGTERM);
+    while !d.logged("shutting down") {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    d.signal(libc::SIGINT);
+    let status = d.wait_exit();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "the second signal's exit code: {status:?}"
+    );
+}

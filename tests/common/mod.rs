@@ -90,6 +90,14 @@ impl Daemon {
         }
     }
 
+    /// Sends `signal` without waiting.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
     /// Sends `signal` and waits for the process to exit.
     pub fn stop_with(
         mut self,
@@ -100,10 +108,7 @@ impl Daemon {
         PathBuf,
         Vec<(String, String)>,
     ) {
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        unsafe {
-            libc::kill(self.child.id() as i32, signal);
-        }
+        self.signal(signal);
         let status = self.wait_exit();
         let dir = Arc::clone(&self.dir);
         let env = std::mem::take(&mut self.env);
