@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use slog::{warn, Logger};
 
+use crate::llm_view;
 use crate::records::{truncate_text, Batch, Source, Stamp};
 use crate::stats::{ActorName, Stats};
 use crate::store::{AppendRecords, StoreError};
@@ -42,7 +43,8 @@ pub enum IngestError {
 /// What was stored for an accepted batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
-    /// Row ids in the batch's table, in record order.
+    /// Row ids in the batch's table, in record order (rows derived from the
+    /// batch, such as LLM calls read from spans, are not listed).
     pub ids: Vec<i64>,
     /// For LLM calls: the trace id of each record, given or assigned.
     pub trace_ids: Vec<String>,
@@ -139,7 +141,7 @@ impl IngestActor {
                 }
                 Vec::new()
             }
-            Batch::MetricPoints(_) => Vec::new(),
+            Batch::MetricPoints(_) | Batch::Spans(_) => Vec::new(),
         }
     }
 }
@@ -205,21 +207,34 @@ impl Handler<IngestBatch> for IngestActor {
             });
         }
 
-        let table = batch.table();
+        let mut batches = vec![batch];
+        if let Some(Batch::Spans(spans)) = batches.first() {
+            let calls: Vec<_> = spans.iter().filter_map(llm_view::call_from_span).collect();
+            if !calls.is_empty() {
+                batches.push(Batch::LlmCalls(calls));
+            }
+        }
+        let tables: Vec<_> = batches.iter().map(Batch::table).collect();
         let stamp = Stamp {
             agent_id: self.settings.agent_id.clone(),
             received_ns: now_ns(),
             source,
         };
         let stats = Arc::clone(&self.stats);
-        let sent = self.store.send(AppendRecords { batch, stamp });
+        let sent = self.store.send(AppendRecords { batches, stamp });
         Box::pin(async move {
             let result = sent.await;
             drop(share);
             match result {
-                Ok(Ok(ids)) => {
-                    stats.accepted(table, ids.len());
-                    Ok(Accepted { ids, trace_ids })
+                Ok(Ok(mut ids)) => {
+                    stats.accepted_request();
+                    for (table, rows) in tables.iter().zip(&ids) {
+                        stats.accepted(*table, rows.len());
+                    }
+                    Ok(Accepted {
+                        ids: ids.swap_remove(0),
+                        trace_ids,
+                    })
                 }
                 Ok(Err(e)) => Err(e.into()),
                 Err(_) => Err(IngestError::StoreGone),

@@ -34,6 +34,10 @@ pub struct LlmCall {
     pub completion_tokens: Option<i64>,
     /// All tokens billed.
     pub total_tokens: Option<i64>,
+    /// Input tokens read from the provider's prompt cache.
+    pub cache_read_tokens: Option<i64>,
+    /// Input tokens written to the provider's prompt cache.
+    pub cache_write_tokens: Option<i64>,
     /// Cost of the call in US dollars.
     pub cost_usd: Option<f64>,
     /// Wall time of the call in milliseconds.
@@ -42,10 +46,41 @@ pub struct LlmCall {
     pub status: String,
     /// The kind of failure, for failed calls.
     pub error_type: Option<String>,
+    /// The agent's channel (telegram, slack, ...), from OpenClaw telemetry.
+    pub channel: Option<String>,
+    /// The span the call was read from, for OTLP-derived rows.
+    pub span_id: Option<String>,
     /// Free-form sender data.
     pub metadata: Option<JsonObject>,
     /// Names of the text fields cut at `TRACE_MAX_TEXT_BYTES` (set at ingest).
     pub truncated: Vec<&'static str>,
+    /// What the row was made from.
+    pub origin: LlmOrigin,
+}
+
+/// What an LLM-call row was made from; stored in `llm_calls.source`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LlmOrigin {
+    /// A record posted to the native API: one call.
+    #[default]
+    Native,
+    /// An OTLP span carrying token usage: one call.
+    Span,
+    /// The increase of OpenClaw's usage metrics (`openclaw.tokens`,
+    /// `openclaw.cost.usd`) since their previous export: usage over an
+    /// interval, not one call.
+    Metric,
+}
+
+impl LlmOrigin {
+    /// The name stored in the `source` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LlmOrigin::Native => "native",
+            LlmOrigin::Span => "otlp_span",
+            LlmOrigin::Metric => "otlp_metric",
+        }
+    }
 }
 
 /// One error the agent reports.
@@ -88,6 +123,23 @@ pub struct EventRecord {
     pub span_id: Option<String>,
     /// Free-form sender data.
     pub attributes: Option<JsonObject>,
+    /// OTLP severity number (1-24), for log records.
+    pub severity_number: Option<i32>,
+    /// Where an OTLP record came from.
+    pub origin: Option<OtlpOrigin>,
+}
+
+/// The resource and instrumentation scope an OTLP item was exported under.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OtlpOrigin {
+    /// The resource's `service.name`.
+    pub service_name: Option<String>,
+    /// All resource attributes.
+    pub resource: Option<JsonObject>,
+    /// The instrumentation scope's name.
+    pub scope_name: Option<String>,
+    /// The instrumentation scope's version.
+    pub scope_version: Option<String>,
 }
 
 /// How a metric point's value is to be read.
@@ -95,8 +147,16 @@ pub struct EventRecord {
 pub enum MetricKind {
     /// The value at a moment (may go down, may be negative).
     Gauge,
-    /// A non-negative increase since the previous point of the same series.
+    /// Native: a non-negative increase since the previous point of the series.
     Counter,
+    /// OTLP sum (see `temporality` and `monotonic`).
+    Sum,
+    /// OTLP histogram; `value` is its sum, the buckets are in `data`.
+    Histogram,
+    /// OTLP exponential histogram; `value` is its sum, the buckets in `data`.
+    ExponentialHistogram,
+    /// OTLP summary; `value` is its sum, the quantiles in `data`.
+    Summary,
 }
 
 impl MetricKind {
@@ -105,6 +165,29 @@ impl MetricKind {
         match self {
             MetricKind::Gauge => "gauge",
             MetricKind::Counter => "counter",
+            MetricKind::Sum => "sum",
+            MetricKind::Histogram => "histogram",
+            MetricKind::ExponentialHistogram => "exponential_histogram",
+            MetricKind::Summary => "summary",
+        }
+    }
+}
+
+/// OTLP aggregation temporality of a sum or histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Temporality {
+    /// Each point covers the time since the previous point.
+    Delta,
+    /// Each point covers the time since the series' start time.
+    Cumulative,
+}
+
+impl Temporality {
+    /// The OTLP enum value, stored in `metric_points.temporality`.
+    pub fn as_i32(self) -> i32 {
+        match self {
+            Temporality::Delta => 1,
+            Temporality::Cumulative => 2,
         }
     }
 }
@@ -114,16 +197,58 @@ impl MetricKind {
 pub struct MetricPoint {
     /// When the value was observed; `None` means "when it was received".
     pub time_ns: Option<i64>,
+    /// Start of the interval a sum or histogram covers (OTLP).
+    pub start_time_ns: Option<i64>,
     /// Metric name (`queue.depth`). Required.
     pub name: String,
-    /// The value. Always finite.
-    pub value: f64,
+    /// The value (a histogram's or summary's sum); `None` when there is none
+    /// or it is not a finite number.
+    pub value: Option<f64>,
     /// Unit, UCUM style (`ms`, `By`, `1`), when given.
     pub unit: Option<String>,
-    /// Gauge or counter.
+    /// What kind of point.
     pub kind: MetricKind,
+    /// Delta or cumulative, for sums and histograms.
+    pub temporality: Option<Temporality>,
+    /// Whether a sum only goes up.
+    pub monotonic: Option<bool>,
+    /// Buckets, counts and quantiles of histograms and summaries.
+    pub data: Option<serde_json::Value>,
     /// Dimensions of the series.
     pub attributes: Option<JsonObject>,
+    /// Resource and scope, for OTLP points.
+    pub origin: Option<OtlpOrigin>,
+}
+
+/// One OTLP span.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpanRecord {
+    /// 32 lower-case hex digits.
+    pub trace_id: String,
+    /// 16 lower-case hex digits.
+    pub span_id: String,
+    /// The parent's span id, absent for a root span.
+    pub parent_span_id: Option<String>,
+    /// The operation's name (`openclaw.model.usage`).
+    pub name: String,
+    /// OTLP span kind (0 unspecified, 1 internal, 2 server, 3 client, ...).
+    pub kind: i32,
+    /// Start, unix ns.
+    pub start_ns: i64,
+    /// End, unix ns.
+    pub end_ns: i64,
+    /// OTLP status code (0 unset, 1 ok, 2 error).
+    pub status_code: i32,
+    /// The status message, when there is one.
+    pub status_message: Option<String>,
+    /// The span's attributes.
+    pub attributes: Option<JsonObject>,
+    /// Span events, as `[{"time_ns", "name", "attributes"}]`.
+    pub events: Option<Vec<serde_json::Value>>,
+    /// Links, as `[{"trace_id", "span_id", "attributes"}]`.
+    pub links: Option<Vec<serde_json::Value>>,
+    /// Resource and scope.
+    pub origin: OtlpOrigin,
 }
 
 /// Where a record came from, stored with it.
@@ -131,6 +256,8 @@ pub struct MetricPoint {
 pub enum Source {
     /// The daemon's own JSON API (`/v1/traces` and friends with native records).
     Native,
+    /// OTLP/HTTP, protobuf or JSON.
+    Otlp,
 }
 
 impl Source {
@@ -138,6 +265,7 @@ impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Native => "native",
+            Source::Otlp => "otlp",
         }
     }
 }
@@ -153,6 +281,8 @@ pub enum Batch {
     Events(Vec<EventRecord>),
     /// Rows for `metric_points`.
     MetricPoints(Vec<MetricPoint>),
+    /// Rows for `spans`.
+    Spans(Vec<SpanRecord>),
 }
 
 impl Batch {
@@ -163,6 +293,7 @@ impl Batch {
             Batch::Errors(v) => v.len(),
             Batch::Events(v) => v.len(),
             Batch::MetricPoints(v) => v.len(),
+            Batch::Spans(v) => v.len(),
         }
     }
 
@@ -178,6 +309,7 @@ impl Batch {
             Batch::Errors(_) => Table::Errors,
             Batch::Events(_) => Table::Events,
             Batch::MetricPoints(_) => Table::MetricPoints,
+            Batch::Spans(_) => Table::Spans,
         }
     }
 }

@@ -28,7 +28,7 @@ const READ_POOL_SIZE: u32 = 4;
 /// The schema, one migration per entry. Never edit an entry that has shipped:
 /// add a new one.
 const MIGRATIONS: &[&str] = &[
-    // 1: the record tables and the push cursors.
+    // 1: the record tables, the push cursors, cumulative usage state.
     r#"
     CREATE TABLE llm_calls (
         id                INTEGER PRIMARY KEY,
@@ -86,7 +86,12 @@ const MIGRATIONS: &[&str] = &[
         body        TEXT,
         trace_id    TEXT,
         span_id     TEXT,
-        attributes  TEXT
+        attributes  TEXT,
+        severity_number INTEGER,
+        service_name  TEXT,
+        resource      TEXT,
+        scope_name    TEXT,
+        scope_version TEXT
     );
     CREATE INDEX events_time ON events (time_ns);
 
@@ -101,7 +106,14 @@ const MIGRATIONS: &[&str] = &[
         kind          TEXT    NOT NULL,
         unit          TEXT,
         value         REAL,
-        attributes    TEXT
+        temporality   INTEGER,
+        is_monotonic  INTEGER,
+        data          TEXT,
+        attributes    TEXT,
+        service_name  TEXT,
+        resource      TEXT,
+        scope_name    TEXT,
+        scope_version TEXT
     );
     CREATE INDEX metric_points_time ON metric_points (time_ns);
     CREATE INDEX metric_points_name ON metric_points (name, time_ns);
@@ -137,6 +149,15 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO push_cursors (table_name) VALUES
         ('llm_calls'), ('errors'), ('events'), ('metric_points'), ('spans');
+
+    -- The last value of each cumulative usage series, so a point exported
+    -- again (SDKs do at flush and at shutdown) adds nothing to llm_calls.
+    CREATE TABLE cumulative_series (
+        series_key    TEXT PRIMARY KEY,
+        start_time_ns INTEGER NOT NULL,
+        value         REAL    NOT NULL,
+        time_ns       INTEGER NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 

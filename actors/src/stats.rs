@@ -21,6 +21,8 @@ pub enum RejectReason {
     EmptyBody,
     /// The body is not JSON.
     MalformedJson,
+    /// The body is not valid protobuf, or not valid gzip.
+    MalformedBody,
     /// A field is missing, of the wrong type or out of range.
     InvalidField,
     /// The store is behind; the client should retry later.
@@ -31,12 +33,13 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in the order of [`RejectReason::index`].
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 9] = [
         RejectReason::Unauthorized,
         RejectReason::UnsupportedMediaType,
         RejectReason::PayloadTooLarge,
         RejectReason::EmptyBody,
         RejectReason::MalformedJson,
+        RejectReason::MalformedBody,
         RejectReason::InvalidField,
         RejectReason::Backpressure,
         RejectReason::Internal,
@@ -50,6 +53,7 @@ impl RejectReason {
             RejectReason::PayloadTooLarge => "payload_too_large",
             RejectReason::EmptyBody => "empty_body",
             RejectReason::MalformedJson => "malformed_json",
+            RejectReason::MalformedBody => "malformed_body",
             RejectReason::InvalidField => "invalid_field",
             RejectReason::Backpressure => "backpressure",
             RejectReason::Internal => "internal",
@@ -87,6 +91,84 @@ impl ActorName {
     }
 }
 
+/// The kinds of OTLP item, counted separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Spans (`/v1/traces`).
+    Spans,
+    /// Metric data points (`/v1/metrics`).
+    DataPoints,
+    /// Log records (`/v1/logs`).
+    LogRecords,
+}
+
+impl Signal {
+    /// Every signal, in the order of [`Signal::index`].
+    pub const ALL: [Signal; 3] = [Signal::Spans, Signal::DataPoints, Signal::LogRecords];
+
+    /// The signal's name in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Spans => "spans",
+            Signal::DataPoints => "data_points",
+            Signal::LogRecords => "log_records",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Why one OTLP item of an otherwise valid request was not stored (it is
+/// reported back as an OTLP partial success).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemReject {
+    /// A trace id that is not 16 bytes, or all zero.
+    InvalidTraceId,
+    /// A span id (or parent span id) that is not 8 bytes, or all zero.
+    InvalidSpanId,
+    /// A timestamp past what unix nanoseconds in an i64 can hold (year 2262).
+    InvalidTimestamp,
+    /// A metric without a name, or a data point without a value.
+    InvalidMetric,
+}
+
+impl ItemReject {
+    /// Every reason, in the order of [`ItemReject::index`].
+    pub const ALL: [ItemReject; 4] = [
+        ItemReject::InvalidTraceId,
+        ItemReject::InvalidSpanId,
+        ItemReject::InvalidTimestamp,
+        ItemReject::InvalidMetric,
+    ];
+
+    /// The reason's code in status.
+    pub fn code(self) -> &'static str {
+        match self {
+            ItemReject::InvalidTraceId => "invalid_trace_id",
+            ItemReject::InvalidSpanId => "invalid_span_id",
+            ItemReject::InvalidTimestamp => "invalid_timestamp",
+            ItemReject::InvalidMetric => "invalid_metric",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counters of one OTLP signal.
+#[derive(Debug, Default)]
+struct SignalCounters {
+    /// Items in requests that could be decoded.
+    received: AtomicU64,
+    /// Items committed.
+    stored: AtomicU64,
+    /// Items refused, per reason.
+    rejected: [AtomicU64; ItemReject::ALL.len()],
+}
+
 /// The daemon's counters. Shared as `Arc<Stats>`.
 #[derive(Debug)]
 pub struct Stats {
@@ -106,6 +188,8 @@ pub struct Stats {
     store_commits: AtomicU64,
     /// Records handed to the store and not yet committed or failed.
     store_pending: AtomicU64,
+    /// OTLP items, per signal.
+    otlp: [SignalCounters; Signal::ALL.len()],
 }
 
 impl Default for Stats {
@@ -119,6 +203,7 @@ impl Default for Stats {
             restarts: Default::default(),
             store_commits: AtomicU64::new(0),
             store_pending: AtomicU64::new(0),
+            otlp: Default::default(),
         }
     }
 }
@@ -129,9 +214,13 @@ impl Stats {
         self.started.elapsed().as_secs()
     }
 
-    /// Counts a request whose `records` rows of `table` were committed.
-    pub fn accepted(&self, table: Table, records: usize) {
+    /// Counts a request whose records were all committed.
+    pub fn accepted_request(&self) {
         self.accepted_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `records` rows committed to `table`.
+    pub fn accepted(&self, table: Table, records: usize) {
         self.accepted_records[table.index()].fetch_add(records as u64, Ordering::Relaxed);
     }
 
@@ -165,6 +254,25 @@ impl Stats {
         self.store_pending.fetch_sub(n, Ordering::AcqRel);
     }
 
+    /// Counts `n` OTLP items of `signal` in a decoded request.
+    pub fn otlp_received(&self, signal: Signal, n: u64) {
+        self.otlp[signal.index()]
+            .received
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` OTLP items of `signal` committed.
+    pub fn otlp_stored(&self, signal: Signal, n: u64) {
+        self.otlp[signal.index()]
+            .stored
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one OTLP item of `signal` refused for `reason`.
+    pub fn otlp_rejected(&self, signal: Signal, reason: ItemReject) {
+        self.otlp[signal.index()].rejected[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A consistent-enough copy of every counter, for status and metrics.
     pub fn snapshot(&self) -> StatsSnapshot {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -189,8 +297,36 @@ impl Stats {
                 .collect(),
             store_commits: load(&self.store_commits),
             store_pending: load(&self.store_pending),
+            otlp: Signal::ALL
+                .iter()
+                .map(|s| {
+                    let c = &self.otlp[s.index()];
+                    OtlpSnapshot {
+                        signal: s.as_str(),
+                        received: load(&c.received),
+                        stored: load(&c.stored),
+                        rejected: ItemReject::ALL
+                            .iter()
+                            .map(|r| (r.code(), load(&c.rejected[r.index()])))
+                            .collect(),
+                    }
+                })
+                .collect(),
         }
     }
+}
+
+/// OTLP counters of one signal at one moment.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OtlpSnapshot {
+    /// The signal's name.
+    pub signal: &'static str,
+    /// Items received in decodable requests.
+    pub received: u64,
+    /// Items committed.
+    pub stored: u64,
+    /// Items refused, per reason.
+    pub rejected: Vec<(&'static str, u64)>,
 }
 
 /// A copy of [`Stats`] at one moment, as ordered name/value lists.
@@ -212,6 +348,8 @@ pub struct StatsSnapshot {
     pub store_commits: u64,
     /// Records waiting for their commit.
     pub store_pending: u64,
+    /// OTLP counters per signal.
+    pub otlp: Vec<OtlpSnapshot>,
 }
 
 impl StatsSnapshot {

@@ -14,11 +14,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use slog::{error, info, warn, Logger};
 use tokio::sync::oneshot;
 
-use crate::records::{Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricPoint, Stamp};
+use crate::llm_view;
+use crate::records::{
+    Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, LlmOrigin, MetricPoint, Source,
+    SpanRecord, Stamp,
+};
 use crate::schema;
 use crate::stats::{ActorName, Stats};
 use crate::supervise::{contain, Panicked};
@@ -40,15 +44,15 @@ pub enum StoreError {
     Panicked(#[from] Panicked),
 }
 
-/// Rows ids a committed append produced, in record order.
-pub type AppendResult = Result<Vec<i64>, StoreError>;
+/// Row ids a committed append produced: per batch, in record order.
+pub type AppendResult = Result<Vec<Vec<i64>>, StoreError>;
 
-/// Store these records; answered after they are committed.
+/// Store these records, all of them or none; answered after the commit.
 #[derive(Message)]
 #[rtype(result = "AppendResult")]
 pub struct AppendRecords {
-    /// The records, all of one table.
-    pub batch: Batch,
+    /// The records, one batch per table.
+    pub batches: Vec<Batch>,
     /// Agent id, receive time and source for every row.
     pub stamp: Stamp,
 }
@@ -71,7 +75,7 @@ struct Flush;
 
 /// An append waiting for the next group commit.
 struct Parked {
-    batch: Batch,
+    batches: Vec<Batch>,
     stamp: Stamp,
     reply: oneshot::Sender<AppendResult>,
 }
@@ -213,7 +217,7 @@ impl Handler<AppendRecords> for StoreActor {
         }
         let (reply, answer) = oneshot::channel();
         self.parked.push(Parked {
-            batch: msg.batch,
+            batches: msg.batches,
             stamp: msg.stamp,
             reply,
         });
@@ -292,7 +296,12 @@ fn write_group(
     let mut results = Vec::with_capacity(parked.len());
     for p in parked {
         let sp = tx.savepoint()?;
-        match insert_batch(&sp, &p.batch, &p.stamp) {
+        let inserted: Result<Vec<Vec<i64>>, rusqlite::Error> = p
+            .batches
+            .iter()
+            .map(|b| insert_batch(&sp, b, &p.stamp))
+            .collect();
+        match inserted {
             Ok(ids) => {
                 sp.commit()?;
                 results.push(Ok(ids));
@@ -319,8 +328,93 @@ pub fn insert_batch(
             .collect(),
         Batch::Errors(rows) => rows.iter().map(|r| insert_error(conn, r, stamp)).collect(),
         Batch::Events(rows) => rows.iter().map(|r| insert_event(conn, r, stamp)).collect(),
-        Batch::MetricPoints(rows) => rows.iter().map(|r| insert_metric(conn, r, stamp)).collect(),
+        Batch::MetricPoints(rows) => {
+            let ids = rows
+                .iter()
+                .map(|r| insert_metric(conn, r, stamp))
+                .collect::<Result<Vec<_>, _>>()?;
+            if stamp.source == Source::Otlp {
+                for call in usage_calls(conn, rows, stamp)? {
+                    insert_llm_call(conn, &call, stamp)?;
+                }
+            }
+            Ok(ids)
+        }
+        Batch::Spans(rows) => rows.iter().map(|r| insert_span(conn, r, stamp)).collect(),
     }
+}
+
+/// The LLM rows OpenClaw's usage metrics in `points` add: per provider,
+/// model and channel, the increase of each series since its previous point.
+/// Cumulative series remember their last value in `cumulative_series`, so a
+/// point exported again adds nothing, and a restarted exporter (new start
+/// time, or a lower value) starts counting from its new total.
+fn usage_calls(
+    conn: &Connection,
+    points: &[MetricPoint],
+    stamp: &Stamp,
+) -> Result<Vec<LlmCall>, rusqlite::Error> {
+    let mut calls: Vec<LlmCall> = Vec::new();
+    for point in points {
+        let Some(usage) = llm_view::usage_from_point(point) else {
+            continue;
+        };
+        let time_ns = point.time_ns.unwrap_or(stamp.received_ns);
+        let increase = if usage.cumulative {
+            let previous: Option<(i64, f64)> = conn
+                .prepare_cached(
+                    "SELECT start_time_ns, value FROM cumulative_series WHERE series_key = ?1",
+                )?
+                .query_row([&usage.series_key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            conn.prepare_cached(
+                "INSERT INTO cumulative_series (series_key, start_time_ns, value, time_ns)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (series_key) DO UPDATE SET
+                    start_time_ns = excluded.start_time_ns, value = excluded.value,
+                    time_ns = excluded.time_ns",
+            )?
+            .execute(params![
+                usage.series_key,
+                usage.start_time_ns,
+                usage.value,
+                time_ns
+            ])?;
+            match previous {
+                Some((start, last)) if start == usage.start_time_ns && usage.value >= last => {
+                    usage.value - last
+                }
+                _ => usage.value,
+            }
+        } else {
+            usage.value
+        };
+        if increase <= 0.0 {
+            continue;
+        }
+        let slot = calls.iter().position(|c| {
+            c.provider == usage.provider && c.model == usage.model && c.channel == usage.channel
+        });
+        let call = match slot {
+            Some(i) => &mut calls[i],
+            None => {
+                calls.push(LlmCall {
+                    time_ns: Some(time_ns),
+                    trace_id: Some(uuid::Uuid::new_v4().to_string()),
+                    provider: usage.provider.clone(),
+                    model: usage.model.clone(),
+                    channel: usage.channel.clone(),
+                    status: "ok".into(),
+                    origin: LlmOrigin::Metric,
+                    ..LlmCall::default()
+                });
+                calls.last_mut().expect("just pushed")
+            }
+        };
+        call.time_ns = call.time_ns.max(Some(time_ns));
+        llm_view::add_usage(call, usage.field, increase);
+    }
+    Ok(calls)
 }
 
 /// The JSON text of an optional object column.
@@ -330,6 +424,13 @@ fn json_text(value: &Option<JsonObject>) -> Option<String> {
         .map(|m| serde_json::to_string(m).expect("a JSON map with string keys always serializes"))
 }
 
+/// The JSON text of an optional list column.
+fn json_list(value: &Option<Vec<serde_json::Value>>) -> Option<String> {
+    value
+        .as_ref()
+        .map(|v| serde_json::to_string(v).expect("a JSON value always serializes"))
+}
+
 /// The `truncated` column: the names of the cut fields, or NULL.
 fn truncated_text(fields: &[&str]) -> Option<String> {
     (!fields.is_empty()).then(|| fields.join(","))
@@ -337,17 +438,20 @@ fn truncated_text(fields: &[&str]) -> Option<String> {
 
 fn insert_llm_call(conn: &Connection, r: &LlmCall, s: &Stamp) -> Result<i64, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO llm_calls (time_ns, received_ns, agent_id, source, trace_id, session_id,
-            provider, model, input_text, output_text, prompt_tokens, completion_tokens,
-            total_tokens, cost_usd, latency_ms, status, error_type, metadata, truncated)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+        "INSERT INTO llm_calls (time_ns, received_ns, agent_id, source, trace_id, span_id,
+            session_id, provider, model, input_text, output_text, prompt_tokens,
+            completion_tokens, total_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
+            latency_ms, status, error_type, channel, metadata, truncated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18, ?19, ?20, ?21, ?22, ?23)",
     )?;
     stmt.execute(params![
         r.time_ns.unwrap_or(s.received_ns),
         s.received_ns,
         s.agent_id,
-        s.source.as_str(),
+        r.origin.as_str(),
         r.trace_id.as_deref().unwrap_or_default(),
+        r.span_id,
         r.session_id,
         r.provider,
         r.model,
@@ -356,10 +460,13 @@ fn insert_llm_call(conn: &Connection, r: &LlmCall, s: &Stamp) -> Result<i64, rus
         r.prompt_tokens,
         r.completion_tokens,
         r.total_tokens,
+        r.cache_read_tokens,
+        r.cache_write_tokens,
         r.cost_usd,
         r.latency_ms,
         r.status,
         r.error_type,
+        r.channel,
         json_text(&r.metadata),
         truncated_text(&r.truncated),
     ])?;
@@ -392,9 +499,11 @@ fn insert_error(conn: &Connection, r: &ErrorRecord, s: &Stamp) -> Result<i64, ru
 fn insert_event(conn: &Connection, r: &EventRecord, s: &Stamp) -> Result<i64, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO events (time_ns, received_ns, agent_id, source, name, severity, body,
-            trace_id, span_id, attributes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            trace_id, span_id, attributes, severity_number, service_name, resource, scope_name,
+            scope_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
+    let o = r.origin.as_ref();
     stmt.execute(params![
         r.time_ns.unwrap_or(s.received_ns),
         s.received_ns,
@@ -406,18 +515,26 @@ fn insert_event(conn: &Connection, r: &EventRecord, s: &Stamp) -> Result<i64, ru
         r.trace_id,
         r.span_id,
         json_text(&r.attributes),
+        r.severity_number,
+        o.and_then(|o| o.service_name.as_deref()),
+        o.and_then(|o| json_text(&o.resource)),
+        o.and_then(|o| o.scope_name.as_deref()),
+        o.and_then(|o| o.scope_version.as_deref()),
     ])?;
     Ok(conn.last_insert_rowid())
 }
 
 fn insert_metric(conn: &Connection, r: &MetricPoint, s: &Stamp) -> Result<i64, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO metric_points (time_ns, received_ns, agent_id, source, name, kind, unit,
-            value, attributes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO metric_points (time_ns, start_time_ns, received_ns, agent_id, source, name,
+            kind, unit, value, temporality, is_monotonic, data, attributes, service_name,
+            resource, scope_name, scope_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?;
+    let o = r.origin.as_ref();
     stmt.execute(params![
         r.time_ns.unwrap_or(s.received_ns),
+        r.start_time_ns,
         s.received_ns,
         s.agent_id,
         s.source.as_str(),
@@ -425,7 +542,45 @@ fn insert_metric(conn: &Connection, r: &MetricPoint, s: &Stamp) -> Result<i64, r
         r.kind.as_str(),
         r.unit,
         r.value,
+        r.temporality.map(|t| t.as_i32()),
+        r.monotonic,
+        r.data.as_ref().map(|d| d.to_string()),
         json_text(&r.attributes),
+        o.and_then(|o| o.service_name.as_deref()),
+        o.and_then(|o| json_text(&o.resource)),
+        o.and_then(|o| o.scope_name.as_deref()),
+        o.and_then(|o| o.scope_version.as_deref()),
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn insert_span(conn: &Connection, r: &SpanRecord, s: &Stamp) -> Result<i64, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO spans (received_ns, agent_id, trace_id, span_id, parent_span_id, name,
+            kind, start_ns, end_ns, status_code, status_message, service_name, resource,
+            scope_name, scope_version, attributes, events, links)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18)",
+    )?;
+    stmt.execute(params![
+        s.received_ns,
+        s.agent_id,
+        r.trace_id,
+        r.span_id,
+        r.parent_span_id,
+        r.name,
+        r.kind,
+        r.start_ns,
+        r.end_ns,
+        r.status_code,
+        r.status_message,
+        r.origin.service_name,
+        json_text(&r.origin.resource),
+        r.origin.scope_name,
+        r.origin.scope_version,
+        json_text(&r.attributes),
+        json_list(&r.events),
+        json_list(&r.links),
     ])?;
     Ok(conn.last_insert_rowid())
 }

@@ -7,8 +7,10 @@ use actix_web::{HttpResponse, ResponseError};
 use openclaw_trace_actors::ingest::IngestError;
 use openclaw_trace_actors::stats::RejectReason;
 use openclaw_trace_actors::store::StoreError;
+use prost::Message as _;
 use serde_json::json;
 
+use crate::wire::otlp::Encoding;
 use crate::wire::DecodeError;
 
 /// A refused request.
@@ -23,6 +25,9 @@ pub struct ApiError {
     pub message: String,
     /// Seconds the client should wait before retrying, when retrying helps.
     pub retry_after: Option<u64>,
+    /// Set for OTLP requests: the body is a `google.rpc.Status` in this
+    /// encoding instead of `{"error", "message"}`.
+    pub otlp: Option<Encoding>,
 }
 
 impl ApiError {
@@ -33,7 +38,14 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            otlp: None,
         }
+    }
+
+    /// The same refusal, answered the OTLP way when `encoding` is set.
+    pub fn otlp(mut self, encoding: Option<Encoding>) -> Self {
+        self.otlp = encoding;
+        self
     }
 
     /// The same refusal, asking the client to retry after `seconds`.
@@ -56,13 +68,54 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.json(json!({ "error": self.reason.code(), "message": self.message }))
+        match self.otlp {
+            None => response.json(json!({ "error": self.reason.code(), "message": self.message })),
+            Some(encoding) => {
+                let status = RpcStatus {
+                    code: grpc_code(self.status),
+                    message: format!("{}: {}", self.reason.code(), self.message),
+                };
+                match encoding {
+                    Encoding::Protobuf => response
+                        .content_type("application/x-protobuf")
+                        .body(status.encode_to_vec()),
+                    Encoding::Json => {
+                        response.json(json!({ "code": status.code, "message": status.message }))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP failure. Only its first two
+/// fields are sent; `details` (3) stays empty.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    /// A gRPC status code.
+    #[prost(int32, tag = "1")]
+    code: i32,
+    /// What went wrong.
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// The gRPC code that goes with an HTTP status.
+fn grpc_code(status: StatusCode) -> i32 {
+    match status.as_u16() {
+        400 | 413 | 415 => 3, // INVALID_ARGUMENT
+        401 => 16,            // UNAUTHENTICATED
+        429 | 503 => 14,      // UNAVAILABLE
+        _ => 13,              // INTERNAL
     }
 }
 
 impl From<DecodeError> for ApiError {
     fn from(e: DecodeError) -> Self {
         match e {
+            DecodeError::MalformedProtobuf(m) => {
+                ApiError::new(RejectReason::MalformedBody, StatusCode::BAD_REQUEST, m)
+            }
             DecodeError::Malformed(m) => {
                 ApiError::new(RejectReason::MalformedJson, StatusCode::BAD_REQUEST, m)
             }

@@ -1,11 +1,14 @@
-//! The HTTP API: ingest endpoints, `/health`, `/v1/status`.
+//! The HTTP API: ingest endpoints (native JSON and OTLP/HTTP), `/health`,
+//! `/v1/status`.
 //!
 //! Handlers only read, decode and answer; admission and storage are the
 //! actors' work. [`routes`] is used by the daemon and by tests alike.
 
 mod error;
+mod otlp_response;
 mod status;
 
+use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +16,9 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use openclaw_trace_actors::fault::FaultKind;
-use openclaw_trace_actors::ingest::IngestBatch;
-use openclaw_trace_actors::records::Source;
-use openclaw_trace_actors::stats::{ActorName, RejectReason};
+use openclaw_trace_actors::ingest::{Accepted, IngestBatch};
+use openclaw_trace_actors::records::{Batch, Source};
+use openclaw_trace_actors::stats::{ActorName, RejectReason, Signal};
 use openclaw_trace_actors::Engine;
 use serde_json::json;
 use slog::{debug, Logger};
@@ -24,6 +27,7 @@ pub use error::ApiError;
 
 use crate::config::Config;
 use crate::wire::native::{self, Kind};
+use crate::wire::{is_otlp_json, otlp};
 
 /// How long an ingest request waits for its commit before it is answered 503.
 /// The store answers far sooner unless the disk has stalled.
@@ -45,9 +49,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/errors", web::post().to(ingest_errors))
         .route("/v1/events", web::post().to(ingest_events))
         .route("/v1/metrics", web::post().to(ingest_metrics))
+        .route("/v1/logs", web::post().to(ingest_logs))
         .route("/health", web::get().to(status::health))
         .route("/v1/status", web::get().to(status::status))
         .route("/_test/fault/{actor}/{kind}", web::post().to(inject_fault));
+}
+
+/// What an ingest path accepts.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// Native JSON records only.
+    Native(Kind),
+    /// OTLP only.
+    Otlp(Signal),
+    /// Both: protobuf is OTLP; JSON is OTLP when its top level has `key` (or
+    /// is `{}`), else native records.
+    Both(Kind, Signal, &'static str),
 }
 
 async fn ingest_traces(
@@ -55,7 +72,13 @@ async fn ingest_traces(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    ingest(req, body, state, Kind::LlmCall).await
+    ingest(
+        req,
+        body,
+        state,
+        Route::Both(Kind::LlmCall, Signal::Spans, "resourceSpans"),
+    )
+    .await
 }
 
 async fn ingest_errors(
@@ -63,7 +86,7 @@ async fn ingest_errors(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    ingest(req, body, state, Kind::Error).await
+    ingest(req, body, state, Route::Native(Kind::Error)).await
 }
 
 async fn ingest_events(
@@ -71,7 +94,7 @@ async fn ingest_events(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    ingest(req, body, state, Kind::Event).await
+    ingest(req, body, state, Route::Native(Kind::Event)).await
 }
 
 async fn ingest_metrics(
@@ -79,7 +102,21 @@ async fn ingest_metrics(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    ingest(req, body, state, Kind::Metric).await
+    ingest(
+        req,
+        body,
+        state,
+        Route::Both(Kind::Metric, Signal::DataPoints, "resourceMetrics"),
+    )
+    .await
+}
+
+async fn ingest_logs(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    ingest(req, body, state, Route::Otlp(Signal::LogRecords)).await
 }
 
 /// Runs one ingest request; every refusal is counted here, once.
@@ -87,9 +124,9 @@ async fn ingest(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
-    kind: Kind,
+    route: Route,
 ) -> HttpResponse {
-    match try_ingest(&req, body, &state, kind).await {
+    match try_ingest(&req, body, &state, route).await {
         Ok(response) => response,
         Err(e) => {
             state.engine.stats.rejected(e.reason);
@@ -100,26 +137,142 @@ async fn ingest(
     }
 }
 
+/// The body formats a request can declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyType {
+    Json,
+    Protobuf,
+}
+
+/// Reads `Content-Type`. A missing one is taken as JSON, as the Go sidecar's
+/// clients do not always send one.
+fn body_type(req: &HttpRequest) -> Result<BodyType, ApiError> {
+    let content_type = req.content_type();
+    if content_type.is_empty() || content_type.eq_ignore_ascii_case("application/json") {
+        Ok(BodyType::Json)
+    } else if content_type.eq_ignore_ascii_case("application/x-protobuf")
+        || content_type.eq_ignore_ascii_case("application/protobuf")
+    {
+        Ok(BodyType::Protobuf)
+    } else {
+        Err(unsupported(format!(
+            "Content-Type: expected application/json or application/x-protobuf, got {content_type}"
+        )))
+    }
+}
+
+fn unsupported(message: String) -> ApiError {
+    ApiError::new(
+        RejectReason::UnsupportedMediaType,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        message,
+    )
+}
+
 async fn try_ingest(
     req: &HttpRequest,
-    body: web::Payload,
+    payload: web::Payload,
+    state: &AppState,
+    route: Route,
+) -> Result<HttpResponse, ApiError> {
+    let declared = body_type(req);
+    // Errors on OTLP-only paths, and on protobuf bodies, are OTLP Status bodies.
+    let otlp_errors = match (route, &declared) {
+        (Route::Otlp(_), Ok(BodyType::Json)) => Some(otlp::Encoding::Json),
+        (Route::Otlp(_) | Route::Both(..), Ok(BodyType::Protobuf)) => {
+            Some(otlp::Encoding::Protobuf)
+        }
+        _ => None,
+    };
+    let as_otlp = |e: ApiError| e.otlp(otlp_errors);
+    authorize(req, state.config.ingest_token.as_deref()).map_err(as_otlp)?;
+    let declared = declared.map_err(as_otlp)?;
+    if matches!(route, Route::Native(_)) && declared == BodyType::Protobuf {
+        return Err(unsupported(
+            "Content-Type: this endpoint takes application/json".into(),
+        ));
+    }
+    let limit = state.config.max_body_bytes;
+    let body = read_body(req, payload, limit).await.map_err(as_otlp)?;
+    let body = decompress(req, body, limit).map_err(as_otlp)?;
+    let encoding = match declared {
+        BodyType::Json => otlp::Encoding::Json,
+        BodyType::Protobuf => otlp::Encoding::Protobuf,
+    };
+    match route {
+        Route::Native(kind) => native_ingest(state, kind, &body).await,
+        Route::Otlp(signal) => otlp_ingest(state, signal, encoding, &body).await,
+        Route::Both(kind, signal, key) => {
+            if declared == BodyType::Protobuf || is_otlp_json(&body, &[key]) {
+                otlp_ingest(state, signal, encoding, &body).await
+            } else {
+                native_ingest(state, kind, &body).await
+            }
+        }
+    }
+}
+
+/// Native records: 202 with the new row ids once committed.
+async fn native_ingest(
     state: &AppState,
     kind: Kind,
+    body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
-    authorize(req, state.config.ingest_token.as_deref())?;
-    require_json(req)?;
-    let body = read_body(req, body, state.config.max_body_bytes).await?;
-    let batch = native::decode(kind, &body)?;
+    if body.is_empty() {
+        return Err(ApiError::new(
+            RejectReason::EmptyBody,
+            StatusCode::BAD_REQUEST,
+            "body: empty; send a JSON object or an array of objects",
+        ));
+    }
+    let batch = native::decode(kind, body)?;
     if batch.is_empty() {
         return Ok(HttpResponse::Accepted().json(json!({ "accepted": 0, "ids": [] })));
     }
-    let accepted = state
+    let accepted = store(state, batch, Source::Native).await?;
+    let mut answer = json!({ "accepted": accepted.ids.len(), "ids": accepted.ids });
+    if kind == Kind::LlmCall {
+        answer["trace_ids"] = json!(accepted.trace_ids);
+    }
+    Ok(HttpResponse::Accepted().json(answer))
+}
+
+/// OTLP: 200 with the Export*ServiceResponse once committed, carrying a
+/// partial success when some items were left out.
+async fn otlp_ingest(
+    state: &AppState,
+    signal: Signal,
+    encoding: otlp::Encoding,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
+    let stats = &state.engine.stats;
+    let decoded = otlp::decode_signal(signal, encoding, body)
+        .map_err(|e| ApiError::from(e).otlp(Some(encoding)))?;
+    stats.otlp_received(signal, decoded.received as u64);
+    for reason in &decoded.rejected {
+        stats.otlp_rejected(signal, *reason);
+    }
+    let stored = decoded.batch.len();
+    if stored > 0 {
+        store(state, decoded.batch, Source::Otlp)
+            .await
+            .map_err(|e| e.otlp(Some(encoding)))?;
+        stats.otlp_stored(signal, stored as u64);
+    }
+    Ok(otlp_response::success(
+        signal,
+        encoding,
+        decoded.rejected.len() as i64,
+        decoded.first_error.unwrap_or_default(),
+    ))
+}
+
+/// Hands a batch to the IngestActor and waits for its commit.
+async fn store(state: &AppState, batch: Batch, source: Source) -> Result<Accepted, ApiError> {
+    state
         .engine
         .ingest
-        .send(IngestBatch {
-            batch,
-            source: Source::Native,
-        })
+        .send(IngestBatch { batch, source })
         .timeout(COMMIT_WAIT)
         .await
         .map_err(|e| {
@@ -130,12 +283,46 @@ async fn try_ingest(
             )
             .retry_after(1)
         })?
-        .map_err(ApiError::from)?;
-    let mut answer = json!({ "accepted": accepted.ids.len(), "ids": accepted.ids });
-    if kind == Kind::LlmCall {
-        answer["trace_ids"] = json!(accepted.trace_ids);
+        .map_err(ApiError::from)
+}
+
+/// Undoes `Content-Encoding: gzip`, refusing output past `limit` bytes
+/// without allocating it (a gzip bomb stops at the limit).
+fn decompress(req: &HttpRequest, body: web::BytesMut, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let encoding = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("") | Some("identity") => Ok(body.to_vec()),
+        Some("gzip") | Some("x-gzip") => {
+            let mut out = Vec::with_capacity((body.len() * 4).min(limit));
+            flate2::read::GzDecoder::new(&body[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| {
+                    ApiError::new(
+                        RejectReason::MalformedBody,
+                        StatusCode::BAD_REQUEST,
+                        format!("body: not valid gzip: {e}"),
+                    )
+                })?;
+            if out.len() > limit {
+                return Err(ApiError::new(
+                    RejectReason::PayloadTooLarge,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "body: larger than TRACE_MAX_BODY_BYTES ({limit} bytes) once decompressed"
+                    ),
+                ));
+            }
+            Ok(out)
+        }
+        Some(other) => Err(unsupported(format!(
+            "Content-Encoding: {other} is not supported; send gzip or no encoding"
+        ))),
     }
-    Ok(HttpResponse::Accepted().json(answer))
 }
 
 /// Checks the bearer token when one is configured.
@@ -167,21 +354,6 @@ fn authorize(req: &HttpRequest, token: Option<&str>) -> Result<(), ApiError> {
 /// Compares two secrets without an early exit that would leak their common prefix.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Native endpoints read JSON; a missing Content-Type is taken as JSON, as
-/// the Go sidecar's clients do not always send one.
-fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
-    let content_type = req.content_type();
-    if content_type.is_empty() || content_type.eq_ignore_ascii_case("application/json") {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            RejectReason::UnsupportedMediaType,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Type: expected application/json, got {content_type}"),
-        ))
-    }
 }
 
 /// Reads the whole body, refusing it as soon as it passes `limit` bytes
@@ -219,13 +391,6 @@ async fn read_body(
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
-    }
-    if body.is_empty() {
-        return Err(ApiError::new(
-            RejectReason::EmptyBody,
-            StatusCode::BAD_REQUEST,
-            "body: empty; send a JSON object or an array of objects",
-        ));
     }
     Ok(body)
 }

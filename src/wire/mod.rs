@@ -1,17 +1,92 @@
 //! Wire formats: turning request bodies into records.
 //!
 //! - [`native`]: the daemon's own JSON records (the Go sidecar's field names).
+//! - [`otlp`]: OTLP/HTTP requests, protobuf or JSON.
 
 pub mod native;
+pub mod otlp;
 
 /// A body that could not be turned into records.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// Not parseable at all (bad JSON syntax, truncated body).
+    /// Not parseable JSON (bad syntax, truncated body).
     #[error("{0}")]
     Malformed(String),
+    /// Not parseable protobuf.
+    #[error("{0}")]
+    MalformedProtobuf(String),
     /// Parseable, but a field is missing, of the wrong type or out of range.
     /// The message starts with the field's path.
     #[error("{0}")]
     InvalidField(String),
+}
+
+/// Whether a JSON body is an OTLP request: an object with one of `keys` at
+/// its top level (`resourceSpans`, `resourceMetrics`), or an empty object (an
+/// empty OTLP request). A body broken after such a key still counts as OTLP,
+/// so its error is reported the OTLP way.
+pub fn is_otlp_json(body: &[u8], keys: &[&str]) -> bool {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    use std::cell::Cell;
+
+    struct TopLevel<'k> {
+        keys: &'k [&'k str],
+        found: &'k Cell<bool>,
+    }
+
+    impl<'de> Visitor<'de> for TopLevel<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut empty = true;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                empty = false;
+                if self.keys.contains(&key.as_ref()) {
+                    self.found.set(true);
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            if empty {
+                self.found.set(true);
+            }
+            Ok(())
+        }
+    }
+
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return false;
+    }
+    let found = Cell::new(false);
+    // Errors are the decoder's to report; only what was seen matters here.
+    let _ = serde_json::Deserializer::from_slice(body).deserialize_map(TopLevel {
+        keys,
+        found: &found,
+    });
+    found.get()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_otlp_json;
+
+    #[test]
+    fn otlp_json_is_told_from_native_records() {
+        let keys = &["resourceSpans"];
+        assert!(is_otlp_json(br#"{"resourceSpans":[]}"#, keys));
+        assert!(is_otlp_json(b" {} ", keys), "an empty OTLP request");
+        assert!(
+            is_otlp_json(br#"{"resourceSpans":[{"broken"#, keys),
+            "broken after the key"
+        );
+        assert!(!is_otlp_json(br#"{"provider":"a","model":"m"}"#, keys));
+        assert!(
+            !is_otlp_json(br#"[{"resourceSpans":[]}]"#, keys),
+            "an array is native"
+        );
+        assert!(!is_otlp_json(b"", keys));
+    }
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::error::Category;
 
 use openclaw_trace_actors::records::{
-    Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricKind, MetricPoint,
+    Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricKind, MetricPoint, Temporality,
 };
 
 use super::DecodeError;
@@ -185,7 +185,7 @@ impl LlmCallIn {
                 .unwrap_or_else(|| "ok".into()),
             error_type: self.error_type,
             metadata: self.metadata,
-            truncated: Vec::new(),
+            ..LlmCall::default()
         })
     }
 }
@@ -248,6 +248,8 @@ impl EventIn {
             trace_id: self.trace_id,
             span_id: self.span_id,
             attributes: self.attributes,
+            severity_number: None,
+            origin: None,
         })
     }
 }
@@ -284,11 +286,16 @@ impl MetricIn {
         };
         Ok(MetricPoint {
             time_ns: self.timestamp,
+            start_time_ns: None,
             name: non_empty("name", self.name)?,
-            value,
+            value: Some(value),
             unit: self.unit,
             kind,
+            temporality: (kind == MetricKind::Counter).then_some(Temporality::Delta),
+            monotonic: (kind == MetricKind::Counter).then_some(true),
+            data: None,
             attributes: self.attributes,
+            origin: None,
         })
     }
 }

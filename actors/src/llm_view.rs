@@ -1,0 +1,312 @@
+//! The LLM view: reading token usage and cost out of OTLP telemetry so that
+//! `llm_calls` answers "what did the agent spend, on which model" whichever
+//! way the data came in (COMPAT.md section 3).
+//!
+//! - A span that carries usage attributes (`openclaw.tokens.*` or
+//!   `gen_ai.usage.*`; OpenClaw's `openclaw.model.usage` spans do) is one
+//!   call: [`call_from_span`].
+//! - OpenClaw's `openclaw.tokens` and `openclaw.cost.usd` metrics are usage
+//!   over time: [`usage_from_point`] reads a point, and the store turns the
+//!   increase since the series' previous point into a row, so a cumulative
+//!   point exported twice adds nothing the second time.
+//!
+//! Rows carry their origin in `llm_calls.source` (`otlp_span`,
+//! `otlp_metric`): an agent exporting both spans and metrics reports the same
+//! tokens twice, once per call and once per interval, so totals should be
+//! taken over one source.
+
+use serde_json::Value;
+
+use crate::records::{JsonObject, LlmCall, LlmOrigin, MetricPoint, SpanRecord, Temporality};
+
+/// The first of `keys` present in `attrs` as text.
+fn text(attrs: &JsonObject, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| match attrs.get(*k) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    })
+}
+
+/// The first of `keys` present in `attrs` as a non-negative whole number
+/// (exporters send integers, some send doubles or numeric strings).
+fn count(attrs: &JsonObject, keys: &[&str]) -> Option<i64> {
+    keys.iter()
+        .find_map(|k| match attrs.get(*k)? {
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.round() as i64)
+            }),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+        .filter(|n| *n >= 0)
+}
+
+/// The first of `keys` present in `attrs` as a non-negative finite number.
+fn amount(attrs: &JsonObject, keys: &[&str]) -> Option<f64> {
+    keys.iter()
+        .find_map(|k| match attrs.get(*k)? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+        .filter(|f| f.is_finite() && *f >= 0.0)
+}
+
+const PROVIDER: &[&str] = &["gen_ai.provider.name", "gen_ai.system", "openclaw.provider"];
+const MODEL: &[&str] = &[
+    "gen_ai.response.model",
+    "gen_ai.request.model",
+    "openclaw.model",
+];
+const INPUT: &[&str] = &["openclaw.tokens.input", "gen_ai.usage.input_tokens"];
+const OUTPUT: &[&str] = &["openclaw.tokens.output", "gen_ai.usage.output_tokens"];
+const CACHE_READ: &[&str] = &[
+    "openclaw.tokens.cache_read",
+    "gen_ai.usage.cache_read.input_tokens",
+];
+const CACHE_WRITE: &[&str] = &[
+    "openclaw.tokens.cache_write",
+    "gen_ai.usage.cache_creation.input_tokens",
+];
+const TOTAL: &[&str] = &["openclaw.tokens.total", "gen_ai.usage.total_tokens"];
+const COST: &[&str] = &["openclaw.cost.usd", "gen_ai.usage.cost"];
+
+/// The call a span describes, when it carries token usage.
+pub fn call_from_span(span: &SpanRecord) -> Option<LlmCall> {
+    let attrs = span.attributes.as_ref()?;
+    let input = count(attrs, INPUT);
+    let output = count(attrs, OUTPUT);
+    let cache_read = count(attrs, CACHE_READ);
+    let cache_write = count(attrs, CACHE_WRITE);
+    let total = count(attrs, TOTAL);
+    if [input, output, cache_read, cache_write, total]
+        .iter()
+        .all(Option::is_none)
+    {
+        return None;
+    }
+    let total = total.or_else(|| {
+        let parts = [input, output, cache_read, cache_write];
+        Some(parts.iter().flatten().sum())
+    });
+    let failed = span.status_code == 2;
+    let mut metadata = JsonObject::new();
+    metadata.insert("span_name".into(), Value::String(span.name.clone()));
+    if let Some(op) = text(attrs, &["gen_ai.operation.name"]) {
+        metadata.insert("operation".into(), Value::String(op));
+    }
+    if let Some(service) = &span.origin.service_name {
+        metadata.insert("service".into(), Value::String(service.clone()));
+    }
+    Some(LlmCall {
+        time_ns: Some(span.start_ns),
+        trace_id: Some(span.trace_id.clone()),
+        span_id: Some(span.span_id.clone()),
+        session_id: None,
+        provider: text(attrs, PROVIDER).unwrap_or_else(|| "unknown".into()),
+        model: text(attrs, MODEL).unwrap_or_else(|| "unknown".into()),
+        input_text: None,
+        output_text: None,
+        prompt_tokens: input,
+        completion_tokens: output,
+        total_tokens: total,
+        cache_read_tokens: cache_read,
+        cache_write_tokens: cache_write,
+        cost_usd: amount(attrs, COST),
+        latency_ms: Some((span.end_ns - span.start_ns).max(0) as f64 / 1e6),
+        status: text(attrs, &["openclaw.outcome", "outcome"])
+            .unwrap_or_else(|| if failed { "error" } else { "ok" }.into()),
+        error_type: text(attrs, &["error.type", "openclaw.errorCategory"])
+            .or_else(|| failed.then(|| span.status_message.clone()).flatten()),
+        channel: text(attrs, &["openclaw.channel"]),
+        metadata: Some(metadata),
+        truncated: Vec::new(),
+        origin: LlmOrigin::Span,
+    })
+}
+
+/// Which field of an LLM row a usage point adds to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageField {
+    /// `prompt_tokens`.
+    Input,
+    /// `completion_tokens`.
+    Output,
+    /// `cache_read_tokens`.
+    CacheRead,
+    /// `cache_write_tokens`.
+    CacheWrite,
+    /// `total_tokens`.
+    Total,
+    /// `cost_usd`.
+    CostUsd,
+}
+
+/// A usage metric point, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricUsage {
+    /// Identifies the series across exports: name, attributes and resource.
+    pub series_key: String,
+    /// The provider, or "unknown".
+    pub provider: String,
+    /// The model, or "unknown".
+    pub model: String,
+    /// The channel, when given.
+    pub channel: Option<String>,
+    /// Which field the value adds to.
+    pub field: UsageField,
+    /// The point's value: a running total when `cumulative`, else an increase.
+    pub value: f64,
+    /// Whether `value` is a running total since `start_time_ns`.
+    pub cumulative: bool,
+    /// The series' start, for cumulative points.
+    pub start_time_ns: i64,
+}
+
+/// Reads an OpenClaw usage point (`openclaw.tokens`, `openclaw.cost.usd`).
+/// `openclaw.token = prompt` is skipped: it repeats input and cache tokens.
+pub fn usage_from_point(point: &MetricPoint) -> Option<MetricUsage> {
+    let empty = JsonObject::new();
+    let attrs = point.attributes.as_ref().unwrap_or(&empty);
+    let field = match point.name.as_str() {
+        "openclaw.tokens" => match text(attrs, &["openclaw.token"])?.as_str() {
+            "input" => UsageField::Input,
+            "output" => UsageField::Output,
+            "cache_read" => UsageField::CacheRead,
+            "cache_write" => UsageField::CacheWrite,
+            "total" => UsageField::Total,
+            _ => return None,
+        },
+        "openclaw.cost.usd" => UsageField::CostUsd,
+        _ => return None,
+    };
+    let value = point.value.filter(|v| v.is_finite() && *v >= 0.0)?;
+    let resource = point
+        .origin
+        .as_ref()
+        .and_then(|o| o.resource.as_ref())
+        .map(|r| Value::Object(r.clone()).to_string())
+        .unwrap_or_default();
+    Some(MetricUsage {
+        series_key: format!(
+            "{}|{}|{}",
+            point.name,
+            Value::Object(attrs.clone()),
+            resource
+        ),
+        provider: text(attrs, &["openclaw.provider", "gen_ai.provider.name"])
+            .unwrap_or_else(|| "unknown".into()),
+        model: text(attrs, &["openclaw.model", "gen_ai.request.model"])
+            .unwrap_or_else(|| "unknown".into()),
+        channel: text(attrs, &["openclaw.channel"]),
+        field,
+        value,
+        cumulative: point.temporality == Some(Temporality::Cumulative),
+        start_time_ns: point.start_time_ns.unwrap_or(0),
+    })
+}
+
+/// Adds `increase` of `field` to `call`.
+pub fn add_usage(call: &mut LlmCall, field: UsageField, increase: f64) {
+    let tokens = |slot: &mut Option<i64>| *slot = Some(slot.unwrap_or(0) + increase.round() as i64);
+    match field {
+        UsageField::Input => tokens(&mut call.prompt_tokens),
+        UsageField::Output => tokens(&mut call.completion_tokens),
+        UsageField::CacheRead => tokens(&mut call.cache_read_tokens),
+        UsageField::CacheWrite => tokens(&mut call.cache_write_tokens),
+        UsageField::Total => tokens(&mut call.total_tokens),
+        UsageField::CostUsd => call.cost_usd = Some(call.cost_usd.unwrap_or(0.0) + increase),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{MetricKind, OtlpOrigin};
+    use serde_json::json;
+
+    fn obj(v: Value) -> JsonObject {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn a_usage_span_is_one_call() {
+        let span = SpanRecord {
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            span_id: "b7ad6b7169203331".into(),
+            name: "openclaw.model.usage".into(),
+            start_ns: 1_000_000_000,
+            end_ns: 3_500_000_000,
+            attributes: Some(obj(json!({
+                "gen_ai.system": "anthropic", "gen_ai.request.model": "claude-sonnet-4",
+                "openclaw.tokens.input": 1200, "openclaw.tokens.output": 80,
+                "openclaw.tokens.cache_read": 300, "openclaw.channel": "telegram"
+            }))),
+            origin: OtlpOrigin::default(),
+            ..SpanRecord::default()
+        };
+        let call = call_from_span(&span).expect("a usage span");
+        assert_eq!(
+            (call.provider.as_str(), call.model.as_str()),
+            ("anthropic", "claude-sonnet-4")
+        );
+        assert_eq!(
+            (
+                call.prompt_tokens,
+                call.completion_tokens,
+                call.cache_read_tokens
+            ),
+            (Some(1200), Some(80), Some(300))
+        );
+        assert_eq!(
+            call.total_tokens,
+            Some(1580),
+            "total derived from the parts"
+        );
+        assert_eq!(call.latency_ms, Some(2500.0));
+        assert_eq!(call.channel.as_deref(), Some("telegram"));
+        assert_eq!(call.origin, LlmOrigin::Span);
+
+        let plain = SpanRecord {
+            attributes: Some(obj(json!({"http.method": "GET"}))),
+            ..span
+        };
+        assert!(call_from_span(&plain).is_none(), "no usage, no call");
+    }
+
+    #[test]
+    fn usage_points_are_read_and_prompt_is_skipped() {
+        let point = |token: &str| MetricPoint {
+            time_ns: Some(2),
+            start_time_ns: Some(1),
+            name: "openclaw.tokens".into(),
+            value: Some(42.0),
+            unit: None,
+            kind: MetricKind::Sum,
+            temporality: Some(Temporality::Cumulative),
+            monotonic: Some(true),
+            data: None,
+            attributes: Some(obj(
+                json!({"openclaw.token": token, "openclaw.model": "gpt-5", "openclaw.provider": "openai"}),
+            )),
+            origin: None,
+        };
+        let u = usage_from_point(&point("output")).expect("usage");
+        assert_eq!(
+            (u.field, u.value, u.cumulative),
+            (UsageField::Output, 42.0, true)
+        );
+        assert_eq!(u.model, "gpt-5");
+        assert!(usage_from_point(&point("prompt")).is_none());
+        assert_ne!(
+            usage_from_point(&point("input")).expect("usage").series_key,
+            u.series_key,
+            "each token type is its own series"
+        );
+    }
+}
