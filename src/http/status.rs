@@ -75,6 +75,14 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             )
         })
         .collect();
+    let otlp: Map<String, Value> = stats
+        .otlp
+        .iter()
+        .map(|o| {
+            let counts = json!({"received": o.received, "stored": o.stored, "rejected": as_object(&o.rejected)});
+            (o.signal.to_string(), counts)
+        })
+        .collect();
     let actors: Map<String, Value> = stats
         .restarts
         .iter()
@@ -105,6 +113,7 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "accepted_records": as_object(&stats.accepted_records),
             "rejected": as_object(&stats.rejected),
         },
+        "otlp": otlp,
         "store": {
             "commits": stats.store_commits,
             "pending_records": stats.store_pending,

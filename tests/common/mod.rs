@@ -235,11 +235,18 @@ pub struct Reply {
     pub status: u16,
     /// Headers, names lower-case.
     pub headers: HashMap<String, String>,
-    /// Body text.
+    /// Body text (lossy for binary bodies; see `body_bytes`).
     pub body: String,
+    /// Body bytes.
+    raw: Vec<u8>,
 }
 
 impl Reply {
+    /// The body as sent.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        self.raw.clone()
+    }
+
     /// The body as JSON.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
@@ -258,15 +265,16 @@ impl From<ureq::http::Response<ureq::Body>> for Reply {
                 )
             })
             .collect();
-        let mut body = String::new();
+        let mut raw = Vec::new();
         r.body_mut()
             .as_reader()
-            .read_to_string(&mut body)
+            .read_to_end(&mut raw)
             .expect("read body");
         Reply {
             status: r.status().as_u16(),
             headers,
-            body,
+            body: String::from_utf8_lossy(&raw).into_owned(),
+            raw,
         }
     }
 }

@@ -1,0 +1,366 @@
+//! OTLP/HTTP edge cases against the real daemon, with requests built from
+//! `opentelemetry-proto`'s types: bad input, partial success, gzip bombs,
+//! chunked bodies, backpressure, and cumulative usage across a restart.
+
+mod common;
+
+use std::io::Write;
+
+use common::Daemon;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+const PROTOBUF: (&str, &str) = ("Content-Type", "application/x-protobuf");
+
+/// `google.rpc.Status`, as a client decodes an OTLP failure.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+fn span(trace_id: Vec<u8>, span_id: Vec<u8>, name: &str) -> Span {
+    Span {
+        trace_id,
+        span_id,
+        name: name.into(),
+        kind: 2,
+        start_time_unix_nano: 1_764_324_000_000_000_000,
+        end_time_unix_nano: 1_764_324_001_000_000_000,
+        ..Span::default()
+    }
+}
+
+fn traces(spans: Vec<Span>) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+fn status_of(reply: &common::Reply) -> RpcStatus {
+    assert_eq!(
+        reply.headers.get("content-type").map(String::as_str),
+        Some("application/x-protobuf")
+    );
+    RpcStatus::decode(reply.body_bytes().as_slice()).expect("a google.rpc.Status body")
+}
+
+#[test]
+fn protobuf_chunked_and_gzip_bodies_are_stored() {
+    let d = Daemon::start(&[]);
+    let body = traces(vec![span(vec![1; 16], vec![2; 8], "chunked")]);
+    let reply = d.post_chunked("/v1/traces", &body, &[PROTOBUF]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let response =
+        ExportTraceServiceResponse::decode(reply.body_bytes().as_slice()).expect("response");
+    assert_eq!(response.partial_success, None, "nothing rejected");
+
+    let body = traces(vec![span(vec![3; 16], vec![4; 8], "gzipped")]);
+    let reply = d.post(
+        "/v1/traces",
+        &gzip(&body),
+        &[PROTOBUF, ("Content-Encoding", "gzip")],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let names: Vec<String> = d
+        .db()
+        .prepare("SELECT name || ':' || trace_id || ':' || span_id FROM spans ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        names,
+        vec![
+            format!("chunked:{}:{}", "01".repeat(16), "02".repeat(8)),
+            format!("gzipped:{}:{}", "03".repeat(16), "04".repeat(8)),
+        ]
+    );
+}
+
+#[test]
+fn bad_ids_are_a_partial_success_and_the_rest_is_stored() {
+    let d = Daemon::start(&[]);
+    let body = traces(vec![
+        span(vec![1; 8], vec![2; 8], "short trace id"),
+        span(vec![1; 16], vec![0; 8], "zero span id"),
+        span(vec![1; 16], vec![2; 8], "good"),
+    ]);
+    let reply = d.post("/v1/traces", &body, &[PROTOBUF]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let partial = ExportTraceServiceResponse::decode(reply.body_bytes().as_slice())
+        .expect("response")
+        .partial_success
+        .expect("a partial success");
+    assert_eq!(partial.rejected_spans, 2);
+    assert!(
+        partial.error_message.contains("short trace id"),
+        "{}",
+        partial.error_message
+    );
+    assert_eq!(d.count("spans"), 1);
+    let otlp = &d.status()["otlp"]["spans"];
+    assert_eq!(
+        (otlp["received"].as_u64(), otlp["stored"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(otlp["rejected"]["invalid_trace_id"], 1);
+    assert_eq!(otlp["rejected"]["invalid_span_id"], 1);
+
+    // The same in JSON: the response is JSON too.
+    let reply = d.post_json(
+        "/v1/traces",
+        r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102","spanId":"0202020202020202","name":"x"}]}]}]}"#,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["partialSuccess"]["rejectedSpans"], 1);
+}
+
+#[test]
+fn undecodable_requests_get_400_with_a_status_body() {
+    let d = Daemon::start(&[]);
+    let body = traces(vec![span(vec![1; 16], vec![2; 8], "cut short")]);
+    let reply = d.post("/v1/traces", &body[..body.len() - 5], &[PROTOBUF]);
+    assert_eq!(reply.status, 400);
+    let status = status_of(&reply);
+    assert_eq!(status.code, 3, "INVALID_ARGUMENT");
+    assert!(status.message.contains("protobuf"), "{}", status.message);
+
+    // Wrong JSON types: resourceSpans must be a list.
+    let reply = d.post_json("/v1/traces", r#"{"resourceSpans": "all of them"}"#);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.json()["code"], 3);
+    let reply = d.post(
+        "/v1/logs",
+        br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":true}]}]}]}"#,
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+
+    let reply = d.post(
+        "/v1/logs",
+        b"<xml/>",
+        &[("Content-Type", "application/xml")],
+    );
+    assert_eq!(reply.status, 415);
+    let reply = d.post("/v1/metrics", b"x", &[PROTOBUF, ("Content-Encoding", "br")]);
+    assert_eq!(reply.status, 415);
+    assert_eq!(status_of(&reply).code, 3);
+    let reply = d.post(
+        "/v1/traces",
+        b"not gzip",
+        &[PROTOBUF, ("Content-Encoding", "gzip")],
+    );
+    assert_eq!(reply.status, 400);
+    assert_eq!(d.count("spans"), 0);
+    assert_eq!(d.get("/health").status, 200, "still serving");
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_at_the_limit() {
+    let d = Daemon::start(&[("TRACE_MAX_BODY_BYTES", "1MiB")]);
+    // 64 MiB of zeros inflate from about 64 KiB.
+    let bomb = gzip(&vec![0u8; 64 << 20]);
+    assert!(
+        bomb.len() < 1 << 20,
+        "the compressed body itself is under the limit"
+    );
+    let reply = d.post(
+        "/v1/traces",
+        &bomb,
+        &[PROTOBUF, ("Content-Encoding", "gzip")],
+    );
+    assert_eq!(reply.status, 413);
+    assert!(status_of(&reply).message.contains("decompressed"));
+    assert_eq!(d.status()["ingest"]["rejected"]["payload_too_large"], 1);
+}
+
+#[test]
+fn empty_requests_succeed() {
+    let d = Daemon::start(&[]);
+    let reply = d.post("/v1/traces", &[], &[PROTOBUF]);
+    assert_eq!(
+        reply.status, 200,
+        "an empty protobuf body is an empty request"
+    );
+    assert!(reply.body_bytes().is_empty(), "an empty response message");
+    let reply = d.post_json("/v1/metrics", "{}");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = d.post(
+        "/v1/logs",
+        br#"{"resourceLogs":[]}"#,
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[test]
+fn backpressure_answers_503_with_retry_after() {
+    let d = std::sync::Arc::new(Daemon::start(&[("TRACE_MAX_PENDING_RECORDS", "1")]));
+    assert_eq!(
+        d.post("/_test/fault/store/stall?ms=2000", b"", &[]).status,
+        200
+    );
+    let held = {
+        let d = std::sync::Arc::clone(&d);
+        std::thread::spawn(move || {
+            d.post(
+                "/v1/traces",
+                &traces(vec![span(vec![1; 16], vec![1; 8], "held")]),
+                &[PROTOBUF],
+            )
+        })
+    };
+    while d.status()["store"]["pending_records"] == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let reply = d.post(
+        "/v1/traces",
+        &traces(vec![span(vec![1; 16], vec![2; 8], "refused")]),
+        &[PROTOBUF],
+    );
+    assert_eq!(reply.status, 503);
+    assert_eq!(
+        reply.headers.get("retry-after").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(status_of(&reply).code, 14, "UNAVAILABLE");
+    assert_eq!(held.join().expect("thread").status, 200);
+}
+
+fn usage_point(value: f64, time: u64) -> Vec<u8> {
+    let attr = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..KeyValue::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "openclaw.cost.usd".into(),
+                    data: Some(metric::Data::Sum(Sum {
+                        data_points: vec![NumberDataPoint {
+                            attributes: vec![
+                                attr("openclaw.provider", "anthropic"),
+                                attr("openclaw.model", "claude-opus-4"),
+                            ],
+                            start_time_unix_nano: 1_764_324_000_000_000_000,
+                            time_unix_nano: time,
+                            value: Some(number_data_point::Value::AsDouble(value)),
+                            ..NumberDataPoint::default()
+                        }],
+                        aggregation_temporality: 2,
+                        is_monotonic: true,
+                    })),
+                    ..Metric::default()
+                }],
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn a_cumulative_point_posted_again_after_a_restart_counts_once() {
+    let d = Daemon::start(&[]);
+    let cost = |d: &Daemon| -> f64 {
+        d.db()
+            .query_row(
+                "SELECT coalesce(sum(cost_usd), 0) FROM llm_calls",
+                [],
+                |r| r.get(0),
+            )
+            .expect("sum")
+    };
+    assert_eq!(
+        d.post(
+            "/v1/metrics",
+            &usage_point(0.5, 1_764_324_060_000_000_000),
+            &[PROTOBUF]
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        d.post(
+            "/v1/metrics",
+            &usage_point(0.5, 1_764_324_120_000_000_000),
+            &[PROTOBUF]
+        )
+        .status,
+        200
+    );
+    assert_eq!(cost(&d), 0.5);
+    let d = d.restart();
+    assert_eq!(
+        d.post(
+            "/v1/metrics",
+            &usage_point(0.5, 1_764_324_180_000_000_000),
+            &[PROTOBUF]
+        )
+        .status,
+        200
+    );
+    assert_eq!(cost(&d), 0.5, "the series' last value survived the restart");
+    assert_eq!(
+        d.post(
+            "/v1/metrics",
+            &usage_point(0.75, 1_764_324_240_000_000_000),
+            &[PROTOBUF]
+        )
+        .status,
+        200
+    );
+    assert_eq!(cost(&d), 0.75);
+    assert_eq!(
+        d.count("metric_points"),
+        4,
+        "every export is kept as an observation"
+    );
+}
+
+#[test]
+fn native_records_still_post_to_the_shared_paths() {
+    let d = Daemon::start(&[]);
+    let reply = d.post_json("/v1/traces", r#"{"provider":"anthropic","model":"claude"}"#);
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let reply = d.post_json("/v1/metrics", r#"[{"name":"queue.depth","value":3}]"#);
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(
+        (
+            d.count("llm_calls"),
+            d.count("metric_points"),
+            d.count("spans")
+        ),
+        (1, 1, 0)
+    );
+}
