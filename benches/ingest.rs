@@ -6,11 +6,12 @@
 //! `cargo bench --bench ingest` (add `-- quick` for a short run). Prints
 //! medians over several runs and the ratio to the baseline.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use common::{blast, median, Daemon};
 
 use openclaw_trace_actors::records::{Batch, LlmCall, Source, Stamp};
 use openclaw_trace_actors::{schema, store};
@@ -77,76 +78,22 @@ fn baseline(records: usize, per_batch: usize) -> f64 {
 /// Sends `records` records through a fresh daemon, `per_request` per POST,
 /// over `connections` keep-alive connections; returns records/s.
 fn through_daemon(records: usize, per_request: usize, connections: usize) -> f64 {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"))
-        .env("TRACE_LISTEN_ADDR", "127.0.0.1:0")
-        .env("TRACE_DB_PATH", dir.path().join("d.db"))
-        .env("TRACE_LOG_LEVEL", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn daemon");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines.next().expect("daemon exited").expect("read");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("json log");
-        if v["msg"] == "listening" {
-            break v["addr"].as_str().expect("addr").to_string();
-        }
-    };
-    thread::spawn(move || for _ in lines {});
-
-    let requests = records / per_request;
-    let bodies: Arc<Vec<String>> = Arc::new(
-        (0..requests)
-            .map(|r| {
-                let items: Vec<String> = (0..per_request)
-                    .map(|i| record_json(r * per_request + i))
-                    .collect();
-                if per_request == 1 {
-                    items.concat()
-                } else {
-                    format!("[{}]", items.join(","))
-                }
-            })
-            .collect(),
-    );
-    let url = format!("http://{addr}/v1/traces");
-    let start = Instant::now();
-    let workers: Vec<_> = (0..connections)
-        .map(|w| {
-            let (bodies, url) = (Arc::clone(&bodies), url.clone());
-            thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .timeout_global(Some(Duration::from_secs(60)))
-                    .build()
-                    .into();
-                for body in bodies.iter().skip(w).step_by(connections) {
-                    let r = agent
-                        .post(&url)
-                        .header("Content-Type", "application/json")
-                        .send(body.as_bytes())
-                        .expect("request");
-                    assert_eq!(r.status(), 202);
-                }
-            })
+    let daemon = Daemon::start();
+    let bodies: Vec<Vec<u8>> = (0..records / per_request)
+        .map(|r| {
+            let items: Vec<String> = (0..per_request)
+                .map(|i| record_json(r * per_request + i))
+                .collect();
+            if per_request == 1 {
+                items.concat().into_bytes()
+            } else {
+                format!("[{}]", items.join(",")).into_bytes()
+            }
         })
         .collect();
-    for w in workers {
-        w.join().expect("worker");
-    }
-    let rate = records as f64 / start.elapsed().as_secs_f64();
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let _ = child.wait();
-    rate
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    xs[xs.len() / 2]
+    let url = format!("{}/v1/traces", daemon.base);
+    let elapsed = blast(&url, "application/json", Arc::new(bodies), connections, 202);
+    records as f64 / elapsed.as_secs_f64()
 }
 
 fn main() {

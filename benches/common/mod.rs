@@ -1,0 +1,113 @@
+//! What the benchmarks share: a release daemon on a fresh database, a load
+//! of prepared bodies sent over keep-alive connections, medians.
+
+#![allow(dead_code)] // each benchmark uses a different part
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A daemon started for one measurement.
+pub struct Daemon {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts the benchmark-built daemon on port 0 with an empty database.
+    pub fn start() -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"))
+            .env("TRACE_LISTEN_ADDR", "127.0.0.1:0")
+            .env("TRACE_DB_PATH", dir.path().join("bench.db"))
+            .env("TRACE_LOG_LEVEL", "info")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn daemon");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines.next().expect("daemon exited").expect("read");
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json log");
+            if v["msg"] == "listening" {
+                break v["addr"].as_str().expect("addr").to_string();
+            }
+        };
+        thread::spawn(move || for _ in lines {});
+        Daemon {
+            child,
+            base: format!("http://{addr}"),
+            _dir: dir,
+        }
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// POSTs every body to `url` over `connections` keep-alive connections,
+/// expecting `status` for each; returns the elapsed time.
+pub fn blast(
+    url: &str,
+    content_type: &str,
+    bodies: Arc<Vec<Vec<u8>>>,
+    connections: usize,
+    status: u16,
+) -> Duration {
+    let start = Instant::now();
+    let workers: Vec<_> = (0..connections)
+        .map(|w| {
+            let (bodies, url, content_type) = (
+                Arc::clone(&bodies),
+                url.to_string(),
+                content_type.to_string(),
+            );
+            thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .timeout_global(Some(Duration::from_secs(120)))
+                    .build()
+                    .into();
+                for body in bodies.iter().skip(w).step_by(connections) {
+                    let r = agent
+                        .post(&url)
+                        .header("Content-Type", &content_type)
+                        .send(body.as_slice())
+                        .expect("request");
+                    assert_eq!(r.status(), status);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    start.elapsed()
+}
+
+/// The median of `xs`.
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    xs[xs.len() / 2]
+}
