@@ -77,6 +77,10 @@ pub struct RawEnv {
     max_pending_records: Option<String>,
     #[envconfig(from = "TRACE_INGEST_TOKEN")]
     ingest_token: Option<String>,
+    #[envconfig(from = "TRACE_METRICS_INTERVAL")]
+    metrics_interval: Option<String>,
+    #[envconfig(from = "TRACE_AGENT_PROCESS")]
+    agent_process: Option<String>,
 }
 
 /// The validated configuration.
@@ -98,6 +102,10 @@ pub struct Config {
     pub max_pending_records: u64,
     /// Bearer token ingest requires, when set.
     pub ingest_token: Option<String>,
+    /// Time between host samples.
+    pub metrics_interval: std::time::Duration,
+    /// Text the agent's command line contains; `None`: `openclaw`, else `node`.
+    pub agent_process: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -112,6 +120,8 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_pending_records", &self.max_pending_records)
             .field("ingest_token", &self.ingest_token.as_ref().map(|_| "***"))
+            .field("metrics_interval", &self.metrics_interval)
+            .field("agent_process", &self.agent_process)
             .finish()
     }
 }
@@ -235,6 +245,20 @@ impl Config {
             }
             Some(t) => Some(t),
         };
+        let metrics_interval = match raw.metrics_interval.as_deref() {
+            None => std::time::Duration::from_secs(30),
+            Some(v) => humantime::parse_duration(v.trim())
+                .ok()
+                .filter(|d| *d >= std::time::Duration::from_secs(1))
+                .ok_or_else(|| {
+                    invalid(
+                        "TRACE_METRICS_INTERVAL",
+                        v,
+                        "expected a duration of at least 1s, like 30s or 5m",
+                    )
+                })?,
+        };
+        let agent_process = raw.agent_process.filter(|p| !p.trim().is_empty());
         Ok(Config {
             listen_addr,
             db_path,
@@ -244,6 +268,8 @@ impl Config {
             max_body_bytes,
             max_pending_records,
             ingest_token,
+            metrics_interval,
+            agent_process,
         })
     }
 

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
 use openclaw_trace_actors::ingest::IngestSettings;
+use openclaw_trace_actors::metrics::MetricsSettings;
 use openclaw_trace_actors::schema::SchemaError;
 use openclaw_trace_actors::store::StoreError;
 use openclaw_trace_actors::{Engine, EngineConfig};
@@ -74,6 +75,12 @@ pub async fn run(
                 max_text_bytes: config.max_text_bytes,
                 max_pending_records: config.max_pending_records,
             },
+            metrics: MetricsSettings {
+                interval: config.metrics_interval,
+                db_dir: db_dir(&config.db_path),
+                agent_process: config.agent_process.clone(),
+                agent_id: config.agent_id.clone(),
+            },
         },
         &log,
     )
@@ -112,6 +119,15 @@ pub async fn run(
     engine.shutdown().await?;
     info!(log, "shutdown complete");
     Ok(())
+}
+
+/// The directory holding the database (its filesystem is the one to watch).
+fn db_dir(db_path: &std::path::Path) -> std::path::PathBuf {
+    let dir = db_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// HTTP worker threads: at most two. Decoding is light and the store is the

@@ -8,6 +8,7 @@ use slog::{o, Logger};
 
 use crate::fault::FaultKind;
 use crate::ingest::{IngestActor, IngestSettings};
+use crate::metrics::{LatestSample, MetricsActor, MetricsSettings};
 use crate::schema::{self, ReadPool, SchemaError};
 use crate::stats::{ActorName, Stats};
 use crate::store::{Close, StoreActor, StoreError};
@@ -19,6 +20,8 @@ pub struct EngineConfig {
     pub db_path: PathBuf,
     /// Settings of the ingest stage.
     pub ingest: IngestSettings,
+    /// Settings of the host sampler.
+    pub metrics: MetricsSettings,
 }
 
 /// The running actors and what readers share.
@@ -27,6 +30,10 @@ pub struct Engine {
     pub ingest: Addr<IngestActor>,
     /// The single writer (for health pings and shutdown).
     pub store: Addr<StoreActor>,
+    /// The host sampler.
+    pub metrics: Addr<MetricsActor>,
+    /// The latest host sample, for `/metrics` and `/v1/status`.
+    pub host: LatestSample,
     /// Read-only connections for status and queries.
     pub pool: ReadPool,
     /// Shared counters.
@@ -35,6 +42,8 @@ pub struct Engine {
     pub db_path: PathBuf,
     /// The store's own thread, so its blocking calls never stall HTTP.
     store_arbiter: Arbiter,
+    /// The sampler's own thread, for the same reason.
+    metrics_arbiter: Arbiter,
 }
 
 impl Engine {
@@ -56,21 +65,37 @@ impl Engine {
         let ingest = {
             let (store, stats) = (store.clone().recipient(), Arc::clone(&stats));
             let log = log.new(o!("actor" => ActorName::Ingest.as_str()));
-            Supervisor::start(move |_| IngestActor::new(config.ingest, store, stats, log))
+            let settings = config.ingest;
+            Supervisor::start(move |_| IngestActor::new(settings, store, stats, log))
+        };
+        let host = LatestSample::default();
+        let metrics_arbiter = Arbiter::new();
+        let metrics = {
+            let (store, stats, host) =
+                (store.clone().recipient(), Arc::clone(&stats), host.clone());
+            let log = log.new(o!("actor" => ActorName::Metrics.as_str()));
+            let settings = config.metrics;
+            Supervisor::start_in_arbiter(&metrics_arbiter.handle(), move |_| {
+                MetricsActor::new(settings, store, host, stats, log)
+            })
         };
         Ok(Engine {
             ingest,
             store,
+            metrics,
+            host,
             pool,
             stats,
             db_path: config.db_path,
             store_arbiter,
+            metrics_arbiter,
         })
     }
 
     /// Commits what is pending, checkpoints and closes the database, and stops
     /// the store's thread. Appends after this are refused.
     pub async fn shutdown(&self) -> Result<(), StoreError> {
+        self.metrics_arbiter.stop();
         let closed = match self.store.send(Close).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable("the store actor is gone".into())),
@@ -87,6 +112,7 @@ impl Engine {
             let sent = match actor {
                 ActorName::Ingest => self.ingest.send(InjectFault(kind)).await,
                 ActorName::Store => self.store.send(InjectFault(kind)).await,
+                ActorName::Metrics => self.metrics.send(InjectFault(kind)).await,
             };
             sent.map_err(|_| FaultError::ActorGone)
         }

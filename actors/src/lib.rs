@@ -11,6 +11,7 @@
 //! - [`ingest`]: the IngestActor: admission (backpressure), enrichment, counting.
 //! - [`store`]: the StoreActor: the single SQLite writer, group commit.
 //! - [`schema`]: pragmas, the schema and its migrations, the read pool.
+//! - [`metrics`]: the MetricsActor: host, agent and sidecar samples.
 //! - [`llm_view`]: token usage and cost read out of OTLP spans and metrics.
 //! - [`query`]: read-side queries (status counts, file sizes).
 //! - [`records`]: the record types every stage passes along.
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod fault;
 pub mod ingest;
 pub mod llm_view;
+pub mod metrics;
 pub mod query;
 pub mod records;
 pub mod schema;

@@ -258,6 +258,8 @@ pub enum Source {
     Native,
     /// OTLP/HTTP, protobuf or JSON.
     Otlp,
+    /// The daemon's own host sampler.
+    Host,
 }
 
 impl Source {
@@ -266,6 +268,7 @@ impl Source {
         match self {
             Source::Native => "native",
             Source::Otlp => "otlp",
+            Source::Host => "host",
         }
     }
 }

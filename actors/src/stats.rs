@@ -72,17 +72,20 @@ pub enum ActorName {
     Ingest,
     /// The single SQLite writer.
     Store,
+    /// The host sampler.
+    Metrics,
 }
 
 impl ActorName {
     /// Every actor, in the order of [`ActorName::index`].
-    pub const ALL: [ActorName; 2] = [ActorName::Ingest, ActorName::Store];
+    pub const ALL: [ActorName; 3] = [ActorName::Ingest, ActorName::Store, ActorName::Metrics];
 
     /// The actor's name in logs and status.
     pub fn as_str(self) -> &'static str {
         match self {
             ActorName::Ingest => "ingest",
             ActorName::Store => "store",
+            ActorName::Metrics => "metrics",
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod error;
 mod otlp_response;
+mod prom;
 mod status;
 
 use std::io::Read;
@@ -52,6 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/logs", web::post().to(ingest_logs))
         .route("/health", web::get().to(status::health))
         .route("/v1/status", web::get().to(status::status))
+        .route("/metrics", web::get().to(prom::metrics))
         .route("/_test/fault/{actor}/{kind}", web::post().to(inject_fault));
 }
 
@@ -411,6 +413,7 @@ async fn inject_fault(
     let actor = match actor.as_str() {
         "ingest" => ActorName::Ingest,
         "store" => ActorName::Store,
+        "metrics" => ActorName::Metrics,
         _ => return not_found(),
     };
     let kind = match kind.as_str() {

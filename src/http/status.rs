@@ -95,8 +95,29 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         })
         .collect();
 
+    let host = state.engine.host.get();
+    let warnings = host.as_ref().map(|h| h.warnings()).unwrap_or_default();
+    let host_summary = host.as_ref().map(|h| {
+        json!({
+            "time_ns": h.time_ns,
+            "cpu_utilization": h.cpu.as_ref().map(|c| c.utilization),
+            "load_average": h.load_average,
+            "memory": h.memory,
+            "cgroup": h.cgroup,
+            "filesystems": h.filesystems,
+            "processes": {"count": h.processes.count, "zombies": h.processes.zombies,
+                "top_cpu": h.processes.top_cpu, "top_rss": h.processes.top_rss},
+            "tcp_connections": h.tcp_connections,
+            "agent": h.agent,
+            "agent_restarts": h.agent_restarts,
+            "sidecar": h.sidecar,
+        })
+    });
+
     Ok(HttpResponse::Ok().json(json!({
         "status": if db_status == "ok" { "ok" } else { "degraded" },
+        "warnings": warnings,
+        "host": host_summary,
         "version": env!("CARGO_PKG_VERSION"),
         "agent_id": config.agent_id,
         "uptime_seconds": stats.uptime_seconds,
@@ -129,6 +150,8 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "max_body_bytes": config.max_body_bytes,
             "max_pending_records": config.max_pending_records,
             "ingest_token": config.ingest_token.as_ref().map(|_| "***"),
+            "metrics_interval_seconds": config.metrics_interval.as_secs_f64(),
+            "agent_process": config.agent_process,
         },
         // The earlier Go sidecar's health fields, for scripts written for it.
         "db_status": db_status,

@@ -1,0 +1,210 @@
+//! What `sysinfo` does not read: `/proc` and cgroup v2 files, and
+//! `statvfs` for inodes. Each probe returns an `io::Result` so the sampler can
+//! log a failing probe once and go on without it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Cumulative block-device counters, summed over whole disks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskCounters {
+    /// Reads completed.
+    pub reads: u64,
+    /// Bytes read.
+    pub read_bytes: u64,
+    /// Writes completed.
+    pub writes: u64,
+    /// Bytes written.
+    pub write_bytes: u64,
+}
+
+/// Whole disks (not partitions, loop or RAM devices, nor device-mapper
+/// volumes that would count their disks' I/O twice).
+fn whole_disks() -> io::Result<Vec<String>> {
+    let mut disks = Vec::new();
+    for entry in fs::read_dir("/sys/block")? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let virtual_dev = ["loop", "ram", "zram", "dm-", "md", "sr", "fd", "nbd"]
+            .iter()
+            .any(|p| name.starts_with(p));
+        if !virtual_dev {
+            disks.push(name);
+        }
+    }
+    Ok(disks)
+}
+
+/// Sums `/proc/diskstats` over whole disks.
+pub fn disk_counters() -> io::Result<DiskCounters> {
+    let disks = whole_disks()?;
+    let text = fs::read_to_string("/proc/diskstats")?;
+    let mut total = DiskCounters::default();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 || !disks.iter().any(|d| d == f[2]) {
+            continue;
+        }
+        let n = |i: usize| f[i].parse::<u64>().unwrap_or(0);
+        // Fields: reads completed (3), sectors read (5), writes completed (7),
+        // sectors written (9); a sector here is always 512 bytes.
+        total.reads += n(3);
+        total.read_bytes += n(5) * 512;
+        total.writes += n(7);
+        total.write_bytes += n(9) * 512;
+    }
+    Ok(total)
+}
+
+/// TCP connection states, as `/proc/net/tcp{,6}` number them.
+const TCP_STATES: [&str; 11] = [
+    "established",
+    "syn_sent",
+    "syn_recv",
+    "fin_wait1",
+    "fin_wait2",
+    "time_wait",
+    "close",
+    "close_wait",
+    "last_ack",
+    "listen",
+    "closing",
+];
+
+/// Counts TCP connections (IPv4 and IPv6) by state.
+pub fn tcp_states() -> io::Result<BTreeMap<&'static str, u64>> {
+    let mut counts = BTreeMap::new();
+    for (file, required) in [("/proc/net/tcp", true), ("/proc/net/tcp6", false)] {
+        let text = match fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) if !required && e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for line in text.lines().skip(1) {
+            let state = line
+                .split_whitespace()
+                .nth(3)
+                .and_then(|s| u8::from_str_radix(s, 16).ok());
+            if let Some(name) = state.and_then(|s| TCP_STATES.get(usize::from(s).wrapping_sub(1))) {
+                *counts.entry(*name).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Limits and usage of the cgroup (v2) this process runs in.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CgroupReading {
+    /// `memory.max`, when limited.
+    pub memory_limit: Option<u64>,
+    /// `memory.current`.
+    pub memory_usage: Option<u64>,
+    /// `cpu.max` as cores (quota / period), when limited.
+    pub cpu_limit_cores: Option<f64>,
+    /// `cpu.stat` `usage_usec`: CPU time used by the cgroup.
+    pub cpu_usage_usec: Option<u64>,
+}
+
+/// The cgroup v2 directory of this process, if it is in one.
+fn cgroup_dir() -> io::Result<Option<PathBuf>> {
+    let text = fs::read_to_string("/proc/self/cgroup")?;
+    // cgroup v2 has a single line "0::/path".
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| Path::new("/sys/fs/cgroup").join(p.trim_start_matches('/')))
+        .filter(|d| d.join("cgroup.controllers").exists()))
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+/// Reads the cgroup's limits and usage; `None` outside a cgroup v2.
+pub fn cgroup() -> io::Result<Option<CgroupReading>> {
+    let Some(dir) = cgroup_dir()? else {
+        return Ok(None);
+    };
+    let memory_limit = read_trimmed(&dir.join("memory.max")).and_then(|v| v.parse().ok());
+    let memory_usage = read_trimmed(&dir.join("memory.current")).and_then(|v| v.parse().ok());
+    let cpu_limit_cores = read_trimmed(&dir.join("cpu.max")).and_then(|v| {
+        let mut parts = v.split_whitespace();
+        let quota: f64 = parts.next()?.parse().ok()?; // "max" does not parse: no limit
+        let period: f64 = parts.next()?.parse().ok()?;
+        (period > 0.0).then(|| quota / period)
+    });
+    let cpu_usage_usec = read_trimmed(&dir.join("cpu.stat")).and_then(|v| {
+        v.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|n| n.trim().parse().ok())
+    });
+    Ok(Some(CgroupReading {
+        memory_limit,
+        memory_usage,
+        cpu_limit_cores,
+        cpu_usage_usec,
+    }))
+}
+
+/// Space and inodes of the filesystem holding a path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FsUsage {
+    /// Bytes in the filesystem.
+    pub total_bytes: u64,
+    /// Bytes in use.
+    pub used_bytes: u64,
+    /// Bytes an unprivileged process can still write.
+    pub available_bytes: u64,
+    /// Inodes in the filesystem.
+    pub inodes_total: u64,
+    /// Inodes in use.
+    pub inodes_used: u64,
+}
+
+/// `statvfs(path)`.
+pub fn fs_usage(path: &Path) -> io::Result<FsUsage> {
+    let s = rustix::fs::statvfs(path)?;
+    let frsize = s.f_frsize;
+    Ok(FsUsage {
+        total_bytes: s.f_blocks * frsize,
+        used_bytes: s.f_blocks.saturating_sub(s.f_bfree) * frsize,
+        available_bytes: s.f_bavail * frsize,
+        inodes_total: s.f_files,
+        inodes_used: s.f_files.saturating_sub(s.f_ffree),
+    })
+}
+
+/// Threads of a process (`Threads:` in `/proc/PID/status`).
+pub fn threads(pid: u32) -> io::Result<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Threads line"))
+}
+
+/// Open file descriptors of a process (entries of `/proc/PID/fd`).
+pub fn open_fds(pid: u32) -> io::Result<u64> {
+    Ok(fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_read_this_machine() {
+        let own = std::process::id();
+        assert!(threads(own).expect("threads") >= 1);
+        assert!(
+            open_fds(own).expect("fds") >= 3,
+            "stdin, stdout, stderr at least"
+        );
+        let root = fs_usage(Path::new("/")).expect("statvfs /");
+        assert!(root.total_bytes > 0 && root.used_bytes <= root.total_bytes);
+        assert!(root.inodes_total == 0 || root.inodes_used <= root.inodes_total);
+        tcp_states().expect("tcp states");
+    }
+}

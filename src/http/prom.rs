@@ -1,0 +1,387 @@
+//! `GET /metrics`: the Prometheus text exposition (format 0.0.4) of the
+//! sidecar's own counters and of the latest host sample.
+//!
+//! The `prometheus` crate renders the text. Values are copied from the
+//! counters and the sample into a registry built for each scrape: scrapes are
+//! rare (every 15-60 s), and the daemon's state stays in one place.
+
+use actix_web::{web, HttpResponse};
+use openclaw_trace_actors::metrics::HostSample;
+use openclaw_trace_actors::query;
+use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+use super::AppState;
+
+/// Builds families into one registry.
+struct Families(Registry);
+
+impl Families {
+    fn gauge(&self, name: &str, help: &str, labels: &[&str], samples: &[(Vec<&str>, f64)]) {
+        let Ok(family) = GaugeVec::new(Opts::new(format!("openclaw_trace_{name}"), help), labels)
+        else {
+            return;
+        };
+        for (values, v) in samples {
+            family.with_label_values(values).set(*v);
+        }
+        let _ = self.0.register(Box::new(family));
+    }
+
+    fn counter(&self, name: &str, help: &str, labels: &[&str], samples: &[(Vec<&str>, u64)]) {
+        let Ok(family) =
+            IntCounterVec::new(Opts::new(format!("openclaw_trace_{name}"), help), labels)
+        else {
+            return;
+        };
+        for (values, v) in samples {
+            family.with_label_values(values).inc_by(*v);
+        }
+        let _ = self.0.register(Box::new(family));
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let f = Families(Registry::new());
+    let engine = &state.engine;
+    let s = engine.stats.snapshot();
+    let pairs = |v: &[(&'static str, u64)]| -> Vec<(Vec<&'static str>, u64)> {
+        v.iter().map(|(k, n)| (vec![*k], *n)).collect()
+    };
+
+    f.gauge(
+        "uptime_seconds",
+        "Seconds since the daemon started.",
+        &[],
+        &[(vec![], s.uptime_seconds as f64)],
+    );
+    f.counter(
+        "ingest_requests_accepted_total",
+        "Ingest requests whose records were all committed.",
+        &[],
+        &[(vec![], s.accepted_requests)],
+    );
+    f.counter(
+        "ingest_records_accepted_total",
+        "Records committed, per table.",
+        &["table"],
+        &pairs(&s.accepted_records),
+    );
+    f.counter(
+        "ingest_requests_rejected_total",
+        "Ingest requests refused, per reason.",
+        &["reason"],
+        &pairs(&s.rejected),
+    );
+    let mut received = Vec::new();
+    let mut stored = Vec::new();
+    let mut rejected = Vec::new();
+    for o in &s.otlp {
+        received.push((vec![o.signal], o.received));
+        stored.push((vec![o.signal], o.stored));
+        rejected.extend(
+            o.rejected
+                .iter()
+                .map(|(reason, n)| (vec![o.signal, *reason], *n)),
+        );
+    }
+    f.counter(
+        "otlp_items_received_total",
+        "OTLP items in decodable requests, per signal.",
+        &["signal"],
+        &received,
+    );
+    f.counter(
+        "otlp_items_stored_total",
+        "OTLP items committed, per signal.",
+        &["signal"],
+        &stored,
+    );
+    f.counter(
+        "otlp_items_rejected_total",
+        "OTLP items left out, per signal and reason.",
+        &["signal", "reason"],
+        &rejected,
+    );
+    f.counter(
+        "store_commits_total",
+        "Transactions the store committed.",
+        &[],
+        &[(vec![], s.store_commits)],
+    );
+    f.gauge(
+        "store_pending_records",
+        "Records waiting for their commit.",
+        &[],
+        &[(vec![], s.store_pending as f64)],
+    );
+    f.counter(
+        "actor_restarts_total",
+        "Supervisor restarts, per actor.",
+        &["actor"],
+        &pairs(&s.restarts),
+    );
+    f.counter(
+        "actor_panics_total",
+        "Panics caught in actor handlers, per actor.",
+        &["actor"],
+        &pairs(&s.panics),
+    );
+    let files = query::file_sizes(&engine.db_path);
+    f.gauge(
+        "database_size_bytes",
+        "Size of the database's files.",
+        &["file"],
+        &[
+            (vec!["main"], files.db_bytes as f64),
+            (vec!["wal"], files.wal_bytes as f64),
+        ],
+    );
+    if let Some(host) = engine.host.get() {
+        host_families(&f, &host);
+    }
+
+    let mut body = Vec::new();
+    let encoder = TextEncoder::new();
+    match encoder.encode(&f.0.gather(), &mut body) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type(format!("{}; charset=utf-8", encoder.format_type()))
+            .body(body),
+        Err(e) => HttpResponse::InternalServerError().body(format!("encoding metrics: {e}")),
+    }
+}
+
+/// The latest host sample as gauges (and the agent restarts as a counter).
+fn host_families(f: &Families, h: &HostSample) {
+    if let Some(cpu) = &h.cpu {
+        let names: Vec<String> = (0..cpu.per_core.len()).map(|i| format!("cpu{i}")).collect();
+        let mut samples = vec![(vec!["all"], cpu.utilization)];
+        samples.extend(
+            names
+                .iter()
+                .zip(&cpu.per_core)
+                .map(|(n, v)| (vec![n.as_str()], *v)),
+        );
+        f.gauge(
+            "host_cpu_utilization_ratio",
+            "CPU busy over the last interval, 0-1.",
+            &["cpu"],
+            &samples,
+        );
+    }
+    if let Some([one, five, fifteen]) = h.load_average {
+        f.gauge(
+            "host_load_average",
+            "Load average.",
+            &["window"],
+            &[
+                (vec!["1m"], one),
+                (vec!["5m"], five),
+                (vec!["15m"], fifteen),
+            ],
+        );
+    }
+    let m = &h.memory;
+    f.gauge(
+        "host_memory_bytes",
+        "Physical memory.",
+        &["state"],
+        &[
+            (vec!["total"], m.total_bytes as f64),
+            (vec!["used"], m.used_bytes as f64),
+            (vec!["available"], m.available_bytes as f64),
+        ],
+    );
+    f.gauge(
+        "host_memory_utilization_ratio",
+        "Memory used, 0-1.",
+        &[],
+        &[(vec![], m.utilization)],
+    );
+    f.gauge(
+        "host_swap_bytes",
+        "Swap space.",
+        &["state"],
+        &[
+            (vec!["total"], m.swap_total_bytes as f64),
+            (vec!["used"], m.swap_used_bytes as f64),
+        ],
+    );
+    if let Some(c) = &h.cgroup {
+        let one = |name: &str, help: &str, v: Option<f64>| {
+            if let Some(v) = v {
+                f.gauge(name, help, &[], &[(vec![], v)]);
+            }
+        };
+        one(
+            "container_memory_limit_bytes",
+            "The cgroup's memory limit.",
+            c.memory_limit_bytes.map(|v| v as f64),
+        );
+        one(
+            "container_memory_usage_bytes",
+            "The cgroup's memory use.",
+            c.memory_usage_bytes.map(|v| v as f64),
+        );
+        one(
+            "container_memory_utilization_ratio",
+            "The cgroup's memory use over its limit.",
+            c.memory_utilization,
+        );
+        one(
+            "container_cpu_limit_cores",
+            "The cgroup's CPU quota in cores.",
+            c.cpu_limit_cores,
+        );
+        one(
+            "container_cpu_utilization_ratio",
+            "The cgroup's CPU use over its quota.",
+            c.cpu_utilization,
+        );
+    }
+    let mut bytes = Vec::new();
+    let mut ratio = Vec::new();
+    let mut inodes = Vec::new();
+    for fs in &h.filesystems {
+        let mp = fs.mountpoint.as_str();
+        bytes.push((vec![mp, "used"], fs.usage.used_bytes as f64));
+        bytes.push((vec![mp, "available"], fs.usage.available_bytes as f64));
+        bytes.push((vec![mp, "total"], fs.usage.total_bytes as f64));
+        ratio.push((vec![mp], fs.utilization));
+        inodes.push((vec![mp, "used"], fs.usage.inodes_used as f64));
+        inodes.push((vec![mp, "total"], fs.usage.inodes_total as f64));
+    }
+    f.gauge(
+        "host_filesystem_bytes",
+        "Filesystem space.",
+        &["mountpoint", "state"],
+        &bytes,
+    );
+    f.gauge(
+        "host_filesystem_utilization_ratio",
+        "Filesystem space used, 0-1.",
+        &["mountpoint"],
+        &ratio,
+    );
+    f.gauge(
+        "host_filesystem_inodes",
+        "Filesystem inodes.",
+        &["mountpoint", "state"],
+        &inodes,
+    );
+    if let Some(io) = &h.disk_io {
+        f.gauge(
+            "host_disk_io_bytes_per_second",
+            "Block device throughput.",
+            &["direction"],
+            &[
+                (vec!["read"], io.read_bytes_per_second),
+                (vec!["write"], io.write_bytes_per_second),
+            ],
+        );
+        f.gauge(
+            "host_disk_operations_per_second",
+            "Block device operations.",
+            &["direction"],
+            &[
+                (vec!["read"], io.reads_per_second),
+                (vec!["write"], io.writes_per_second),
+            ],
+        );
+    }
+    let (mut io, mut packets, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    for n in &h.network {
+        let d = n.device.as_str();
+        io.push((vec![d, "receive"], n.receive_bytes_per_second));
+        io.push((vec![d, "transmit"], n.transmit_bytes_per_second));
+        packets.push((vec![d, "receive"], n.receive_packets_per_second));
+        packets.push((vec![d, "transmit"], n.transmit_packets_per_second));
+        errors.push((vec![d, "receive"], n.receive_errors_per_second));
+        errors.push((vec![d, "transmit"], n.transmit_errors_per_second));
+    }
+    let net = ["device", "direction"];
+    f.gauge(
+        "host_network_io_bytes_per_second",
+        "Network throughput.",
+        &net,
+        &io,
+    );
+    f.gauge(
+        "host_network_packets_per_second",
+        "Network packets.",
+        &net,
+        &packets,
+    );
+    f.gauge(
+        "host_network_errors_per_second",
+        "Network errors.",
+        &net,
+        &errors,
+    );
+    let tcp: Vec<_> = h
+        .tcp_connections
+        .iter()
+        .map(|(s, n)| (vec![*s], *n as f64))
+        .collect();
+    f.gauge(
+        "host_tcp_connections",
+        "TCP connections by state.",
+        &["state"],
+        &tcp,
+    );
+    f.gauge(
+        "host_processes",
+        "Processes.",
+        &["status"],
+        &[
+            (vec!["all"], h.processes.count as f64),
+            (vec!["zombie"], h.processes.zombies.len() as f64),
+        ],
+    );
+    let (mut cpu, mut rss, mut threads, mut fds, mut uptime) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    if let Some(a) = &h.agent {
+        cpu.push((vec!["agent"], a.cpu_utilization));
+        rss.push((vec!["agent"], a.rss_bytes as f64));
+        threads.extend(a.threads.map(|t| (vec!["agent"], t as f64)));
+        fds.extend(a.open_fds.map(|n| (vec!["agent"], n as f64)));
+        uptime.push((vec!["agent"], a.uptime_seconds as f64));
+    }
+    if let Some(s) = &h.sidecar {
+        cpu.push((vec!["sidecar"], s.cpu_utilization));
+        rss.push((vec!["sidecar"], s.rss_bytes as f64));
+    }
+    let who = ["process"];
+    f.gauge(
+        "process_cpu_utilization_ratio",
+        "CPU over the last interval, 0-1 of all cores.",
+        &who,
+        &cpu,
+    );
+    f.gauge(
+        "process_resident_memory_bytes",
+        "Resident memory.",
+        &who,
+        &rss,
+    );
+    f.gauge("process_threads", "Threads.", &who, &threads);
+    f.gauge("process_open_fds", "Open file descriptors.", &who, &fds);
+    f.gauge(
+        "process_uptime_seconds",
+        "Seconds since the process started.",
+        &who,
+        &uptime,
+    );
+    f.gauge(
+        "agent_up",
+        "1 when the agent process was found.",
+        &[],
+        &[(vec![], f64::from(u8::from(h.agent.is_some())))],
+    );
+    f.counter(
+        "agent_restarts_total",
+        "Agent process restarts seen (pid changes).",
+        &[],
+        &[(vec![], h.agent_restarts)],
+    );
+}
