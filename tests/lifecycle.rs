@@ -47,7 +47,11 @@ fn exits_cleanly_on(signal: i32) {
         .unwrap_or(0);
     assert_eq!(wal, 0, "WAL checkpointed at shutdown");
     let rows: i64 = open_db(&db_path)
-        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM events WHERE source = 'native'",
+            [],
+            |r| r.get(0),
+        )
         .expect("count");
     assert_eq!(rows, 20);
 }

@@ -192,10 +192,18 @@ impl Daemon {
         open_db(&self.db_path)
     }
 
-    /// Rows in `table`, read through a separate connection.
+    /// Rows in `table` that came from clients, read through a separate
+    /// connection: the daemon's own host samples (source `host`, in
+    /// `metric_points` and `events`) are left out.
     pub fn count(&self, table: &str) -> i64 {
+        let own = match table {
+            "metric_points" | "events" => " WHERE source != 'host'",
+            _ => "",
+        };
         self.db()
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .query_row(&format!("SELECT count(*) FROM {table}{own}"), [], |r| {
+                r.get(0)
+            })
             .expect("count")
     }
 
