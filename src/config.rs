@@ -9,6 +9,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use envconfig::Envconfig;
 
 /// Every variable: name, default (as shown to people) and meaning. Drives
@@ -81,6 +83,18 @@ pub struct RawEnv {
     metrics_interval: Option<String>,
     #[envconfig(from = "TRACE_AGENT_PROCESS")]
     agent_process: Option<String>,
+    #[envconfig(from = "TRACE_PUSH_ENDPOINT")]
+    push_endpoint: Option<String>,
+    #[envconfig(from = "TRACE_PUSH_INTERVAL")]
+    push_interval: Option<String>,
+    #[envconfig(from = "TRACE_PUSH_API_KEY")]
+    push_api_key: Option<String>,
+    #[envconfig(from = "TRACE_PUSH_FORMAT")]
+    push_format: Option<String>,
+    #[envconfig(from = "TRACE_PUSH_MAX_BATCH_BYTES")]
+    push_max_batch_bytes: Option<String>,
+    #[envconfig(from = "TRACE_PUSH_TIMEOUT")]
+    push_timeout: Option<String>,
 }
 
 /// The validated configuration.
@@ -106,6 +120,23 @@ pub struct Config {
     pub metrics_interval: std::time::Duration,
     /// Text the agent's command line contains; `None`: `openclaw`, else `node`.
     pub agent_process: Option<String>,
+    /// Pushing to a remote API; `None` when no endpoint is set.
+    pub push: Option<PushConfig>,
+}
+
+/// Where and how to push.
+#[derive(Clone)]
+pub struct PushConfig {
+    /// The URL batches are POSTed to.
+    pub endpoint: String,
+    /// Time between pushes.
+    pub interval: Duration,
+    /// Bearer token for the endpoint.
+    pub api_key: Option<String>,
+    /// Largest batch before compression, in bytes.
+    pub max_batch_bytes: usize,
+    /// Time allowed for one send.
+    pub timeout: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -122,6 +153,21 @@ impl fmt::Debug for Config {
             .field("ingest_token", &self.ingest_token.as_ref().map(|_| "***"))
             .field("metrics_interval", &self.metrics_interval)
             .field("agent_process", &self.agent_process)
+            .field(
+                "push_endpoint",
+                &self
+                    .push
+                    .as_ref()
+                    .map(|p| openclaw_trace_actors::push::mask_endpoint(&p.endpoint)),
+            )
+            .field(
+                "push_api_key",
+                &self
+                    .push
+                    .as_ref()
+                    .and_then(|p| p.api_key.as_ref())
+                    .map(|_| "***"),
+            )
             .finish()
     }
 }
@@ -259,6 +305,82 @@ impl Config {
                 })?,
         };
         let agent_process = raw.agent_process.filter(|p| !p.trim().is_empty());
+        let duration = |var: &'static str,
+                        value: Option<&str>,
+                        default: Duration,
+                        min: Duration| match value {
+            None => Ok(default),
+            Some(v) => humantime::parse_duration(v.trim())
+                .ok()
+                .filter(|d| *d >= min)
+                .ok_or_else(|| {
+                    invalid(
+                        var,
+                        v,
+                        format!(
+                            "expected a duration of at least {}, like 30s or 5m",
+                            humantime::format_duration(min)
+                        ),
+                    )
+                }),
+        };
+        let push = match raw
+            .push_endpoint
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            None => None,
+            Some(endpoint) => {
+                let shown = openclaw_trace_actors::push::mask_endpoint(endpoint);
+                let uri: Result<actix_web::http::Uri, _> = endpoint.parse();
+                if !uri.is_ok_and(|u| {
+                    matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+                }) {
+                    return Err(invalid(
+                        "TRACE_PUSH_ENDPOINT",
+                        &shown,
+                        "expected an http:// or https:// URL",
+                    ));
+                }
+                match raw.push_format.as_deref().map(str::trim) {
+                    None | Some("native") => {}
+                    Some(other) => {
+                        return Err(invalid(
+                            "TRACE_PUSH_FORMAT",
+                            other,
+                            "expected native (the otlp push format is not built yet)",
+                        ))
+                    }
+                }
+                Some(PushConfig {
+                    endpoint: endpoint.to_string(),
+                    interval: duration(
+                        "TRACE_PUSH_INTERVAL",
+                        raw.push_interval.as_deref(),
+                        Duration::from_secs(300),
+                        Duration::from_millis(100),
+                    )?,
+                    api_key: raw.push_api_key.filter(|k| !k.trim().is_empty()),
+                    max_batch_bytes: match raw.push_max_batch_bytes.as_deref() {
+                        None => 5 * 1024 * 1024,
+                        Some(v) => parse_size(v).filter(|n| *n >= 1024).ok_or_else(|| {
+                            invalid(
+                                "TRACE_PUSH_MAX_BATCH_BYTES",
+                                v,
+                                "expected a size of at least 1KiB, like 5MiB",
+                            )
+                        })?,
+                    },
+                    timeout: duration(
+                        "TRACE_PUSH_TIMEOUT",
+                        raw.push_timeout.as_deref(),
+                        Duration::from_secs(30),
+                        Duration::from_millis(100),
+                    )?,
+                })
+            }
+        };
         Ok(Config {
             listen_addr,
             db_path,
@@ -270,6 +392,7 @@ impl Config {
             ingest_token,
             metrics_interval,
             agent_process,
+            push,
         })
     }
 

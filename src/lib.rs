@@ -24,10 +24,13 @@ pub mod wire;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpServer};
 use openclaw_trace_actors::ingest::IngestSettings;
 use openclaw_trace_actors::metrics::MetricsSettings;
+use openclaw_trace_actors::push::policy::PushFormat;
+use openclaw_trace_actors::push::PushSettings;
 use openclaw_trace_actors::schema::SchemaError;
 use openclaw_trace_actors::store::StoreError;
 use openclaw_trace_actors::{Engine, EngineConfig};
@@ -38,6 +41,10 @@ pub use config::Config;
 /// Seconds in-flight requests get to finish once shutdown starts. Fly's
 /// default `kill_timeout` is 5 s; this leaves room to commit and checkpoint.
 const DRAIN_SECONDS: u64 = 2;
+
+/// Time the final push at shutdown may take, after the drain: with the
+/// checkpoint it stays inside the 4.5 s watchdog in `main.rs`.
+const FINAL_PUSH: Duration = Duration::from_millis(1500);
 
 /// Why the daemon could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +88,18 @@ pub async fn run(
                 agent_process: config.agent_process.clone(),
                 agent_id: config.agent_id.clone(),
             },
+            push: config.push.as_ref().map(|p| PushSettings {
+                endpoint: p.endpoint.clone(),
+                interval: p.interval,
+                api_key: p.api_key.clone(),
+                format: PushFormat::Native,
+                max_batch_bytes: p.max_batch_bytes,
+                max_batch_rows: 10_000,
+                timeout: p.timeout,
+                max_retry_wait: Duration::from_secs(60),
+                backoff: (Duration::from_millis(500), Duration::from_secs(30)),
+                agent_id: config.agent_id.clone(),
+            }),
         },
         &log,
     )
@@ -115,8 +134,11 @@ pub async fn run(
         handle.stop(true).await;
     });
     server.await?;
-    info!(log, "http server stopped; closing the database");
-    engine.shutdown().await?;
+    info!(
+        log,
+        "http server stopped; final push, then closing the database"
+    );
+    engine.shutdown(Instant::now() + FINAL_PUSH).await?;
     info!(log, "shutdown complete");
     Ok(())
 }

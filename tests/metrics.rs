@@ -24,8 +24,10 @@ fn status_when(d: &Daemon, what: &str, ready: impl Fn(&Value) -> bool) -> Value 
     panic!("gave up waiting for {what}: {}", d.status());
 }
 
-/// A copy of a system binary under a name of our choosing, so the process
-/// it runs is recognisable in `/proc`.
+/// A system binary under a name of our choosing (a symlink: the kernel names
+/// a process after the path it was started by), so the process is
+/// recognisable in `/proc`. A copy would risk ETXTBSY when another test
+/// thread forks while the copy is still open.
 fn named_binary(dir: &Path, system_binary: &str, name: &str) -> PathBuf {
     let source = ["/bin", "/usr/bin"]
         .iter()
@@ -33,7 +35,7 @@ fn named_binary(dir: &Path, system_binary: &str, name: &str) -> PathBuf {
         .find(|p| p.exists())
         .unwrap_or_else(|| panic!("{system_binary} not found"));
     let target = dir.join(name);
-    std::fs::copy(source, &target).expect("copy binary");
+    std::os::unix::fs::symlink(source, &target).expect("symlink binary");
     target
 }
 

@@ -9,6 +9,7 @@ use slog::{o, Logger};
 use crate::fault::FaultKind;
 use crate::ingest::{IngestActor, IngestSettings};
 use crate::metrics::{LatestSample, MetricsActor, MetricsSettings};
+use crate::push::{PushActor, PushNow, PushSettings, PushView};
 use crate::schema::{self, ReadPool, SchemaError};
 use crate::stats::{ActorName, Stats};
 use crate::store::{Close, StoreActor, StoreError};
@@ -22,6 +23,8 @@ pub struct EngineConfig {
     pub ingest: IngestSettings,
     /// Settings of the host sampler.
     pub metrics: MetricsSettings,
+    /// Settings of the pusher; `None` when no endpoint is set.
+    pub push: Option<PushSettings>,
 }
 
 /// The running actors and what readers share.
@@ -34,6 +37,8 @@ pub struct Engine {
     pub metrics: Addr<MetricsActor>,
     /// The latest host sample, for `/metrics` and `/v1/status`.
     pub host: LatestSample,
+    /// The pusher and its status, when pushing is configured.
+    pub push: Option<(Addr<PushActor>, PushView)>,
     /// Read-only connections for status and queries.
     pub pool: ReadPool,
     /// Shared counters.
@@ -44,6 +49,8 @@ pub struct Engine {
     store_arbiter: Arbiter,
     /// The sampler's own thread, for the same reason.
     metrics_arbiter: Arbiter,
+    /// The pusher's own thread.
+    push_arbiter: Arbiter,
 }
 
 impl Engine {
@@ -79,23 +86,47 @@ impl Engine {
                 MetricsActor::new(settings, store, host, stats, log)
             })
         };
+        let push_arbiter = Arbiter::new();
+        let push = config.push.map(|settings| {
+            let view = PushView::default();
+            let (pool, view2) = (pool.clone(), view.clone());
+            let (mark, dead) = (store.clone().recipient(), store.clone().recipient());
+            let log = log.new(o!("actor" => ActorName::Push.as_str()));
+            let addr = Supervisor::start_in_arbiter(&push_arbiter.handle(), move |_| {
+                PushActor::new(settings, pool, mark, dead, view2, log)
+            });
+            (addr, view)
+        });
         Ok(Engine {
             ingest,
             store,
             metrics,
             host,
+            push,
             pool,
             stats,
             db_path: config.db_path,
             store_arbiter,
             metrics_arbiter,
+            push_arbiter,
         })
     }
 
-    /// Commits what is pending, checkpoints and closes the database, and stops
-    /// the store's thread. Appends after this are refused.
-    pub async fn shutdown(&self) -> Result<(), StoreError> {
+    /// Pushes what it can until `push_deadline`, then commits what is
+    /// pending, checkpoints and closes the database, and stops the actors'
+    /// threads. Appends after this are refused.
+    pub async fn shutdown(&self, push_deadline: std::time::Instant) -> Result<(), StoreError> {
         self.metrics_arbiter.stop();
+        if let Some((push, _)) = &self.push {
+            let wait = push_deadline.saturating_duration_since(std::time::Instant::now());
+            let _ = push
+                .send(PushNow {
+                    deadline: Some(push_deadline),
+                })
+                .timeout(wait + std::time::Duration::from_millis(100))
+                .await;
+        }
+        self.push_arbiter.stop();
         let closed = match self.store.send(Close).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable("the store actor is gone".into())),
@@ -113,6 +144,7 @@ impl Engine {
                 ActorName::Ingest => self.ingest.send(InjectFault(kind)).await,
                 ActorName::Store => self.store.send(InjectFault(kind)).await,
                 ActorName::Metrics => self.metrics.send(InjectFault(kind)).await,
+                ActorName::Push => return Err(FaultError::NotSupported),
             };
             sent.map_err(|_| FaultError::ActorGone)
         }
@@ -133,4 +165,7 @@ pub enum FaultError {
     /// The actor's mailbox is closed.
     #[error("the actor is not running")]
     ActorGone,
+    /// The actor takes no injected faults.
+    #[error("this actor takes no injected faults")]
+    NotSupported,
 }

@@ -126,6 +126,9 @@ impl IngestActor {
                 .collect(),
             Batch::Errors(errors) => {
                 for e in errors.iter_mut() {
+                    // Pushed errors carry a trace id the remote dedupes on.
+                    e.trace_id
+                        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
                     if truncate_text(&mut e.message, max) {
                         e.truncated.push("message");
                     }

@@ -12,6 +12,7 @@
 //! - [`store`]: the StoreActor: the single SQLite writer, group commit.
 //! - [`schema`]: pragmas, the schema and its migrations, the read pool.
 //! - [`metrics`]: the MetricsActor: host, agent and sidecar samples.
+//! - [`push`]: the PushActor: batches to the remote API, retry policy.
 //! - [`llm_view`]: token usage and cost read out of OTLP spans and metrics.
 //! - [`query`]: read-side queries (status counts, file sizes).
 //! - [`records`]: the record types every stage passes along.
@@ -24,6 +25,7 @@ pub mod fault;
 pub mod ingest;
 pub mod llm_view;
 pub mod metrics;
+pub mod push;
 pub mod query;
 pub mod records;
 pub mod schema;

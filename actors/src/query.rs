@@ -19,6 +19,9 @@ pub enum QueryError {
     /// SQLite refused the query.
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// What was read could not be encoded.
+    #[error("encoding: {0}")]
+    Encode(String),
 }
 
 /// Row counts of one record table.
@@ -81,4 +84,86 @@ pub fn file_sizes(path: &Path) -> FileSizes {
         db_bytes: size(path),
         wal_bytes: size(Path::new(&wal)),
     }
+}
+
+/// Columns that hold JSON text; read back as JSON values.
+const JSON_COLUMNS: &[&str] = &[
+    "metadata",
+    "attributes",
+    "resource",
+    "events",
+    "links",
+    "data",
+];
+
+/// The push cursor of `table`: the highest row id the remote has.
+pub fn push_cursor(pool: &ReadPool, table: Table) -> Result<i64, QueryError> {
+    let conn = pool.get()?;
+    Ok(conn
+        .query_row(
+            "SELECT last_pushed_id FROM push_cursors WHERE table_name = ?1",
+            [table.name()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Calls `each` with the rows of `table` after `after_id`, in id order, at
+/// most `limit` of them, one at a time (so a large backlog is never held in
+/// memory), until `each` returns false.
+pub fn scan_unpushed(
+    pool: &ReadPool,
+    table: Table,
+    after_id: i64,
+    limit: usize,
+    mut each: impl FnMut(i64, serde_json::Map<String, serde_json::Value>) -> bool,
+) -> Result<(), QueryError> {
+    use serde_json::Value;
+    let conn = pool.get()?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT * FROM {} WHERE id > ?1 ORDER BY id LIMIT ?2",
+        table.name()
+    ))?;
+    let names: Vec<String> = stmt.column_names().iter().map(|n| n.to_string()).collect();
+    let mut rows = stmt.query(rusqlite::params![after_id, limit as i64])?;
+    while let Some(row) = rows.next()? {
+        let mut map = serde_json::Map::with_capacity(names.len());
+        let mut id = 0;
+        for (i, name) in names.iter().enumerate() {
+            let value = match row.get_ref(i)? {
+                rusqlite::types::ValueRef::Null => Value::Null,
+                rusqlite::types::ValueRef::Integer(n) => {
+                    if name == "id" {
+                        id = n;
+                    }
+                    Value::from(n)
+                }
+                rusqlite::types::ValueRef::Real(f) => {
+                    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+                }
+                rusqlite::types::ValueRef::Text(t) => {
+                    let text = String::from_utf8_lossy(t);
+                    if JSON_COLUMNS.contains(&name.as_str()) {
+                        serde_json::from_str(&text).unwrap_or(Value::String(text.into_owned()))
+                    } else {
+                        Value::String(text.into_owned())
+                    }
+                }
+                rusqlite::types::ValueRef::Blob(b) => Value::from(b.to_vec()),
+            };
+            map.insert(name.clone(), value);
+        }
+        if !each(id, map) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Rows the remote refused for good.
+pub fn dead_letter_count(pool: &ReadPool) -> Result<u64, QueryError> {
+    let conn = pool.get()?;
+    let n: i64 = conn.query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?;
+    Ok(n as u64)
 }

@@ -150,6 +150,19 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO push_cursors (table_name) VALUES
         ('llm_calls'), ('errors'), ('events'), ('metric_points'), ('spans');
 
+    -- Rows the remote refused for good (a 400 or 413 for a batch of that
+    -- one record): recorded, counted, and passed over by the push cursor.
+    -- A host sample is one record over several rows: row_id..last_row_id.
+    CREATE TABLE dead_letters (
+        id          INTEGER PRIMARY KEY,
+        table_name  TEXT    NOT NULL,
+        row_id      INTEGER NOT NULL,
+        last_row_id INTEGER NOT NULL,
+        status      INTEGER NOT NULL,
+        message     TEXT    NOT NULL,
+        time_ns     INTEGER NOT NULL
+    );
+
     -- The last value of each cumulative usage series, so a point exported
     -- again (SDKs do at flush and at shutdown) adds nothing to llm_calls.
     CREATE TABLE cumulative_series (

@@ -74,11 +74,18 @@ pub enum ActorName {
     Store,
     /// The host sampler.
     Metrics,
+    /// The pusher.
+    Push,
 }
 
 impl ActorName {
     /// Every actor, in the order of [`ActorName::index`].
-    pub const ALL: [ActorName; 3] = [ActorName::Ingest, ActorName::Store, ActorName::Metrics];
+    pub const ALL: [ActorName; 4] = [
+        ActorName::Ingest,
+        ActorName::Store,
+        ActorName::Metrics,
+        ActorName::Push,
+    ];
 
     /// The actor's name in logs and status.
     pub fn as_str(self) -> &'static str {
@@ -86,6 +93,7 @@ impl ActorName {
             ActorName::Ingest => "ingest",
             ActorName::Store => "store",
             ActorName::Metrics => "metrics",
+            ActorName::Push => "push",
         }
     }
 

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use crate::llm_view;
 use crate::records::{
     Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, LlmOrigin, MetricPoint, Source,
-    SpanRecord, Stamp,
+    SpanRecord, Stamp, Table,
 };
 use crate::schema;
 use crate::stats::{ActorName, Stats};
@@ -67,6 +67,34 @@ pub struct Ping;
 #[derive(Message)]
 #[rtype(result = "Result<(), StoreError>")]
 pub struct Close;
+
+/// Move a table's push cursor forward: the remote has every row up to
+/// `up_to`. The cursor never moves back.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct MarkPushed {
+    /// The table.
+    pub table: Table,
+    /// The last row id the remote acknowledged.
+    pub up_to: i64,
+}
+
+/// Record a row the remote refused for good and move the cursor past it, so
+/// it never blocks the rows behind it.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct DeadLetter {
+    /// The table.
+    pub table: Table,
+    /// The first row of the refused record.
+    pub row_id: i64,
+    /// Its last row (the same row but for host samples).
+    pub last_row_id: i64,
+    /// The HTTP status the remote answered.
+    pub status: u16,
+    /// What the remote said.
+    pub message: String,
+}
 
 /// Commit everything parked so far (sent by the actor to itself).
 #[derive(Message)]
@@ -238,6 +266,63 @@ impl Handler<Flush> for StoreActor {
 
     fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
         self.flush(ctx);
+    }
+}
+
+impl StoreActor {
+    /// Runs a small write outside the group commit (cursor moves). Pending
+    /// appends are committed first so the order of effects is kept.
+    fn write_now(
+        &mut self,
+        ctx: &mut Context<Self>,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        self.flush(ctx);
+        let conn = self.conn.as_mut().ok_or_else(|| {
+            StoreError::Unavailable("the write connection is being reopened".into())
+        })?;
+        work(conn).map_err(|e| StoreError::Write(e.to_string()))
+    }
+}
+
+impl Handler<MarkPushed> for StoreActor {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: MarkPushed, ctx: &mut Context<Self>) -> Self::Result {
+        self.write_now(ctx, |conn| {
+            conn.prepare_cached(
+                "UPDATE push_cursors SET last_pushed_id = max(last_pushed_id, ?2), updated_ns = ?3
+                 WHERE table_name = ?1",
+            )?
+            .execute(params![
+                msg.table.name(),
+                msg.up_to,
+                crate::ingest::now_ns()
+            ])?;
+            Ok(())
+        })
+    }
+}
+
+impl Handler<DeadLetter> for StoreActor {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: DeadLetter, ctx: &mut Context<Self>) -> Self::Result {
+        self.write_now(ctx, |conn| {
+            let tx = conn.transaction()?;
+            let now = crate::ingest::now_ns();
+            tx.execute(
+                "INSERT INTO dead_letters (table_name, row_id, last_row_id, status, message, time_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![msg.table.name(), msg.row_id, msg.last_row_id, msg.status, msg.message, now],
+            )?;
+            tx.execute(
+                "UPDATE push_cursors SET last_pushed_id = max(last_pushed_id, ?2), updated_ns = ?3
+                 WHERE table_name = ?1",
+                params![msg.table.name(), msg.last_row_id, now],
+            )?;
+            tx.commit()
+        })
     }
 }
 

@@ -137,6 +137,49 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             (vec!["wal"], files.wal_bytes as f64),
         ],
     );
+    if let Some((_, view)) = &engine.push {
+        let p = view.get();
+        let one = |v: u64| [(vec![], v)];
+        f.counter(
+            "push_batches_total",
+            "Batches the remote accepted.",
+            &[],
+            &one(p.batches_pushed),
+        );
+        f.counter(
+            "push_rows_total",
+            "Rows the remote accepted.",
+            &[],
+            &one(p.rows_pushed),
+        );
+        f.counter(
+            "push_bytes_total",
+            "Compressed bytes the remote accepted.",
+            &[],
+            &one(p.bytes_pushed),
+        );
+        f.counter("push_retries_total", "Sends retried.", &[], &one(p.retries));
+        f.counter(
+            "push_dead_lettered_total",
+            "Records the remote refused for good.",
+            &[],
+            &one(p.dead_lettered),
+        );
+        f.gauge(
+            "push_consecutive_failures",
+            "Failed sends since the last delivery.",
+            &[],
+            &[(vec![], p.consecutive_failures as f64)],
+        );
+        if let Some(ns) = p.last_success_ns {
+            f.gauge(
+                "push_last_success_timestamp_seconds",
+                "When a batch was last delivered.",
+                &[],
+                &[(vec![], ns as f64 / 1e9)],
+            );
+        }
+    }
     if let Some(host) = engine.host.get() {
         host_families(&f, &host);
     }

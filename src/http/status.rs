@@ -95,6 +95,51 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         })
         .collect();
 
+    let pool = state.engine.pool.clone();
+    let dead_lettered = web::block(move || query::dead_letter_count(&pool))
+        .await
+        .map_err(|e| unavailable("status", e))?
+        .map_err(|e| unavailable("status", e))?;
+    let (push, last_push_time, last_push_status) = match (&state.engine.push, &config.push) {
+        (Some((_, view)), Some(settings)) => {
+            let p = view.get();
+            let iso = |ns: Option<i64>| {
+                ns.map(|ns| {
+                    let t =
+                        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64);
+                    humantime::format_rfc3339_millis(t).to_string()
+                })
+            };
+            let last_status = match (&p.last_error, p.consecutive_failures) {
+                (_, 0) if p.last_success_ns.is_some() => "ok",
+                (Some(_), _) => "error",
+                _ => "pending",
+            };
+            let push = json!({
+                "enabled": true,
+                "endpoint": openclaw_trace_actors::push::mask_endpoint(&settings.endpoint),
+                "format": "native",
+                "interval_seconds": settings.interval.as_secs_f64(),
+                "in_progress": p.in_progress,
+                "last_attempt": iso(p.last_attempt_ns),
+                "last_success": iso(p.last_success_ns),
+                "last_error": p.last_error,
+                "consecutive_failures": p.consecutive_failures,
+                "pending_rows": unsynced,
+                "batches_pushed": p.batches_pushed,
+                "rows_pushed": p.rows_pushed,
+                "bytes_pushed": p.bytes_pushed,
+                "retries": p.retries,
+                "dead_lettered_rows": dead_lettered,
+            });
+            (push, json!(iso(p.last_success_ns)), last_status)
+        }
+        _ => (
+            json!({"enabled": false, "reason": "TRACE_PUSH_ENDPOINT is not set", "dead_lettered_rows": dead_lettered}),
+            Value::Null,
+            "disabled",
+        ),
+    };
     let host = state.engine.host.get();
     let warnings = host.as_ref().map(|h| h.warnings()).unwrap_or_default();
     let host_summary = host.as_ref().map(|h| {
@@ -140,7 +185,7 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "pending_records": stats.store_pending,
         },
         "actors": actors,
-        "push": { "enabled": false },
+        "push": push,
         "config": {
             "listen_addr": config.listen_addr.to_string(),
             "db_path": config.db_path.display().to_string(),
@@ -152,6 +197,8 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "ingest_token": config.ingest_token.as_ref().map(|_| "***"),
             "metrics_interval_seconds": config.metrics_interval.as_secs_f64(),
             "agent_process": config.agent_process,
+            "push_endpoint": config.push.as_ref().map(|p| openclaw_trace_actors::push::mask_endpoint(&p.endpoint)),
+            "push_api_key": config.push.as_ref().and_then(|p| p.api_key.as_ref()).map(|_| "***"),
         },
         // The earlier Go sidecar's health fields, for scripts written for it.
         "db_status": db_status,
@@ -160,8 +207,8 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         "queue_depth": stats.store_pending,
         "events_received": stats.accepted_records_total(),
         "events_dropped": stats.rejected_total(),
-        "last_push_time": Value::Null,
-        "last_push_status": "disabled",
+        "last_push_time": last_push_time,
+        "last_push_status": last_push_status,
         "unsynced_count": unsynced,
     })))
 }

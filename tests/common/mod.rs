@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod fixtures;
+pub mod receiver;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
