@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use envconfig::Envconfig;
+use openclaw_trace_actors::push::policy::PushFormat;
 
 /// Every variable: name, default (as shown to people) and meaning. Drives
 /// `--help`; the README's table says the same.
@@ -127,8 +128,11 @@ pub struct Config {
 /// Where and how to push.
 #[derive(Clone)]
 pub struct PushConfig {
-    /// The URL batches are POSTed to.
+    /// The URL batches are POSTed to (for OTLP, the base the signal paths
+    /// are appended to).
     pub endpoint: String,
+    /// The batch encoding.
+    pub format: PushFormat,
     /// Time between pushes.
     pub interval: Duration,
     /// Bearer token for the endpoint.
@@ -343,18 +347,20 @@ impl Config {
                         "expected an http:// or https:// URL",
                     ));
                 }
-                match raw.push_format.as_deref().map(str::trim) {
-                    None | Some("native") => {}
+                let format = match raw.push_format.as_deref().map(str::trim) {
+                    None | Some("native") => PushFormat::Native,
+                    Some("otlp") => PushFormat::Otlp,
                     Some(other) => {
                         return Err(invalid(
                             "TRACE_PUSH_FORMAT",
                             other,
-                            "expected native (the otlp push format is not built yet)",
+                            "expected native or otlp",
                         ))
                     }
-                }
+                };
                 Some(PushConfig {
                     endpoint: endpoint.to_string(),
+                    format,
                     interval: duration(
                         "TRACE_PUSH_INTERVAL",
                         raw.push_interval.as_deref(),

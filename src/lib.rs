@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpServer};
 use openclaw_trace_actors::ingest::IngestSettings;
 use openclaw_trace_actors::metrics::MetricsSettings;
-use openclaw_trace_actors::push::policy::PushFormat;
 use openclaw_trace_actors::push::PushSettings;
 use openclaw_trace_actors::schema::SchemaError;
 use openclaw_trace_actors::store::StoreError;
@@ -92,7 +91,7 @@ pub async fn run(
                 endpoint: p.endpoint.clone(),
                 interval: p.interval,
                 api_key: p.api_key.clone(),
-                format: PushFormat::Native,
+                format: p.format,
                 max_batch_bytes: p.max_batch_bytes,
                 max_batch_rows: 10_000,
                 timeout: p.timeout,

@@ -537,3 +537,115 @@ fn the_shutdown_push_respects_its_deadline() {
     assert_eq!(status.code(), Some(0));
     assert!(!receiver.received().is_empty(), "the final push was tried");
 }
+
+#[test]
+fn otlp_format_rebuilds_requests_for_an_otlp_backend() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    // 500 is not retryable under OTLP's rules; 502 is.
+    let receiver = Receiver::start(Box::new(|n, _| match n {
+        0 => (500, vec![], Duration::ZERO),
+        1 => (502, vec![], Duration::ZERO),
+        _ => ok(),
+    }));
+    let base = receiver.url.trim_end_matches("/ingest").to_string();
+    let d = start(&base, &[("TRACE_PUSH_FORMAT", "otlp")]);
+    let spans = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"openclaw"}}]},
+        "scopeSpans":[{"scope":{"name":"openclaw","version":"1.0"},"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c",
+        "spanId":"b7ad6b7169203331","name":"openclaw.model.usage","kind":3,"startTimeUnixNano":"1764324000000000000",
+        "endTimeUnixNano":"1764324001000000000","attributes":[{"key":"openclaw.tokens.input","value":{"intValue":"12"}}],
+        "status":{"code":1}}]}]}]}"#;
+    assert_eq!(d.post_json("/v1/traces", spans).status, 200);
+    assert_eq!(
+        d.post_json("/v1/events", r#"{"name":"deploy","severity":"warning"}"#)
+            .status,
+        202
+    );
+    assert_eq!(
+        d.post_json(
+            "/v1/metrics",
+            r#"{"name":"queue.depth","value":4,"attributes":{"queue":"inbox"}}"#
+        )
+        .status,
+        202
+    );
+    wait_until("everything pushed", || d.status()["unsynced_count"] == 0);
+    let received = receiver.received();
+    assert_eq!((received[0].status, received[1].status), (500, 502));
+    assert_eq!(
+        d.status()["push"]["retries"],
+        1,
+        "under OTLP's rules the 502 was retried within its tick; the 500 was final and waited for the next tick"
+    );
+    let accepted: Vec<&Received> = received.iter().filter(|r| r.status == 200).collect();
+    assert!(accepted
+        .iter()
+        .all(|r| r.headers["content-type"] == "application/x-protobuf"));
+
+    let traces = accepted
+        .iter()
+        .find(|r| r.path == "/v1/traces")
+        .expect("spans pushed");
+    let request =
+        ExportTraceServiceRequest::decode(traces.raw.as_slice()).expect("a trace request");
+    let rs = &request.resource_spans[0];
+    assert_eq!(
+        rs.resource.as_ref().expect("resource").attributes[0].key,
+        "service.name"
+    );
+    let scope = &rs.scope_spans[0];
+    assert_eq!(
+        scope
+            .scope
+            .as_ref()
+            .map(|s| (s.name.as_str(), s.version.as_str())),
+        Some(("openclaw", "1.0"))
+    );
+    let span = &scope.spans[0];
+    assert_eq!(
+        hex::encode(&span.trace_id),
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+    assert_eq!(
+        (span.name.as_str(), span.kind, span.start_time_unix_nano),
+        ("openclaw.model.usage", 3, 1_764_324_000_000_000_000)
+    );
+
+    // The LLM call read from the span and the event both went out as logs.
+    let mut log_names = Vec::new();
+    for r in accepted.iter().filter(|r| r.path == "/v1/logs") {
+        let request = ExportLogsServiceRequest::decode(r.raw.as_slice()).expect("a logs request");
+        for rl in &request.resource_logs {
+            for sl in &rl.scope_logs {
+                log_names.extend(sl.log_records.iter().map(|l| l.event_name.clone()));
+            }
+        }
+    }
+    log_names.sort();
+    assert_eq!(
+        log_names,
+        vec!["deploy".to_string(), "openclaw.llm_call".to_string()]
+    );
+
+    let mut metric_names = Vec::new();
+    for r in accepted.iter().filter(|r| r.path == "/v1/metrics") {
+        let request =
+            ExportMetricsServiceRequest::decode(r.raw.as_slice()).expect("a metrics request");
+        for rm in &request.resource_metrics {
+            for sm in &rm.scope_metrics {
+                metric_names.extend(sm.metrics.iter().map(|m| m.name.clone()));
+            }
+        }
+    }
+    assert!(
+        metric_names.iter().any(|n| n == "queue.depth"),
+        "{metric_names:?}"
+    );
+    assert!(
+        metric_names.iter().any(|n| n == "system.memory.usage"),
+        "host samples too"
+    );
+}

@@ -118,7 +118,10 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             let push = json!({
                 "enabled": true,
                 "endpoint": openclaw_trace_actors::push::mask_endpoint(&settings.endpoint),
-                "format": "native",
+                "format": match settings.format {
+                    openclaw_trace_actors::push::policy::PushFormat::Native => "native",
+                    openclaw_trace_actors::push::policy::PushFormat::Otlp => "otlp",
+                },
                 "interval_seconds": settings.interval.as_secs_f64(),
                 "in_progress": p.in_progress,
                 "last_attempt": iso(p.last_attempt_ns),

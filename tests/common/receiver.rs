@@ -17,7 +17,11 @@ pub struct Received {
     pub at: Instant,
     /// Headers, names lower-case.
     pub headers: HashMap<String, String>,
-    /// The decompressed JSON body.
+    /// The request path.
+    pub path: String,
+    /// The decompressed body.
+    pub raw: Vec<u8>,
+    /// The decompressed body as JSON (null when it is not JSON).
     pub body: Value,
     /// The status it was answered with.
     pub status: u16,
@@ -133,18 +137,16 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) 
             )
         })
         .collect();
-    let mut raw = Vec::new();
-    let json = if headers.get("content-encoding").map(String::as_str) == Some("gzip") {
+    let raw = if headers.get("content-encoding").map(String::as_str) == Some("gzip") {
+        let mut out = Vec::new();
         flate2::read::GzDecoder::new(&body[..])
-            .read_to_end(&mut raw)
-            .map(|_| raw)
+            .read_to_end(&mut out)
+            .map(|_| out)
+            .unwrap_or_default()
     } else {
-        Ok(body.to_vec())
+        body.to_vec()
     };
-    let body: Value = json
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let (status, extra, delay) = {
         let n = shared.received.lock().expect("lock").len();
         (shared.script.lock().expect("lock"))(n, &body)
@@ -152,6 +154,8 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) 
     shared.received.lock().expect("lock").push(Received {
         at: Instant::now(),
         headers,
+        path: req.path().to_string(),
+        raw,
         body,
         status,
     });

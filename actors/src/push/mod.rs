@@ -10,6 +10,7 @@
 //! once; ingest never waits on a push.
 
 mod native;
+mod otlp;
 pub mod policy;
 
 use std::cell::Cell;
@@ -257,6 +258,10 @@ pub fn mask_endpoint(endpoint: &str) -> String {
 
 /// A batch ready to send.
 struct Built {
+    /// Where it goes.
+    url: String,
+    /// Its `Content-Type`.
+    content_type: &'static str,
     batch_id: String,
     body: Bytes,
     first_id: i64,
@@ -270,20 +275,57 @@ struct Built {
 fn build_batch(
     pool: &ReadPool,
     table: Table,
-    agent_id: &str,
+    settings: &PushSettings,
     max_rows: usize,
-    max_bytes: usize,
 ) -> Result<Option<Built>, query::QueryError> {
     let cursor = query::push_cursor(pool, table)?;
-    let mut batch = native::NativeBatch::new(table, agent_id, max_bytes);
-    let mut seen = 0usize;
-    // Read a little past the row limit so a host sample is never cut.
-    query::scan_unpushed(pool, table, cursor, max_rows + 256, |id, row| {
-        seen += 1;
-        batch.offer(id, row, seen <= max_rows)
-    })?;
-    let Some(done) = batch.finish() else {
-        return Ok(None);
+    let agent_id = settings.agent_id.as_str();
+    let (url, content_type, done) = match settings.format {
+        PushFormat::Native => {
+            let mut batch = native::NativeBatch::new(table, agent_id, settings.max_batch_bytes);
+            let mut seen = 0usize;
+            // Read a little past the row limit so a host sample is never cut.
+            query::scan_unpushed(pool, table, cursor, max_rows + 256, |id, row| {
+                seen += 1;
+                batch.offer(id, row, seen <= max_rows)
+            })?;
+            let Some(done) = batch.finish() else {
+                return Ok(None);
+            };
+            (settings.endpoint.clone(), "application/json", done)
+        }
+        PushFormat::Otlp => {
+            let mut rows = Vec::new();
+            let (mut bytes, mut first, mut last) = (0usize, None, 0);
+            query::scan_unpushed(pool, table, cursor, max_rows, |id, row| {
+                let size = serde_json::to_string(&row).map_or(0, |s| s.len());
+                if !rows.is_empty() && bytes + size > settings.max_batch_bytes {
+                    return false;
+                }
+                bytes += size;
+                first.get_or_insert(id);
+                last = id;
+                rows.push(row);
+                true
+            })?;
+            let Some(first) = first else {
+                return Ok(None);
+            };
+            let done = native::Finished {
+                batch_id: format!("{agent_id}:{}:{first}-{last}", table.name()),
+                json: otlp::encode(table, &rows, agent_id),
+                first_id: first,
+                last_id: last,
+                rows: rows.len(),
+                events: rows.len(),
+            };
+            let base = settings.endpoint.trim_end_matches('/');
+            (
+                format!("{base}{}", otlp::path_of(table)),
+                "application/x-protobuf",
+                done,
+            )
+        }
     };
     let mut gz = flate2::write::GzEncoder::new(
         Vec::with_capacity(done.json.len() / 4),
@@ -295,6 +337,8 @@ fn build_batch(
         .finish()
         .map_err(|e| query::QueryError::Encode(e.to_string()))?;
     Ok(Some(Built {
+        url,
+        content_type,
         batch_id: done.batch_id,
         body: Bytes::from(body),
         first_id: done.first_id,
@@ -345,13 +389,9 @@ impl PushRun {
             if self.past_deadline() {
                 return false;
             }
-            let (pool, agent, max_bytes) = (
-                self.pool.clone(),
-                self.settings.agent_id.clone(),
-                self.settings.max_batch_bytes,
-            );
+            let (pool, settings) = (self.pool.clone(), PushSettings::clone(&self.settings));
             let built = actix_rt::task::spawn_blocking(move || {
-                build_batch(&pool, table, &agent, max_rows, max_bytes)
+                build_batch(&pool, table, &settings, max_rows)
             })
             .await;
             let built = match built {
@@ -519,9 +559,9 @@ impl PushRun {
         }
         let mut request = self
             .client
-            .post(&settings.endpoint)
+            .post(&built.url)
             .timeout(timeout)
-            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .insert_header((header::CONTENT_TYPE, built.content_type))
             .insert_header((header::CONTENT_ENCODING, "gzip"))
             .insert_header(("Idempotency-Key", built.batch_id.as_str()));
         if let Some(key) = &settings.api_key {

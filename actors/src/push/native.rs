@@ -245,7 +245,7 @@ impl NativeBatch {
     }
 }
 
-/// A finished batch.
+/// A finished batch (of either format).
 pub struct Finished {
     /// Its idempotency key: agent, table and row range.
     pub batch_id: String,
