@@ -11,9 +11,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{blast, median, Daemon};
+use common::{blast, llm_call, median, Daemon};
 
-use openclaw_trace_actors::records::{Batch, LlmCall, Source, Stamp};
+use openclaw_trace_actors::records::{Batch, Source, Stamp};
 use openclaw_trace_actors::{schema, store};
 
 /// Client connection counts measured: few (an agent) and many (a burst).
@@ -23,34 +23,6 @@ fn record_json(i: usize) -> String {
     format!(
         r#"{{"provider":"anthropic","model":"claude-sonnet-4","input_text":"Summarise message {i} of the inbox for the owner, briefly.","output_text":"Message {i}: a short summary of what it says.","prompt_tokens":1200,"completion_tokens":80,"total_tokens":1280,"cost_usd":0.0048,"latency_ms":2140.5,"session_id":"telegram:42","metadata":{{"channel":"telegram"}}}}"#
     )
-}
-
-fn record(i: usize) -> LlmCall {
-    let serde_json::Value::Object(metadata) = serde_json::json!({"channel": "telegram"}) else {
-        unreachable!()
-    };
-    LlmCall {
-        provider: "anthropic".into(),
-        model: "claude-sonnet-4".into(),
-        input_text: Some(format!(
-            "Summarise message {i} of the inbox for the owner, briefly."
-        )),
-        output_text: Some(format!("Message {i}: a short summary of what it says.")),
-        prompt_tokens: Some(1200),
-        completion_tokens: Some(80),
-        total_tokens: Some(1280),
-        cost_usd: Some(0.0048),
-        latency_ms: Some(2140.5),
-        status: "ok".into(),
-        session_id: Some("telegram:42".into()),
-        trace_id: Some(uuid_like(i)),
-        metadata: Some(metadata),
-        ..LlmCall::default()
-    }
-}
-
-fn uuid_like(i: usize) -> String {
-    format!("00000000-0000-4000-8000-{i:012}")
 }
 
 /// Inserts `records` rows in one transaction, `per_batch` rows per insert
@@ -64,7 +36,13 @@ fn baseline(records: usize, per_batch: usize) -> f64 {
         source: Source::Native,
     };
     let batches: Vec<Batch> = (0..records / per_batch)
-        .map(|b| Batch::LlmCalls((0..per_batch).map(|i| record(b * per_batch + i)).collect()))
+        .map(|b| {
+            Batch::LlmCalls(
+                (0..per_batch)
+                    .map(|i| llm_call(b * per_batch + i))
+                    .collect(),
+            )
+        })
         .collect();
     let start = Instant::now();
     let tx = conn.transaction().expect("tx");

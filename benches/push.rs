@@ -3,7 +3,8 @@
 //! accepts everything, next to the time to write that backlog into SQLite in
 //! one transaction, measured in the same run.
 //!
-//! `cargo bench --bench push` (`-- quick` for 200,000 rows).
+//! `cargo bench --bench push` (`-- quick` for 200,000 rows; `-- otlp` for the
+//! OTLP push format, where each LLM call is a log record).
 
 mod common;
 
@@ -13,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use openclaw_trace_actors::records::{Batch, LlmCall, Source, Stamp};
+use common::llm_call;
+use openclaw_trace_actors::records::{Batch, Source, Stamp};
 use openclaw_trace_actors::{schema, store};
 
 /// What the receiver saw.
@@ -31,23 +33,49 @@ fn count(haystack: &[u8], needle: &[u8]) -> u64 {
         .count() as u64
 }
 
-async fn receive(body: web::Bytes, seen: web::Data<Seen>) -> HttpResponse {
-    let mut json = Vec::new();
+async fn receive(
+    req: actix_web::HttpRequest,
+    body: web::Bytes,
+    seen: web::Data<Seen>,
+) -> HttpResponse {
+    use prost::Message;
+    let mut raw = Vec::new();
     if flate2::read::GzDecoder::new(&body[..])
-        .read_to_end(&mut json)
+        .read_to_end(&mut raw)
         .is_err()
     {
         return HttpResponse::BadRequest().finish();
     }
+    let records = if req.path() == "/v1/logs" {
+        let Ok(request) =
+            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(
+                raw.as_slice(),
+            )
+        else {
+            return HttpResponse::BadRequest().finish();
+        };
+        request
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len() as u64)
+            .sum()
+    } else {
+        count(&raw, br#""type":"llm_trace""#)
+    };
     seen.requests.fetch_add(1, Ordering::Relaxed);
     seen.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-    seen.events
-        .fetch_add(count(&json, br#""type":"llm_trace""#), Ordering::Relaxed);
+    seen.events.fetch_add(records, Ordering::Relaxed);
     HttpResponse::Ok().finish()
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
+    let format = if std::env::args().any(|a| a == "otlp") {
+        "otlp"
+    } else {
+        "native"
+    };
     let rows: usize = if quick { 200_000 } else { 1_000_000 };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("backlog.db");
@@ -63,25 +91,7 @@ fn main() {
         let mut conn = schema::open_writer(&db).expect("open");
         let tx = conn.transaction().expect("tx");
         for chunk in 0..rows / 1000 {
-            let calls = (0..1000)
-                .map(|i| {
-                    let n = chunk * 1000 + i;
-                    LlmCall {
-                        provider: "anthropic".into(),
-                        model: "claude-sonnet-4".into(),
-                        trace_id: Some(format!("00000000-0000-4000-8000-{n:012}")),
-                        input_text: Some(format!("Summarise message {n} of the inbox, briefly.")),
-                        output_text: Some(format!("Message {n}: a short summary.")),
-                        prompt_tokens: Some(1200),
-                        completion_tokens: Some(80),
-                        total_tokens: Some(1280),
-                        cost_usd: Some(0.0048),
-                        latency_ms: Some(2140.5),
-                        status: "ok".into(),
-                        ..LlmCall::default()
-                    }
-                })
-                .collect();
+            let calls = (0..1000).map(|i| llm_call(chunk * 1000 + i)).collect();
             store::insert_batch(&tx, &Batch::LlmCalls(calls), &stamp).expect("insert");
         }
         tx.commit().expect("commit");
@@ -91,7 +101,12 @@ fn main() {
     // The receiver, in this process.
     let seen = web::Data::new(Seen::default());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/ingest", listener.local_addr().expect("addr"));
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let url = if format == "otlp" {
+        base
+    } else {
+        format!("{base}/ingest")
+    };
     {
         let seen = seen.clone();
         std::thread::spawn(move || {
@@ -118,6 +133,7 @@ fn main() {
         .env("TRACE_METRICS_INTERVAL", "1h")
         .env("TRACE_PUSH_ENDPOINT", &url)
         .env("TRACE_PUSH_INTERVAL", "100ms")
+        .env("TRACE_PUSH_FORMAT", format)
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn daemon");
@@ -147,6 +163,7 @@ fn main() {
         libc::kill(pid as i32, libc::SIGTERM);
     }
     let _ = child.wait();
+    println!("push format: {format}");
     println!(
         "| rows | write into SQLite, one transaction | drain to the receiver | rows/s pushed | batches | compressed bytes | daemon peak RSS |"
     );

@@ -111,3 +111,28 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
     xs[xs.len() / 2]
 }
+
+/// The LLM call the benchmarks store: the same fields as their JSON bodies.
+pub fn llm_call(i: usize) -> openclaw_trace_actors::records::LlmCall {
+    let serde_json::Value::Object(metadata) = serde_json::json!({"channel": "telegram"}) else {
+        unreachable!("an object literal")
+    };
+    openclaw_trace_actors::records::LlmCall {
+        provider: "anthropic".into(),
+        model: "claude-sonnet-4".into(),
+        input_text: Some(format!(
+            "Summarise message {i} of the inbox for the owner, briefly."
+        )),
+        output_text: Some(format!("Message {i}: a short summary of what it says.")),
+        prompt_tokens: Some(1200),
+        completion_tokens: Some(80),
+        total_tokens: Some(1280),
+        cost_usd: Some(0.0048),
+        latency_ms: Some(2140.5),
+        status: "ok".into(),
+        session_id: Some("telegram:42".into()),
+        trace_id: Some(format!("00000000-0000-4000-8000-{i:012}")),
+        metadata: Some(metadata),
+        ..openclaw_trace_actors::records::LlmCall::default()
+    }
+}

@@ -46,15 +46,26 @@ pub struct AppState {
 
 /// Registers every route on `cfg`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/traces", web::post().to(ingest_traces))
-        .route("/v1/errors", web::post().to(ingest_errors))
-        .route("/v1/events", web::post().to(ingest_events))
-        .route("/v1/metrics", web::post().to(ingest_metrics))
-        .route("/v1/logs", web::post().to(ingest_logs))
-        .route("/health", web::get().to(status::health))
-        .route("/v1/status", web::get().to(status::status))
-        .route("/metrics", web::get().to(prom::metrics))
-        .route("/_test/fault/{actor}/{kind}", web::post().to(inject_fault));
+    let ingest_at = |path: &str, route: Route| {
+        web::resource(path)
+            .app_data(web::Data::new(route))
+            .route(web::post().to(ingest))
+    };
+    cfg.service(ingest_at(
+        "/v1/traces",
+        Route::Both(Kind::LlmCall, Signal::Spans, "resourceSpans"),
+    ))
+    .service(ingest_at("/v1/errors", Route::Native(Kind::Error)))
+    .service(ingest_at("/v1/events", Route::Native(Kind::Event)))
+    .service(ingest_at(
+        "/v1/metrics",
+        Route::Both(Kind::Metric, Signal::DataPoints, "resourceMetrics"),
+    ))
+    .service(ingest_at("/v1/logs", Route::Otlp(Signal::LogRecords)))
+    .route("/health", web::get().to(status::health))
+    .route("/v1/status", web::get().to(status::status))
+    .route("/metrics", web::get().to(prom::metrics))
+    .route("/_test/fault/{actor}/{kind}", web::post().to(inject_fault));
 }
 
 /// What an ingest path accepts.
@@ -69,65 +80,14 @@ enum Route {
     Both(Kind, Signal, &'static str),
 }
 
-async fn ingest_traces(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    ingest(
-        req,
-        body,
-        state,
-        Route::Both(Kind::LlmCall, Signal::Spans, "resourceSpans"),
-    )
-    .await
-}
-
-async fn ingest_errors(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    ingest(req, body, state, Route::Native(Kind::Error)).await
-}
-
-async fn ingest_events(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    ingest(req, body, state, Route::Native(Kind::Event)).await
-}
-
-async fn ingest_metrics(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    ingest(
-        req,
-        body,
-        state,
-        Route::Both(Kind::Metric, Signal::DataPoints, "resourceMetrics"),
-    )
-    .await
-}
-
-async fn ingest_logs(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    ingest(req, body, state, Route::Otlp(Signal::LogRecords)).await
-}
-
 /// Runs one ingest request; every refusal is counted here, once.
 async fn ingest(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
-    route: Route,
+    route: web::Data<Route>,
 ) -> HttpResponse {
+    let route = **route;
     match try_ingest(&req, body, &state, route).await {
         Ok(response) => response,
         Err(e) => {

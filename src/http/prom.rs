@@ -127,6 +127,24 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &["actor"],
         &pairs(&s.panics),
     );
+    let pool = engine.pool.clone();
+    if let Ok(Ok(tables)) = web::block(move || query::table_counts(&pool)).await {
+        let rows: Vec<_> = tables
+            .iter()
+            .map(|t| (vec![t.table], t.rows as f64))
+            .collect();
+        let unpushed: Vec<_> = tables
+            .iter()
+            .map(|t| (vec![t.table], t.unpushed as f64))
+            .collect();
+        f.gauge("table_rows", "Rows stored, per table.", &["table"], &rows);
+        f.gauge(
+            "table_unpushed_rows",
+            "Rows not yet pushed, per table.",
+            &["table"],
+            &unpushed,
+        );
+    }
     let files = query::file_sizes(&engine.db_path);
     f.gauge(
         "database_size_bytes",

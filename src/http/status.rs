@@ -95,6 +95,8 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         })
         .collect();
 
+    let total_rows: u64 = tables.iter().map(|t| t.rows).sum();
+    let pending_bytes = (files.db_bytes + files.wal_bytes) * unsynced / total_rows.max(1);
     let pool = state.engine.pool.clone();
     let dead_lettered = web::block(move || query::dead_letter_count(&pool))
         .await
@@ -129,6 +131,8 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
                 "last_error": p.last_error,
                 "consecutive_failures": p.consecutive_failures,
                 "pending_rows": unsynced,
+                // The database's bytes per row times the rows not yet pushed.
+                "pending_bytes_estimate": pending_bytes,
                 "batches_pushed": p.batches_pushed,
                 "rows_pushed": p.rows_pushed,
                 "bytes_pushed": p.bytes_pushed,

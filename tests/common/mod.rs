@@ -83,14 +83,23 @@ impl Daemon {
                 logs.lock().expect("log lock")
             )
         });
-        Daemon {
+        let daemon = Daemon {
             child,
             base: format!("http://{addr}"),
             db_path,
             logs,
             env,
             dir,
+        };
+        // The host sampler commits its first sample right after start; wait
+        // for it so a fault a test arms in the store hits the test's request.
+        for _ in 0..600 {
+            if daemon.status()["tables"]["metric_points"]["rows"].as_u64() > Some(0) {
+                return daemon;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
+        panic!("the first host sample was never stored");
     }
 
     /// Sends `signal` without waiting.

@@ -271,6 +271,9 @@ struct Built {
     records: usize,
 }
 
+/// Most rows in one OTLP batch.
+const OTLP_MAX_ROWS: usize = 2_000;
+
 /// Reads and encodes the next batch of `table` (blocking).
 fn build_batch(
     pool: &ReadPool,
@@ -297,17 +300,25 @@ fn build_batch(
         PushFormat::Otlp => {
             let mut rows = Vec::new();
             let (mut bytes, mut first, mut last) = (0usize, None, 0);
-            query::scan_unpushed(pool, table, cursor, max_rows, |id, row| {
-                let size = serde_json::to_string(&row).map_or(0, |s| s.len());
-                if !rows.is_empty() && bytes + size > settings.max_batch_bytes {
-                    return false;
-                }
-                bytes += size;
-                first.get_or_insert(id);
-                last = id;
-                rows.push(row);
-                true
-            })?;
+            // Rows are held as JSON and then as OTLP messages before encoding:
+            // fewer per batch keeps that within the sidecar's memory budget.
+            query::scan_unpushed(
+                pool,
+                table,
+                cursor,
+                max_rows.min(OTLP_MAX_ROWS),
+                |id, row| {
+                    let size = serde_json::to_string(&row).map_or(0, |s| s.len());
+                    if !rows.is_empty() && bytes + size > settings.max_batch_bytes {
+                        return false;
+                    }
+                    bytes += size;
+                    first.get_or_insert(id);
+                    last = id;
+                    rows.push(row);
+                    true
+                },
+            )?;
             let Some(first) = first else {
                 return Ok(None);
             };
