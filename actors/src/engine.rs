@@ -49,8 +49,8 @@ pub struct Engine {
     store_arbiter: Arbiter,
     /// The sampler's own thread, for the same reason.
     metrics_arbiter: Arbiter,
-    /// The pusher's own thread.
-    push_arbiter: Arbiter,
+    /// The pusher's own thread, when pushing is configured.
+    push_arbiter: Option<Arbiter>,
 }
 
 impl Engine {
@@ -86,17 +86,20 @@ impl Engine {
                 MetricsActor::new(settings, store, host, stats, log)
             })
         };
-        let push_arbiter = Arbiter::new();
-        let push = config.push.map(|settings| {
-            let view = PushView::default();
-            let (pool, view2) = (pool.clone(), view.clone());
-            let (mark, dead) = (store.clone().recipient(), store.clone().recipient());
-            let log = log.new(o!("actor" => ActorName::Push.as_str()));
-            let addr = Supervisor::start_in_arbiter(&push_arbiter.handle(), move |_| {
-                PushActor::new(settings, pool, mark, dead, view2, log)
+        let push_arbiter = config.push.as_ref().map(|_| Arbiter::new());
+        let push = config
+            .push
+            .zip(push_arbiter.as_ref())
+            .map(|(settings, arbiter)| {
+                let view = PushView::default();
+                let (pool, view2) = (pool.clone(), view.clone());
+                let (mark, dead) = (store.clone().recipient(), store.clone().recipient());
+                let log = log.new(o!("actor" => ActorName::Push.as_str()));
+                let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                    PushActor::new(settings, pool, mark, dead, view2, log)
+                });
+                (addr, view)
             });
-            (addr, view)
-        });
         Ok(Engine {
             ingest,
             store,
@@ -126,7 +129,9 @@ impl Engine {
                 .timeout(wait + std::time::Duration::from_millis(100))
                 .await;
         }
-        self.push_arbiter.stop();
+        if let Some(arbiter) = &self.push_arbiter {
+            arbiter.stop();
+        }
         let closed = match self.store.send(Close).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable("the store actor is gone".into())),
