@@ -78,14 +78,8 @@ fn host_values_are_sane_and_stored() {
     assert!(host["sidecar"]["rss_bytes"].as_u64().expect("rss") > 0);
 
     // Stored as metric points under the OpenTelemetry names.
-    let names: Vec<String> = d
-        .db()
-        .prepare("SELECT DISTINCT name FROM metric_points WHERE source = 'host' ORDER BY name")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let names: Vec<String> =
+        d.strings("SELECT DISTINCT name FROM metric_points WHERE source = 'host' ORDER BY name");
     for expected in [
         "system.cpu.utilization",
         "system.cpu.load_average.1m",

@@ -85,14 +85,8 @@ fn protobuf_chunked_and_gzip_bodies_are_stored() {
         &[PROTOBUF, ("Content-Encoding", "gzip")],
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
-    let names: Vec<String> = d
-        .db()
-        .prepare("SELECT name || ':' || trace_id || ':' || span_id FROM spans ORDER BY id")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let names: Vec<String> =
+        d.strings("SELECT name || ':' || trace_id || ':' || span_id FROM spans ORDER BY id");
     assert_eq!(
         names,
         vec![

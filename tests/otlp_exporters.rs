@@ -191,14 +191,8 @@ fn python_metrics_of_every_kind_and_cumulative_usage_counted_once() {
         (cost - sent["cost_usd"].as_f64().expect("cost")).abs() < 1e-9,
         "cost {cost}"
     );
-    let models: Vec<String> = d
-        .db()
-        .prepare("SELECT DISTINCT provider || '/' || model || '/' || channel FROM llm_calls")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let models =
+        d.strings("SELECT DISTINCT provider || '/' || model || '/' || channel FROM llm_calls");
     assert_eq!(
         models,
         vec!["anthropic/claude-sonnet-4/telegram".to_string()]

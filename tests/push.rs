@@ -11,6 +11,18 @@ use common::receiver::{ok, Answer, Received, Receiver};
 use common::Daemon;
 use serde_json::Value;
 
+/// The field names of a pushed record's data, sorted.
+fn field_names(event: &Value) -> Vec<&str> {
+    let mut fields: Vec<&str> = event["data"]
+        .as_object()
+        .expect("data")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort();
+    fields
+}
+
 /// Polls until `ready` holds (a hang guard, not a time bound).
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     for _ in 0..1200 {
@@ -166,15 +178,8 @@ fn batches_carry_the_go_sidecar_envelope_and_headers() {
         .iter()
         .find(|e| e["type"] == "llm_trace")
         .expect("an llm_trace");
-    let mut fields: Vec<&str> = llm["data"]
-        .as_object()
-        .expect("data")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    fields.sort();
     assert_eq!(
-        fields,
+        field_names(llm),
         vec![
             "completion_tokens",
             "cost_usd",
@@ -203,15 +208,8 @@ fn batches_carry_the_go_sidecar_envelope_and_headers() {
         .iter()
         .find(|e| e["type"] == "error_event")
         .expect("an error_event");
-    let mut fields: Vec<&str> = err["data"]
-        .as_object()
-        .expect("data")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    fields.sort();
     assert_eq!(
-        fields,
+        field_names(err),
         vec![
             "created_at",
             "error_type",

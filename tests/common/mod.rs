@@ -217,6 +217,17 @@ impl Daemon {
             .expect("count")
     }
 
+    /// The first column of every row `sql` returns, as text.
+    pub fn strings(&self, sql: &str) -> Vec<String> {
+        self.db()
+            .prepare(sql)
+            .expect(sql)
+            .query_map([], |r| r.get(0))
+            .expect(sql)
+            .collect::<Result<_, _>>()
+            .expect(sql)
+    }
+
     /// Whether a log line with `msg` has been printed.
     pub fn logged(&self, msg: &str) -> bool {
         self.logs
