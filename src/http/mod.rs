@@ -257,7 +257,7 @@ fn decompress(req: &HttpRequest, body: web::BytesMut, limit: usize) -> Result<Ve
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase());
     match encoding.as_deref() {
-        None | Some("") | Some("identity") => Ok(body.to_vec()),
+        None | Some("") | Some("identity") => Ok(body.into()),
         Some("gzip") | Some("x-gzip") => {
             let mut out = Vec::with_capacity((body.len() * 4).min(limit));
             flate2::read::GzDecoder::new(&body[..])
