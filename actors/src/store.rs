@@ -289,18 +289,7 @@ impl Handler<MarkPushed> for StoreActor {
     type Result = Result<(), StoreError>;
 
     fn handle(&mut self, msg: MarkPushed, ctx: &mut Context<Self>) -> Self::Result {
-        self.write_now(ctx, |conn| {
-            conn.prepare_cached(
-                "UPDATE push_cursors SET last_pushed_id = max(last_pushed_id, ?2), updated_ns = ?3
-                 WHERE table_name = ?1",
-            )?
-            .execute(params![
-                msg.table.name(),
-                msg.up_to,
-                crate::ingest::now_ns()
-            ])?;
-            Ok(())
-        })
+        self.write_now(ctx, |conn| advance_cursor(conn, msg.table, msg.up_to))
     }
 }
 
@@ -316,14 +305,20 @@ impl Handler<DeadLetter> for StoreActor {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![msg.table.name(), msg.row_id, msg.last_row_id, msg.status, msg.message, now],
             )?;
-            tx.execute(
-                "UPDATE push_cursors SET last_pushed_id = max(last_pushed_id, ?2), updated_ns = ?3
-                 WHERE table_name = ?1",
-                params![msg.table.name(), msg.last_row_id, now],
-            )?;
+            advance_cursor(&tx, msg.table, msg.last_row_id)?;
             tx.commit()
         })
     }
+}
+
+/// Moves `table`'s push cursor to `up_to`; it never moves back.
+fn advance_cursor(conn: &Connection, table: Table, up_to: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE push_cursors SET last_pushed_id = max(last_pushed_id, ?2), updated_ns = ?3
+         WHERE table_name = ?1",
+    )?
+    .execute(params![table.name(), up_to, crate::ingest::now_ns()])?;
+    Ok(())
 }
 
 impl Handler<Ping> for StoreActor {
