@@ -57,6 +57,26 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "(unset)",
         "when set, ingest requires Authorization: Bearer <token>",
     ),
+    (
+        "TRACE_ROTATE_INTERVAL",
+        "10m",
+        "time between rotations (age, size and volume bounds), like 10m",
+    ),
+    (
+        "TRACE_DB_ROTATE_DAYS",
+        "7",
+        "rows older than this many days are deleted; 0 keeps rows of any age",
+    ),
+    (
+        "TRACE_DB_MAX_BYTES",
+        "512MiB",
+        "bound of the database file plus its WAL; oldest rows go first, pushed before unpushed",
+    ),
+    (
+        "TRACE_DISK_MAX_PERCENT",
+        "90",
+        "while the database's volume is fuller than this, the sidecar gives back space from its own rows",
+    ),
 ];
 
 /// The raw environment, as strings; `None` when a variable is unset.
@@ -96,6 +116,14 @@ pub struct RawEnv {
     push_max_batch_bytes: Option<String>,
     #[envconfig(from = "TRACE_PUSH_TIMEOUT")]
     push_timeout: Option<String>,
+    #[envconfig(from = "TRACE_ROTATE_INTERVAL")]
+    rotate_interval: Option<String>,
+    #[envconfig(from = "TRACE_DB_ROTATE_DAYS")]
+    rotate_days: Option<String>,
+    #[envconfig(from = "TRACE_DB_MAX_BYTES")]
+    db_max_bytes: Option<String>,
+    #[envconfig(from = "TRACE_DISK_MAX_PERCENT")]
+    disk_max_percent: Option<String>,
 }
 
 /// The validated configuration.
@@ -123,6 +151,21 @@ pub struct Config {
     pub agent_process: Option<String>,
     /// Pushing to a remote API; `None` when no endpoint is set.
     pub push: Option<PushConfig>,
+    /// The disk bound.
+    pub rotation: RotationConfig,
+}
+
+/// The disk bound's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationConfig {
+    /// Time between rotations.
+    pub interval: Duration,
+    /// Rows older than this go; `None`: no age limit.
+    pub max_age: Option<Duration>,
+    /// Bound of the database file plus its WAL, in bytes.
+    pub max_db_bytes: u64,
+    /// Bound of the volume's use, in percent.
+    pub disk_max_percent: f64,
 }
 
 /// Where and how to push.
@@ -157,6 +200,7 @@ impl fmt::Debug for Config {
             .field("ingest_token", &self.ingest_token.as_ref().map(|_| "***"))
             .field("metrics_interval", &self.metrics_interval)
             .field("agent_process", &self.agent_process)
+            .field("rotation", &self.rotation)
             .field(
                 "push_endpoint",
                 &self
@@ -387,7 +431,62 @@ impl Config {
                 })
             }
         };
+        let rotation = RotationConfig {
+            interval: duration(
+                "TRACE_ROTATE_INTERVAL",
+                raw.rotate_interval.as_deref(),
+                Duration::from_secs(600),
+                Duration::from_secs(1),
+            )?,
+            max_age: match raw.rotate_days.as_deref() {
+                None => Some(Duration::from_secs(7 * 86_400)),
+                Some(v) => {
+                    let days = v
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|d| d.is_finite() && (0.0..=36_500.0).contains(d))
+                        .ok_or_else(|| {
+                            invalid(
+                                "TRACE_DB_ROTATE_DAYS",
+                                v,
+                                "expected a number of days from 0 to 36500, like 7 or 0.5 (0 turns age rotation off)",
+                            )
+                        })?;
+                    (days > 0.0).then(|| Duration::from_secs_f64(days * 86_400.0))
+                }
+            },
+            max_db_bytes: match raw.db_max_bytes.as_deref() {
+                None => 512 * 1024 * 1024,
+                Some(v) => parse_size(v)
+                    .filter(|n| *n >= 1024 * 1024)
+                    .ok_or_else(|| {
+                        invalid(
+                            "TRACE_DB_MAX_BYTES",
+                            v,
+                            "expected a size of at least 1MiB, like 512MiB or 2GiB",
+                        )
+                    })? as u64,
+            },
+            disk_max_percent: match raw.disk_max_percent.as_deref() {
+                None => 90.0,
+                Some(v) => v
+                    .trim()
+                    .trim_end_matches('%')
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (10.0..=100.0).contains(p))
+                    .ok_or_else(|| {
+                        invalid(
+                            "TRACE_DISK_MAX_PERCENT",
+                            v,
+                            "expected a percentage from 10 to 100, like 90",
+                        )
+                    })?,
+            },
+        };
         Ok(Config {
+            rotation,
             listen_addr,
             db_path,
             agent_id,
@@ -518,6 +617,27 @@ mod tests {
                 .var,
             "TRACE_MAX_PENDING_RECORDS"
         );
+        for (var, bad) in [
+            ("TRACE_ROTATE_INTERVAL", "10 minutes"),
+            ("TRACE_DB_ROTATE_DAYS", "-1"),
+            ("TRACE_DB_MAX_BYTES", "100KiB"),
+            ("TRACE_DISK_MAX_PERCENT", "101"),
+        ] {
+            assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
+        }
+    }
+
+    #[test]
+    fn rotation_defaults_and_zero_days() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.rotation.interval, Duration::from_secs(600));
+        assert_eq!(c.rotation.max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(c.rotation.max_db_bytes, 512 << 20);
+        assert_eq!(c.rotation.disk_max_percent, 90.0);
+        let c = config(&[("TRACE_DB_ROTATE_DAYS", "0"), ("TRACE_DB_MAX_BYTES", "2GiB")])
+            .expect("valid");
+        assert_eq!(c.rotation.max_age, None, "0 turns age rotation off");
+        assert_eq!(c.rotation.max_db_bytes, 2 << 30);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use actix_web::{web, App, HttpServer};
 use openclaw_trace_actors::ingest::IngestSettings;
 use openclaw_trace_actors::metrics::MetricsSettings;
 use openclaw_trace_actors::push::PushSettings;
+use openclaw_trace_actors::rotate::RotationSettings;
 use openclaw_trace_actors::schema::SchemaError;
 use openclaw_trace_actors::store::StoreError;
 use openclaw_trace_actors::{Engine, EngineConfig};
@@ -44,6 +45,14 @@ const DRAIN_SECONDS: u64 = 2;
 /// Time the final push at shutdown may take, after the drain: with the
 /// checkpoint it stays inside the 4.5 s watchdog in `main.rs`.
 const FINAL_PUSH: Duration = Duration::from_millis(1500);
+
+/// The first rotation runs this long after start: soon, but after the
+/// start-up work (first host sample, first requests).
+const FIRST_ROTATION: Duration = Duration::from_secs(5);
+
+/// Rows one rotation step deletes: small enough that an append waiting
+/// behind it is held for a few milliseconds at most.
+const ROTATION_CHUNK_ROWS: usize = 2000;
 
 /// Why the daemon could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +108,15 @@ pub async fn run(
                 backoff: (Duration::from_millis(500), Duration::from_secs(30)),
                 agent_id: config.agent_id.clone(),
             }),
+            rotation: RotationSettings {
+                interval: config.rotation.interval,
+                first_delay: FIRST_ROTATION.min(config.rotation.interval),
+                max_age: config.rotation.max_age,
+                max_db_bytes: config.rotation.max_db_bytes,
+                disk_max_percent: config.rotation.disk_max_percent,
+                db_path: config.db_path.clone(),
+                chunk_rows: ROTATION_CHUNK_ROWS,
+            },
         },
         &log,
     )

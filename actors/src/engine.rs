@@ -10,9 +10,10 @@ use crate::fault::FaultKind;
 use crate::ingest::{IngestActor, IngestSettings};
 use crate::metrics::{LatestSample, MetricsActor, MetricsSettings};
 use crate::push::{PushActor, PushNow, PushSettings, PushView};
+use crate::rotate::{RotationActor, RotationSettings, RotationTrigger, StoreOps};
 use crate::schema::{self, ReadPool, SchemaError};
 use crate::stats::{ActorName, Stats};
-use crate::store::{Close, StoreActor, StoreError};
+use crate::store::{Close, StoreActor, StoreError, Watch};
 
 /// What the engine needs to start.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct EngineConfig {
     pub metrics: MetricsSettings,
     /// Settings of the pusher; `None` when no endpoint is set.
     pub push: Option<PushSettings>,
+    /// The disk bound.
+    pub rotation: RotationSettings,
 }
 
 /// The running actors and what readers share.
@@ -35,6 +38,10 @@ pub struct Engine {
     pub store: Addr<StoreActor>,
     /// The host sampler.
     pub metrics: Addr<MetricsActor>,
+    /// The disk bound.
+    pub rotation: Addr<RotationActor>,
+    /// Its settings, for status.
+    pub rotation_settings: Arc<RotationSettings>,
     /// The latest host sample, for `/metrics` and `/v1/status`.
     pub host: LatestSample,
     /// The pusher and its status, when pushing is configured.
@@ -47,7 +54,7 @@ pub struct Engine {
     pub db_path: PathBuf,
     /// The store's own thread, so its blocking calls never stall HTTP.
     store_arbiter: Arbiter,
-    /// The sampler's own thread, for the same reason.
+    /// The sampler's own thread, for the same reason; rotation runs there too.
     metrics_arbiter: Arbiter,
     /// The pusher's own thread, when pushing is configured.
     push_arbiter: Option<Arbiter>,
@@ -61,12 +68,15 @@ impl Engine {
         let pool = schema::read_pool(&config.db_path)?;
         let stats = Arc::new(Stats::default());
 
+        let rotation_settings = Arc::new(config.rotation);
+        let trigger = RotationTrigger::default();
         let store_arbiter = Arbiter::new();
         let store = {
             let (path, stats) = (config.db_path.clone(), Arc::clone(&stats));
             let log = log.new(o!("actor" => ActorName::Store.as_str()));
+            let watch = Watch::new(Arc::clone(&rotation_settings), trigger.clone());
             Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| {
-                StoreActor::new(path, conn, stats, log)
+                StoreActor::new(path, conn, stats, log, Some(watch))
             })
         };
         let ingest = {
@@ -86,6 +96,20 @@ impl Engine {
                 MetricsActor::new(settings, store, host, stats, log)
             })
         };
+        let rotation = {
+            let ops = StoreOps {
+                older_than: store.clone().recipient(),
+                oldest: store.clone().recipient(),
+                space: store.clone().recipient(),
+                reclaim: store.clone().recipient(),
+            };
+            let settings = (*rotation_settings).clone();
+            let stats = Arc::clone(&stats);
+            let log = log.new(o!("actor" => ActorName::Rotation.as_str()));
+            Supervisor::start_in_arbiter(&metrics_arbiter.handle(), move |_| {
+                RotationActor::new(settings, ops, trigger, stats, log)
+            })
+        };
         let push_arbiter = config.push.as_ref().map(|_| Arbiter::new());
         let push = config
             .push
@@ -95,8 +119,9 @@ impl Engine {
                 let (pool, view2) = (pool.clone(), view.clone());
                 let (mark, dead) = (store.clone().recipient(), store.clone().recipient());
                 let log = log.new(o!("actor" => ActorName::Push.as_str()));
+                let stats = Arc::clone(&stats);
                 let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                    PushActor::new(settings, pool, mark, dead, view2, log)
+                    PushActor::new(settings, pool, mark, dead, view2, stats, log)
                 });
                 (addr, view)
             });
@@ -104,6 +129,8 @@ impl Engine {
             ingest,
             store,
             metrics,
+            rotation,
+            rotation_settings,
             host,
             push,
             pool,
@@ -149,7 +176,11 @@ impl Engine {
                 ActorName::Ingest => self.ingest.send(InjectFault(kind)).await,
                 ActorName::Store => self.store.send(InjectFault(kind)).await,
                 ActorName::Metrics => self.metrics.send(InjectFault(kind)).await,
-                ActorName::Push => return Err(FaultError::NotSupported),
+                ActorName::Rotation => self.rotation.send(InjectFault(kind)).await,
+                ActorName::Push => match &self.push {
+                    Some((push, _)) => push.send(InjectFault(kind)).await,
+                    None => return Err(FaultError::NotSupported),
+                },
             };
             sent.map_err(|_| FaultError::ActorGone)
         }
@@ -170,7 +201,7 @@ pub enum FaultError {
     /// The actor's mailbox is closed.
     #[error("the actor is not running")]
     ActorGone,
-    /// The actor takes no injected faults.
-    #[error("this actor takes no injected faults")]
+    /// The actor is not running in this configuration (push without an endpoint).
+    #[error("this actor is not running in this configuration")]
     NotSupported,
 }

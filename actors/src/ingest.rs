@@ -7,7 +7,6 @@
 //! HTTP answers, so each is counted exactly once.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use slog::{warn, Logger};
@@ -255,10 +254,4 @@ impl Handler<crate::fault::InjectFault> for IngestActor {
     }
 }
 
-/// Now as unix nanoseconds.
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
+pub use crate::time::now_ns;

@@ -1,4 +1,4 @@
-//! The engine of openclaw-trace: the actors that admit, store and (later)
+//! The engine of openclaw-trace: the actors that admit, store and
 //! sample, push and rotate the data an AI agent's sidecar keeps.
 //!
 //! Actors talk only through typed messages and each runs under an actix
@@ -13,11 +13,13 @@
 //! - [`schema`]: pragmas, the schema and its migrations, the read pool.
 //! - [`metrics`]: the MetricsActor: host, agent and sidecar samples.
 //! - [`push`]: the PushActor: batches to the remote API, retry policy.
+//! - [`rotate`]: the RotationActor: age, size and volume bounds, a full disk healed.
 //! - [`llm_view`]: token usage and cost read out of OTLP spans and metrics.
 //! - [`query`]: read-side queries (status counts, file sizes).
 //! - [`records`]: the record types every stage passes along.
 //! - [`stats`]: the shared counters behind `/v1/status`.
 //! - [`supervise`]: panic containment for actor handlers.
+//! - [`time`]: the clock, as unix nanoseconds.
 //! - [`fault`]: faults tests inject (compiled in only for tests).
 
 pub mod engine;
@@ -28,9 +30,11 @@ pub mod metrics;
 pub mod push;
 pub mod query;
 pub mod records;
+pub mod rotate;
 pub mod schema;
 pub mod stats;
 pub mod store;
 pub mod supervise;
+pub mod time;
 
 pub use engine::{Engine, EngineConfig, FaultError};

@@ -78,11 +78,9 @@ pub struct FileSizes {
 /// Reads the sizes of `path` and `path-wal`.
 pub fn file_sizes(path: &Path) -> FileSizes {
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
     FileSizes {
         db_bytes: size(path),
-        wal_bytes: size(Path::new(&wal)),
+        wal_bytes: size(&crate::schema::sibling(path, "-wal")),
     }
 }
 

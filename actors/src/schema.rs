@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags};
 pub type ReadPool = r2d2::Pool<SqliteConnectionManager>;
 
 /// How long a connection waits for a lock before giving up with SQLITE_BUSY.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Page cache per connection, in KiB (SQLite reads a negative size as KiB).
 /// Small on purpose: the sidecar must stay light, and WAL reads are cheap.
@@ -183,6 +183,9 @@ pub enum SchemaError {
     /// SQLite refused.
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A file beside the database could not be created or narrowed to 0600.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
     /// The read pool could not be built.
     #[error("read pool: {0}")]
     Pool(#[from] r2d2::Error),
@@ -199,6 +202,7 @@ pub enum SchemaError {
 /// Opens (creating if needed) the database for writing and brings its schema
 /// up to date. The returned connection is the one the StoreActor owns.
 pub fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
+    create_private(path)?;
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // auto_vacuum must be chosen before the first table exists; on an existing
@@ -209,7 +213,51 @@ pub fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     migrate(&mut conn)?;
+    // SQLite gives the -wal and -shm files the database file's mode; files
+    // left by an older build (0644) are narrowed here too.
+    for file in [path.to_path_buf(), sibling(path, "-wal"), sibling(path, "-shm")] {
+        make_private(&file)?;
+    }
     Ok(conn)
+}
+
+/// The database holds prompts and outputs: its files are `0600`, whatever
+/// the umask.
+const PRIVATE_MODE: u32 = 0o600;
+
+/// Creates `path` empty with mode `0600` when it does not exist yet, so
+/// SQLite opens a file that was never readable by others.
+fn create_private(path: &Path) -> Result<(), SchemaError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PRIVATE_MODE)
+        .open(path)
+    {
+        Ok(_) => make_private(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(SchemaError::Io(path.display().to_string(), e)),
+    }
+}
+
+/// Sets `path`'s mode to `0600` when it exists.
+fn make_private(path: &Path) -> Result<(), SchemaError> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(m) if m.permissions().mode() & 0o777 == PRIVATE_MODE => Ok(()),
+        Ok(_) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE_MODE))
+            .map_err(|e| SchemaError::Io(path.display().to_string(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(SchemaError::Io(path.display().to_string(), e)),
+    }
+}
+
+/// `path` with `suffix` appended (`-wal`, `-shm`).
+pub fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    std::path::PathBuf::from(p)
 }
 
 /// Applies the migrations the file has not seen yet.
@@ -275,6 +323,24 @@ mod tests {
             .query_row("SELECT count(*) FROM push_cursors", [], |r| r.get(0))
             .expect("cursors");
         assert_eq!(cursors, 5);
+    }
+
+    #[test]
+    fn files_are_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        // An older build's file, readable by all.
+        std::fs::write(&path, b"").expect("create");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let conn = open_writer(&path).expect("open");
+        conn.execute_batch("CREATE TABLE x (a); INSERT INTO x VALUES (1);")
+            .expect("write");
+        for suffix in ["", "-wal", "-shm"] {
+            let file = sibling(&path, suffix);
+            let mode = std::fs::metadata(&file).expect(suffix).permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", file.display());
+        }
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! `/metrics`) reads. Plain atomics: updating one costs a few nanoseconds and
 //! no lock is ever held across an await or a database call.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::records::Table;
+use crate::rotate::{RotateReason, Target};
 
 /// Why a request was refused. The code doubles as the `error` field of the
 /// HTTP error body, so it is stable.
@@ -29,11 +30,14 @@ pub enum RejectReason {
     Backpressure,
     /// The store failed or an actor crashed while handling the request.
     Internal,
+    /// The database's volume is full (or the file read-only); rotation is
+    /// freeing space and the client should retry later.
+    DiskFull,
 }
 
 impl RejectReason {
     /// Every reason, in the order of [`RejectReason::index`].
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 10] = [
         RejectReason::Unauthorized,
         RejectReason::UnsupportedMediaType,
         RejectReason::PayloadTooLarge,
@@ -43,6 +47,7 @@ impl RejectReason {
         RejectReason::InvalidField,
         RejectReason::Backpressure,
         RejectReason::Internal,
+        RejectReason::DiskFull,
     ];
 
     /// The stable machine-readable code.
@@ -57,6 +62,7 @@ impl RejectReason {
             RejectReason::InvalidField => "invalid_field",
             RejectReason::Backpressure => "backpressure",
             RejectReason::Internal => "internal",
+            RejectReason::DiskFull => "disk_full",
         }
     }
 
@@ -76,15 +82,18 @@ pub enum ActorName {
     Metrics,
     /// The pusher.
     Push,
+    /// The disk bound: age, size and volume rotation.
+    Rotation,
 }
 
 impl ActorName {
     /// Every actor, in the order of [`ActorName::index`].
-    pub const ALL: [ActorName; 4] = [
+    pub const ALL: [ActorName; 5] = [
         ActorName::Ingest,
         ActorName::Store,
         ActorName::Metrics,
         ActorName::Push,
+        ActorName::Rotation,
     ];
 
     /// The actor's name in logs and status.
@@ -94,6 +103,7 @@ impl ActorName {
             ActorName::Store => "store",
             ActorName::Metrics => "metrics",
             ActorName::Push => "push",
+            ActorName::Rotation => "rotation",
         }
     }
 
@@ -201,6 +211,29 @@ pub struct Stats {
     store_pending: AtomicU64,
     /// OTLP items, per signal.
     otlp: [SignalCounters; Signal::ALL.len()],
+    /// Set while writes fail for want of space (or a read-only file).
+    disk_full: AtomicBool,
+    /// Times the store went from writing to disk full.
+    disk_full_episodes: AtomicU64,
+    /// Host samples the store could not take.
+    host_samples_dropped: AtomicU64,
+    /// What rotation did.
+    rotation: RotationCounters,
+}
+
+/// Counters of the RotationActor.
+#[derive(Debug, Default)]
+struct RotationCounters {
+    /// Rotations finished.
+    runs: AtomicU64,
+    /// When the last one ended (unix ns; 0 before the first).
+    last_end_ns: AtomicI64,
+    /// How long the last one took, in microseconds.
+    last_duration_us: AtomicU64,
+    /// Rows deleted, per reason and target.
+    deleted: [[AtomicU64; Target::ALL.len()]; RotateReason::ALL.len()],
+    /// Of those, rows the remote never had, per reason and target.
+    dropped: [[AtomicU64; Target::ALL.len()]; RotateReason::ALL.len()],
 }
 
 impl Default for Stats {
@@ -215,6 +248,10 @@ impl Default for Stats {
             store_commits: AtomicU64::new(0),
             store_pending: AtomicU64::new(0),
             otlp: Default::default(),
+            disk_full: AtomicBool::new(false),
+            disk_full_episodes: AtomicU64::new(0),
+            host_samples_dropped: AtomicU64::new(0),
+            rotation: RotationCounters::default(),
         }
     }
 }
@@ -284,6 +321,43 @@ impl Stats {
         self.otlp[signal.index()].rejected[reason.index()].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records whether writes fail for want of space; returns true when this
+    /// call started a new episode (so it is logged once).
+    pub fn set_disk_full(&self, full: bool) -> bool {
+        let was = self.disk_full.swap(full, Ordering::AcqRel);
+        if full && !was {
+            self.disk_full_episodes.fetch_add(1, Ordering::Relaxed);
+        }
+        full != was
+    }
+
+    /// Whether the last write failed for want of space.
+    pub fn disk_full(&self) -> bool {
+        self.disk_full.load(Ordering::Acquire)
+    }
+
+    /// Counts a host sample the store could not take.
+    pub fn host_sample_dropped(&self) {
+        self.host_samples_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts rows a rotation deleted from `target` for `reason`, of which
+    /// `unpushed` the remote never had.
+    pub fn rotated(&self, reason: RotateReason, target: Target, deleted: u64, unpushed: u64) {
+        let r = &self.rotation;
+        r.deleted[reason.index()][target.index()].fetch_add(deleted, Ordering::Relaxed);
+        r.dropped[reason.index()][target.index()].fetch_add(unpushed, Ordering::Relaxed);
+    }
+
+    /// Records the end of a rotation.
+    pub fn rotation_done(&self, end_ns: i64, took: std::time::Duration) {
+        let r = &self.rotation;
+        r.runs.fetch_add(1, Ordering::Relaxed);
+        r.last_end_ns.store(end_ns, Ordering::Relaxed);
+        r.last_duration_us
+            .store(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
     /// A consistent-enough copy of every counter, for status and metrics.
     pub fn snapshot(&self) -> StatsSnapshot {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -323,7 +397,59 @@ impl Stats {
                     }
                 })
                 .collect(),
+            disk_full: self.disk_full(),
+            disk_full_episodes: load(&self.disk_full_episodes),
+            host_samples_dropped: load(&self.host_samples_dropped),
+            rotation: {
+                let r = &self.rotation;
+                let per = |counts: &[[AtomicU64; Target::ALL.len()]; RotateReason::ALL.len()]| {
+                    RotateReason::ALL
+                        .iter()
+                        .flat_map(|reason| {
+                            Target::ALL.iter().map(move |target| {
+                                (
+                                    reason.as_str(),
+                                    target.name(),
+                                    load(&counts[reason.index()][target.index()]),
+                                )
+                            })
+                        })
+                        .collect()
+                };
+                RotationSnapshot {
+                    runs: load(&r.runs),
+                    last_end_ns: match r.last_end_ns.load(Ordering::Relaxed) {
+                        0 => None,
+                        ns => Some(ns),
+                    },
+                    last_duration_ms: load(&r.last_duration_us) as f64 / 1000.0,
+                    deleted: per(&r.deleted),
+                    dropped: per(&r.dropped),
+                }
+            },
         }
+    }
+}
+
+/// Rotation counters at one moment.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RotationSnapshot {
+    /// Rotations finished.
+    pub runs: u64,
+    /// When the last one ended (unix ns).
+    pub last_end_ns: Option<i64>,
+    /// How long it took, in milliseconds.
+    pub last_duration_ms: f64,
+    /// Rows deleted: (reason, table, rows), every pair listed.
+    pub deleted: Vec<(&'static str, &'static str, u64)>,
+    /// Unpushed rows among them: (reason, table, rows).
+    pub dropped: Vec<(&'static str, &'static str, u64)>,
+}
+
+impl RotationSnapshot {
+    /// Unpushed rows rotation gave up, over every reason and table.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().map(|(_, _, n)| n).sum()
     }
 }
 
@@ -361,6 +487,14 @@ pub struct StatsSnapshot {
     pub store_pending: u64,
     /// OTLP counters per signal.
     pub otlp: Vec<OtlpSnapshot>,
+    /// Whether writes are failing for want of space right now.
+    pub disk_full: bool,
+    /// Times writes started failing for want of space.
+    pub disk_full_episodes: u64,
+    /// Host samples the store could not take.
+    pub host_samples_dropped: u64,
+    /// What rotation did.
+    pub rotation: RotationSnapshot,
 }
 
 impl StatsSnapshot {

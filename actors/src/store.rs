@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -23,16 +24,22 @@ use crate::records::{
     Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, LlmOrigin, MetricPoint, Source,
     SpanRecord, Stamp, Table,
 };
+use crate::rotate::{self, RotationSettings, RotationTrigger, Target};
 use crate::schema;
 use crate::stats::{ActorName, Stats};
 use crate::supervise::{contain, Panicked};
+use crate::time::now_ns;
 
 /// Why the store could not take an append.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite refused the write (disk full, I/O error, constraint).
+    /// SQLite refused the write (I/O error, constraint).
     #[error("database write failed: {0}")]
     Write(String),
+    /// The write failed for want of space (or the file became read-only);
+    /// rotation is freeing space and a later write may succeed.
+    #[error("the database's volume is full (or the file is read-only): {0}; space is being freed, retry later")]
+    DiskFull(String),
     /// The database connection is not open (it is being reopened).
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -96,6 +103,154 @@ pub struct DeadLetter {
     pub message: String,
 }
 
+/// Delete up to `limit` rows of `target` whose own time is before `cutoff_ns`.
+#[derive(Message)]
+#[rtype(result = "Result<Deleted, StoreError>")]
+pub struct DeleteOlderThan {
+    /// The table.
+    pub target: Target,
+    /// Rows older than this go (unix ns).
+    pub cutoff_ns: i64,
+    /// At most this many rows.
+    pub limit: usize,
+}
+
+/// Delete up to `limit` of the oldest rows, from the record table whose
+/// oldest row is oldest; with `pushed_only`, only rows the remote has.
+#[derive(Message)]
+#[rtype(result = "Result<Deleted, StoreError>")]
+pub struct DeleteOldest {
+    /// Only rows at or below the table's push cursor.
+    pub pushed_only: bool,
+    /// At most this many rows.
+    pub limit: usize,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deleted {
+    /// The table.
+    pub target: Target,
+    /// Rows deleted.
+    pub rows: u64,
+    /// Of those, rows past the push cursor (the remote never had them).
+    pub unpushed: u64,
+}
+
+/// Read how much of the file is in use.
+#[derive(Message)]
+#[rtype(result = "Result<DbSpace, StoreError>")]
+pub struct SpaceUsed;
+
+/// The database's pages and WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbSpace {
+    /// Bytes per page.
+    pub page_size: u64,
+    /// Pages in the file (as SQLite sees it, WAL included).
+    pub page_count: u64,
+    /// Pages free for reuse.
+    pub freelist_pages: u64,
+    /// Bytes of the WAL file.
+    pub wal_bytes: u64,
+}
+
+impl DbSpace {
+    /// Bytes of pages holding data.
+    pub fn used_bytes(&self) -> u64 {
+        self.page_count.saturating_sub(self.freelist_pages) * self.page_size
+    }
+}
+
+/// Give up to `pages` free pages back to the filesystem
+/// (`PRAGMA incremental_vacuum`); with `checkpoint`, then checkpoint the WAL
+/// and truncate it.
+#[derive(Message)]
+#[rtype(result = "Result<Reclaimed, StoreError>")]
+pub struct Reclaim {
+    /// Free pages to give back (0: none).
+    pub pages: u32,
+    /// Checkpoint (TRUNCATE) afterwards.
+    pub checkpoint: bool,
+}
+
+/// What a reclaim did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Pages the file shrank by.
+    pub pages_freed: u64,
+}
+
+/// Whether SQLite failed for want of space, or because the file (or its
+/// directory) became read-only: conditions rotation or the operator can heal.
+pub fn out_of_space(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => {
+            matches!(
+                f.code,
+                rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::ReadOnly
+            ) || f.extended_code == ffi::SQLITE_IOERR_SHMSIZE
+                || f.extended_code == ffi::SQLITE_IOERR_WRITE
+                || f.extended_code == ffi::SQLITE_IOERR_FSYNC
+                || f.extended_code == ffi::SQLITE_IOERR_TRUNCATE
+        }
+        _ => false,
+    }
+}
+
+/// A write error as the store reports it.
+fn write_error(e: rusqlite::Error) -> StoreError {
+    if out_of_space(&e) {
+        StoreError::DiskFull(e.to_string())
+    } else {
+        StoreError::Write(e.to_string())
+    }
+}
+
+/// How often, at most, the store looks at the file's size and the volume
+/// after a commit.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// The store's side of the disk bound: after commits it looks at the file
+/// and the volume, and asks for a rotation as soon as a bound is passed.
+pub struct Watch {
+    /// The bounds.
+    pub settings: Arc<RotationSettings>,
+    /// Where to ask.
+    pub trigger: RotationTrigger,
+    /// When the last look was taken.
+    last: Option<Instant>,
+}
+
+impl Watch {
+    /// A watch over `settings`' bounds that asks `trigger`.
+    pub fn new(settings: Arc<RotationSettings>, trigger: RotationTrigger) -> Self {
+        Watch {
+            settings,
+            trigger,
+            last: None,
+        }
+    }
+
+    /// Asks for a rotation when the file and WAL pass the high-water mark or
+    /// the volume passes its bound.
+    fn look(&mut self, conn: &Connection) {
+        if self.last.is_some_and(|t| t.elapsed() < WATCH_EVERY) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let Ok(space) = space_used(conn, &self.settings.db_path) else {
+            return;
+        };
+        if space.page_count * space.page_size + space.wal_bytes > self.settings.size_high_water()
+            || rotate::volume_over(&self.settings)
+        {
+            self.trigger.request(false);
+        }
+    }
+}
+
 /// Commit everything parked so far (sent by the actor to itself).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -124,6 +279,8 @@ pub struct StoreActor {
     stats: Arc<Stats>,
     /// Where this actor logs.
     log: Logger,
+    /// The disk bound's watch; `None` in tests that run without rotation.
+    watch: Option<Watch>,
     /// A fault armed by a test, run at the next flush.
     #[cfg(feature = "fault-injection")]
     fault: Option<crate::fault::FaultKind>,
@@ -131,7 +288,14 @@ pub struct StoreActor {
 
 impl StoreActor {
     /// A store over an already opened and migrated connection.
-    pub fn new(path: PathBuf, conn: Connection, stats: Arc<Stats>, log: Logger) -> Self {
+    pub fn new(
+        path: PathBuf,
+        conn: Connection,
+        stats: Arc<Stats>,
+        log: Logger,
+        watch: Option<Watch>,
+    ) -> Self {
+        apply_wal_limit(&conn, watch.as_ref());
         StoreActor {
             path,
             conn: Some(conn),
@@ -140,6 +304,7 @@ impl StoreActor {
             closed: false,
             stats,
             log,
+            watch,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -152,6 +317,7 @@ impl StoreActor {
         }
         match schema::open_writer(&self.path) {
             Ok(conn) => {
+                apply_wal_limit(&conn, self.watch.as_ref());
                 info!(self.log, "database reopened"; "path" => self.path.display().to_string());
                 self.conn = Some(conn);
             }
@@ -193,10 +359,15 @@ impl StoreActor {
                 for (p, result) in parked.into_iter().zip(results) {
                     let _ = p.reply.send(result);
                 }
+                self.wrote();
             }
             Ok(Err(e)) => {
-                warn!(self.log, "group commit failed"; "error" => e.to_string(), "appends" => parked.len());
-                let why = StoreError::Write(e.to_string());
+                let why = write_error(e);
+                if matches!(why, StoreError::DiskFull(_)) {
+                    self.out_of_space(&why);
+                } else {
+                    warn!(self.log, "group commit failed"; "error" => why.to_string(), "appends" => parked.len());
+                }
                 for p in parked {
                     let _ = p.reply.send(Err(why.clone()));
                 }
@@ -206,6 +377,30 @@ impl StoreActor {
                     let _ = p.reply.send(Err(panicked.into()));
                 }
             }
+        }
+    }
+}
+
+impl StoreActor {
+    /// A write succeeded: a disk-full episode is over; look at the bounds.
+    fn wrote(&mut self) {
+        if self.stats.disk_full() && self.stats.set_disk_full(false) {
+            info!(self.log, "database writes succeed again; disk-full episode over");
+        }
+        if let (Some(watch), Some(conn)) = (self.watch.as_mut(), self.conn.as_ref()) {
+            watch.look(conn);
+        }
+    }
+
+    /// A write failed for want of space: logged once per episode, and an
+    /// emergency rotation asked for at every failure (it coalesces).
+    fn out_of_space(&mut self, why: &StoreError) {
+        if self.stats.set_disk_full(true) {
+            error!(self.log, "database write failed for want of space; refusing writes with 507/503 until space is freed";
+                "error" => why.to_string());
+        }
+        if let Some(watch) = &self.watch {
+            watch.trigger.request(true);
         }
     }
 }
@@ -272,16 +467,25 @@ impl Handler<Flush> for StoreActor {
 impl StoreActor {
     /// Runs a small write outside the group commit (cursor moves). Pending
     /// appends are committed first so the order of effects is kept.
-    fn write_now(
+    fn write_now<R>(
         &mut self,
         ctx: &mut Context<Self>,
-        work: impl FnOnce(&mut Connection) -> rusqlite::Result<()>,
-    ) -> Result<(), StoreError> {
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, StoreError> {
         self.flush(ctx);
         let conn = self.conn.as_mut().ok_or_else(|| {
             StoreError::Unavailable("the write connection is being reopened".into())
         })?;
-        work(conn).map_err(|e| StoreError::Write(e.to_string()))
+        match work(conn) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let why = write_error(e);
+                if matches!(why, StoreError::DiskFull(_)) {
+                    self.out_of_space(&why);
+                }
+                Err(why)
+            }
+        }
     }
 }
 
@@ -299,7 +503,7 @@ impl Handler<DeadLetter> for StoreActor {
     fn handle(&mut self, msg: DeadLetter, ctx: &mut Context<Self>) -> Self::Result {
         self.write_now(ctx, |conn| {
             let tx = conn.transaction()?;
-            let now = crate::ingest::now_ns();
+            let now = now_ns();
             tx.execute(
                 "INSERT INTO dead_letters (table_name, row_id, last_row_id, status, message, time_ns)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -317,8 +521,171 @@ fn advance_cursor(conn: &Connection, table: Table, up_to: i64) -> rusqlite::Resu
         "UPDATE push_cursors SET last_pushed_id = max(last_pushed_id, ?2), updated_ns = ?3
          WHERE table_name = ?1",
     )?
-    .execute(params![table.name(), up_to, crate::ingest::now_ns()])?;
+    .execute(params![table.name(), up_to, now_ns()])?;
     Ok(())
+}
+
+impl Handler<DeleteOlderThan> for StoreActor {
+    type Result = Result<Deleted, StoreError>;
+
+    fn handle(&mut self, msg: DeleteOlderThan, ctx: &mut Context<Self>) -> Self::Result {
+        self.write_now(ctx, |conn| {
+            let target = msg.target;
+            let cursor = cursor_of(conn, target)?;
+            let (key, time) = (target.key_column(), target.time_column());
+            let sql = format!(
+                "DELETE FROM {t} WHERE {key} IN
+                    (SELECT {key} FROM {t} WHERE {time} < ?1 ORDER BY {time} LIMIT ?2)
+                 RETURNING {id}",
+                t = target.name(),
+                id = if cursor.is_some() { "rowid" } else { "0" },
+            );
+            let ids = collect_ids(conn, &sql, params![msg.cutoff_ns, msg.limit as i64])?;
+            Ok(deleted(target, &ids, cursor))
+        })
+    }
+}
+
+impl Handler<DeleteOldest> for StoreActor {
+    type Result = Result<Deleted, StoreError>;
+
+    fn handle(&mut self, msg: DeleteOldest, ctx: &mut Context<Self>) -> Self::Result {
+        self.write_now(ctx, |conn| {
+            // The table whose first deletable row is oldest by its own time.
+            let mut oldest: Option<(i64, Table, i64)> = None;
+            for table in Table::ALL {
+                let target = Target::Data(table);
+                let cursor = cursor_of(conn, target)?.unwrap_or(0);
+                let bound = if msg.pushed_only { cursor } else { i64::MAX };
+                let first: Option<i64> = conn
+                    .prepare_cached(&format!(
+                        "SELECT {time} FROM {t} WHERE id <= ?1 ORDER BY id LIMIT 1",
+                        t = table.name(),
+                        time = target.time_column()
+                    ))?
+                    .query_row([bound], |r| r.get(0))
+                    .optional()?;
+                if let Some(time) = first {
+                    if oldest.is_none_or(|(t, _, _)| time < t) {
+                        oldest = Some((time, table, bound));
+                    }
+                }
+            }
+            let Some((_, table, bound)) = oldest else {
+                return Ok(Deleted {
+                    target: Target::Data(Table::LlmCalls),
+                    rows: 0,
+                    unpushed: 0,
+                });
+            };
+            let target = Target::Data(table);
+            let cursor = cursor_of(conn, target)?;
+            let sql = format!(
+                "DELETE FROM {t} WHERE id IN
+                    (SELECT id FROM {t} WHERE id <= ?1 ORDER BY id LIMIT ?2)
+                 RETURNING id",
+                t = table.name()
+            );
+            let ids = collect_ids(conn, &sql, params![bound, msg.limit as i64])?;
+            Ok(deleted(target, &ids, cursor))
+        })
+    }
+}
+
+impl Handler<SpaceUsed> for StoreActor {
+    type Result = Result<DbSpace, StoreError>;
+
+    fn handle(&mut self, _: SpaceUsed, _ctx: &mut Context<Self>) -> Self::Result {
+        let conn = self.conn.as_ref().ok_or_else(|| {
+            StoreError::Unavailable("the write connection is being reopened".into())
+        })?;
+        space_used(conn, &self.path).map_err(write_error)
+    }
+}
+
+impl Handler<Reclaim> for StoreActor {
+    type Result = Result<Reclaimed, StoreError>;
+
+    fn handle(&mut self, msg: Reclaim, ctx: &mut Context<Self>) -> Self::Result {
+        let path = self.path.clone();
+        self.write_now(ctx, |conn| {
+            let before = space_used(conn, &path)?.page_count;
+            if msg.pages > 0 {
+                conn.execute_batch(&format!("PRAGMA incremental_vacuum({})", msg.pages))?;
+            }
+            if msg.checkpoint {
+                // A reader still on an old snapshot makes TRUNCATE wait; wait
+                // briefly, never the full busy timeout, so ingest is not held.
+                conn.busy_timeout(CHECKPOINT_WAIT)?;
+                let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                conn.busy_timeout(schema::BUSY_TIMEOUT)?;
+                checkpoint?;
+            }
+            let after = space_used(conn, &path)?.page_count;
+            Ok(Reclaimed {
+                pages_freed: before.saturating_sub(after),
+            })
+        })
+    }
+}
+
+/// Cuts the WAL back to the rotation's limit after each checkpoint, so the
+/// file plus its WAL stays within the bound.
+fn apply_wal_limit(conn: &Connection, watch: Option<&Watch>) {
+    if let Some(watch) = watch {
+        let limit = i64::try_from(watch.settings.wal_limit()).unwrap_or(i64::MAX);
+        // A pragma that only sets a number; it cannot fail on an open connection.
+        let _ = conn.pragma_update(None, "journal_size_limit", limit);
+    }
+}
+
+/// How long a rotation's checkpoint waits for readers.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(100);
+
+/// The push cursor of a record table; `None` for the bookkeeping tables.
+fn cursor_of(conn: &Connection, target: Target) -> rusqlite::Result<Option<i64>> {
+    let Target::Data(table) = target else {
+        return Ok(None);
+    };
+    conn.prepare_cached("SELECT last_pushed_id FROM push_cursors WHERE table_name = ?1")?
+        .query_row([table.name()], |r| r.get(0))
+        .optional()
+        .map(|c| Some(c.unwrap_or(0)))
+}
+
+/// Runs a `DELETE … RETURNING id` and collects the ids.
+fn collect_ids(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let ids = stmt
+        .query_map(params, |r| r.get(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    Ok(ids)
+}
+
+/// Counts deleted ids, and those past the cursor (never pushed).
+fn deleted(target: Target, ids: &[i64], cursor: Option<i64>) -> Deleted {
+    Deleted {
+        target,
+        rows: ids.len() as u64,
+        unpushed: cursor.map_or(0, |c| ids.iter().filter(|id| **id > c).count() as u64),
+    }
+}
+
+/// Pages in use and the WAL's size.
+fn space_used(conn: &Connection, path: &std::path::Path) -> rusqlite::Result<DbSpace> {
+    let pragma = |name: &str| -> rusqlite::Result<i64> {
+        conn.pragma_query_value(None, name, |r| r.get(0))
+    };
+    Ok(DbSpace {
+        page_size: pragma("page_size")?.max(0) as u64,
+        page_count: pragma("page_count")?.max(0) as u64,
+        freelist_pages: pragma("freelist_count")?.max(0) as u64,
+        wal_bytes: crate::query::file_sizes(path).wal_bytes,
+    })
 }
 
 impl Handler<Ping> for StoreActor {
@@ -386,6 +753,9 @@ fn write_group(
                 sp.commit()?;
                 results.push(Ok(ids));
             }
+            // Out of space: SQLite may have rolled the whole transaction
+            // back, so nothing of this group can be trusted; fail it all.
+            Err(e) if out_of_space(&e) => return Err(e),
             // Dropping the savepoint rolls this append back; the others stay.
             Err(e) => results.push(Err(StoreError::Write(e.to_string()))),
         }

@@ -13,6 +13,10 @@ use serde_json::json;
 use crate::wire::otlp::Encoding;
 use crate::wire::DecodeError;
 
+/// Seconds a client is asked to wait while the disk is full: about what an
+/// emergency rotation takes to free space.
+const DISK_FULL_RETRY_SECONDS: u64 = 2;
+
 /// A refused request.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -42,9 +46,14 @@ impl ApiError {
         }
     }
 
-    /// The same refusal, answered the OTLP way when `encoding` is set.
+    /// The same refusal, answered the OTLP way when `encoding` is set. OTLP
+    /// exporters retry only 429, 502, 503 and 504, so a full disk (507 on
+    /// the native API) becomes 503 for them.
     pub fn otlp(mut self, encoding: Option<Encoding>) -> Self {
         self.otlp = encoding;
+        if encoding.is_some() && self.status == StatusCode::INSUFFICIENT_STORAGE {
+            self.status = StatusCode::SERVICE_UNAVAILABLE;
+        }
         self
     }
 
@@ -136,6 +145,12 @@ impl From<IngestError> for ApiError {
                 message,
             )
             .retry_after(1),
+            IngestError::Store(StoreError::DiskFull(_)) => ApiError::new(
+                RejectReason::DiskFull,
+                StatusCode::INSUFFICIENT_STORAGE,
+                message,
+            )
+            .retry_after(DISK_FULL_RETRY_SECONDS),
             IngestError::Store(StoreError::Closed)
             | IngestError::Store(StoreError::Unavailable(_)) => ApiError::new(
                 RejectReason::Internal,

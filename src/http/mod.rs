@@ -374,6 +374,8 @@ async fn inject_fault(
         "ingest" => ActorName::Ingest,
         "store" => ActorName::Store,
         "metrics" => ActorName::Metrics,
+        "push" => ActorName::Push,
+        "rotation" => ActorName::Rotation,
         _ => return not_found(),
     };
     let kind = match kind.as_str() {

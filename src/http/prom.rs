@@ -103,6 +103,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &["signal", "reason"],
         &rejected,
     );
+    rotation_families(&f, &s, &engine.rotation_settings);
     f.counter(
         "store_commits_total",
         "Transactions the store committed.",
@@ -444,5 +445,74 @@ fn host_families(f: &Families, h: &HostSample) {
         "Agent process restarts seen (pid changes).",
         &[],
         &[(vec![], h.agent_restarts)],
+    );
+}
+
+/// The disk bound: rotation runs, rows deleted and dropped per reason and
+/// table, the disk-full state, and dropped host samples.
+fn rotation_families(
+    f: &Families,
+    s: &openclaw_trace_actors::stats::StatsSnapshot,
+    bounds: &openclaw_trace_actors::rotate::RotationSettings,
+) {
+    let r = &s.rotation;
+    let per = |list: &[(&'static str, &'static str, u64)]| -> Vec<(Vec<&'static str>, u64)> {
+        list.iter()
+            .map(|(reason, table, n)| (vec![*reason, *table], *n))
+            .collect()
+    };
+    f.counter(
+        "rotation_runs_total",
+        "Rotations finished.",
+        &[],
+        &[(vec![], r.runs)],
+    );
+    f.gauge(
+        "rotation_last_run_timestamp_seconds",
+        "When the last rotation ended (unix seconds; 0 before the first).",
+        &[],
+        &[(vec![], r.last_end_ns.unwrap_or(0) as f64 / 1e9)],
+    );
+    f.gauge(
+        "rotation_last_duration_seconds",
+        "How long the last rotation took.",
+        &[],
+        &[(vec![], r.last_duration_ms / 1000.0)],
+    );
+    f.counter(
+        "rotation_deleted_rows_total",
+        "Rows rotation deleted, per reason (age, size, volume) and table.",
+        &["reason", "table"],
+        &per(&r.deleted),
+    );
+    f.counter(
+        "rotation_dropped_rows_total",
+        "Rows rotation deleted before they were pushed, per reason and table.",
+        &["reason", "table"],
+        &per(&r.dropped),
+    );
+    f.gauge(
+        "database_max_bytes",
+        "Bound of the database file plus its WAL (TRACE_DB_MAX_BYTES).",
+        &[],
+        &[(vec![], bounds.max_db_bytes as f64)],
+    );
+    f.gauge(
+        "database_disk_full",
+        "1 while database writes fail for want of space, else 0.",
+        &[],
+        &[(vec![], if s.disk_full { 1.0 } else { 0.0 })],
+    );
+    f.counter(
+        "database_disk_full_episodes_total",
+        "Times database writes started failing for want of space.",
+        &[],
+        &[(vec![], s.disk_full_episodes)],
+    );
+    f.counter(
+        "host_samples_dropped_total",
+        "Host samples the store could not take.",
+        &[],
+        &[(vec![], s.host_samples_dropped)],
     );
 }

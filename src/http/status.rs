@@ -36,6 +36,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             "uptime_seconds": state.engine.stats.uptime_seconds(),
         })
     };
+    // A full disk answers pings but refuses every write: not healthy.
+    if state.engine.stats.disk_full() {
+        return HttpResponse::ServiceUnavailable().json(body("unavailable", "disk_full"));
+    }
     match ping_store(&state).await {
         Ok(()) => HttpResponse::Ok().json(body("ok", "ok")),
         Err(why) => HttpResponse::ServiceUnavailable().json(body("unavailable", &why)),
@@ -45,6 +49,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 /// `GET /v1/status`: version, agent, database, tables, counters, config.
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let db_status = match ping_store(&state).await {
+        Ok(()) if state.engine.stats.disk_full() => "disk_full".to_string(),
         Ok(()) => "ok".to_string(),
         Err(why) => why,
     };
@@ -148,7 +153,28 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         ),
     };
     let host = state.engine.host.get();
-    let warnings = host.as_ref().map(|h| h.warnings()).unwrap_or_default();
+    let mut warnings = host.as_ref().map(|h| h.warnings()).unwrap_or_default();
+    let bounds = &state.engine.rotation_settings;
+    if stats.disk_full {
+        warnings.push(format!(
+            "database writes fail for want of space on {}: ingest answers 507 (OTLP 503) until rotation or the operator frees space",
+            config.db_path.display()
+        ));
+    }
+    let db_total = files.db_bytes + files.wal_bytes;
+    if db_total > bounds.max_db_bytes {
+        warnings.push(format!(
+            "database is {db_total} bytes, over its bound of {} (TRACE_DB_MAX_BYTES); rotation is shrinking it",
+            bounds.max_db_bytes
+        ));
+    }
+    if stats.rotation.dropped_total() > 0 {
+        warnings.push(format!(
+            "rotation deleted {} rows that were never pushed (see rotation.dropped)",
+            stats.rotation.dropped_total()
+        ));
+    }
+    let rotation = rotation_json(&stats.rotation, bounds, db_total);
     let host_summary = host.as_ref().map(|h| {
         json!({
             "time_ns": h.time_ns,
@@ -179,7 +205,11 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "schema_version": SCHEMA_VERSION,
             "size_bytes": files.db_bytes,
             "wal_size_bytes": files.wal_bytes,
+            "max_bytes": bounds.max_db_bytes,
+            "disk_full": stats.disk_full,
+            "disk_full_episodes": stats.disk_full_episodes,
         },
+        "rotation": rotation,
         "tables": tables_json,
         "ingest": {
             "accepted_requests": stats.accepted_requests,
@@ -190,6 +220,7 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         "store": {
             "commits": stats.store_commits,
             "pending_records": stats.store_pending,
+            "host_samples_dropped": stats.host_samples_dropped,
         },
         "actors": actors,
         "push": push,
@@ -204,6 +235,10 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "ingest_token": config.ingest_token.as_ref().map(|_| "***"),
             "metrics_interval_seconds": config.metrics_interval.as_secs_f64(),
             "agent_process": config.agent_process,
+            "rotate_interval_seconds": config.rotation.interval.as_secs_f64(),
+            "db_rotate_days": config.rotation.max_age.map(|d| d.as_secs_f64() / 86_400.0),
+            "db_max_bytes": config.rotation.max_db_bytes,
+            "disk_max_percent": config.rotation.disk_max_percent,
             "push_endpoint": config.push.as_ref().map(|p| openclaw_trace_actors::push::mask_endpoint(&p.endpoint)),
             "push_api_key": config.push.as_ref().and_then(|p| p.api_key.as_ref()).map(|_| "***"),
         },
@@ -218,4 +253,42 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         "last_push_status": last_push_status,
         "unsynced_count": unsynced,
     })))
+}
+
+/// The `rotation` section of `/v1/status`: when it last ran, what it
+/// deleted and dropped, per reason and table, and the size against its bound.
+fn rotation_json(
+    r: &openclaw_trace_actors::stats::RotationSnapshot,
+    bounds: &openclaw_trace_actors::rotate::RotationSettings,
+    db_total: u64,
+) -> Value {
+    let nested = |list: &[(&'static str, &'static str, u64)]| -> Value {
+        let mut out = Map::new();
+        for (reason, table, n) in list {
+            let entry = out
+                .entry(reason.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(m) = entry {
+                m.insert(table.to_string(), json!(n));
+            }
+        }
+        Value::Object(out)
+    };
+    let last_end = r.last_end_ns.map(|ns| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64);
+        humantime::format_rfc3339_millis(t).to_string()
+    });
+    json!({
+        "runs": r.runs,
+        "last_run": last_end,
+        "last_duration_ms": r.last_duration_ms,
+        "interval_seconds": bounds.interval.as_secs_f64(),
+        "max_age_days": bounds.max_age.map(|d| d.as_secs_f64() / 86_400.0),
+        "db_bytes": db_total,
+        "max_db_bytes": bounds.max_db_bytes,
+        "disk_max_percent": bounds.disk_max_percent,
+        "deleted": nested(&r.deleted),
+        "dropped": nested(&r.dropped),
+        "dropped_total": r.dropped_total(),
+    })
 }

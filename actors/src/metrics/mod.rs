@@ -26,7 +26,7 @@ use sysinfo::{
     Networks, Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind,
 };
 
-use crate::ingest::now_ns;
+use crate::time::now_ns;
 use crate::records::{Batch, EventRecord, JsonObject, Source, Stamp};
 use crate::stats::{ActorName, Stats};
 use crate::store::AppendRecords;
@@ -368,14 +368,24 @@ impl MetricsActor {
             received_ns: now_ns(),
             source: Source::Host,
         };
-        let log = self.log.clone();
+        let (log, stats) = (self.log.clone(), Arc::clone(&self.stats));
         self.store
             .send(AppendRecords { batches, stamp })
             .into_actor(self)
-            .map(move |result, _, _| match result {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => warn!(log, "host sample not stored"; "error" => e.to_string()),
-                Err(e) => warn!(log, "host sample not stored"; "error" => e.to_string()),
+            .map(move |result, _, _| {
+                let why = match result {
+                    Ok(Ok(_)) => return,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                // Counted as dropped; the log line is at debug while the
+                // disk is full, where the store already said so once.
+                stats.host_sample_dropped();
+                if stats.disk_full() {
+                    slog::debug!(log, "host sample not stored"; "error" => why);
+                } else {
+                    warn!(log, "host sample not stored"; "error" => why);
+                }
             })
             .spawn(ctx);
     }

@@ -25,11 +25,13 @@ use serde::Serialize;
 use slog::{error, info, warn, Logger};
 use tokio::sync::oneshot;
 
-use crate::ingest::now_ns;
 use crate::query;
 use crate::records::Table;
 use crate::schema::ReadPool;
+use crate::stats::{ActorName, Stats};
 use crate::store::{DeadLetter, MarkPushed};
+use crate::supervise::panic_message;
+use crate::time::now_ns;
 use policy::{parse_retry_after, PushFormat, RetryPolicy, SendOutcome, Verdict, MAX_ATTEMPTS};
 
 /// Settings of the pusher.
@@ -128,7 +130,12 @@ pub struct PushActor {
     mark: Recipient<MarkPushed>,
     dead_letter: Recipient<DeadLetter>,
     view: PushView,
+    /// Shared counters (panics and restarts).
+    stats: Arc<Stats>,
     log: Logger,
+    /// A fault armed by a test, struck in the next push.
+    #[cfg(feature = "fault-injection")]
+    fault: Option<crate::fault::FaultKind>,
     /// Built on start (it belongs to this arbiter's thread).
     client: Option<awc::Client>,
     /// A push is running.
@@ -147,6 +154,7 @@ impl PushActor {
         mark: Recipient<MarkPushed>,
         dead_letter: Recipient<DeadLetter>,
         view: PushView,
+        stats: Arc<Stats>,
         log: Logger,
     ) -> Self {
         PushActor {
@@ -155,7 +163,10 @@ impl PushActor {
             mark,
             dead_letter,
             view,
+            stats,
             log,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
             client: None,
             running: false,
             deadline: Rc::new(Cell::new(None)),
@@ -188,14 +199,33 @@ impl PushActor {
             client,
             deadline: Rc::clone(&self.deadline),
         };
-        run.all()
+        #[cfg(feature = "fault-injection")]
+        let fault = self.fault.take();
+        let work = async move {
+            #[cfg(feature = "fault-injection")]
+            if let Some(fault) = fault {
+                fault.strike();
+            }
+            run.all().await
+        };
+        // A panic inside the push would unwind through the arbiter and leave
+        // the actor gone (actix does not restart on panic): catch it, count
+        // it, and stop the context so the supervisor restarts the actor.
+        futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work))
             .into_actor(self)
-            .map(|_, act, _| {
+            .map(|caught, act, ctx| {
                 act.running = false;
                 act.deadline.set(None);
                 act.view.update(|s| s.in_progress = false);
                 for w in act.waiters.drain(..) {
                     let _ = w.send(());
+                }
+                if let Err(payload) = caught {
+                    act.stats.panicked(ActorName::Push);
+                    error!(act.log, "actor panicked; restarting it";
+                        "actor" => ActorName::Push.as_str(),
+                        "panic" => panic_message(payload.as_ref()));
+                    ctx.stop();
                 }
             })
             .spawn(ctx);
@@ -224,6 +254,7 @@ impl Actor for PushActor {
 
 impl Supervised for PushActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.stats.restarted(ActorName::Push);
         warn!(self.log, "push actor restarting");
         self.running = false;
         self.view.update(|s| s.in_progress = false);
@@ -244,6 +275,17 @@ impl Handler<PushNow> for PushActor {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::fault::InjectFault> for PushActor {
+    type Result = ();
+
+    /// Arms the fault and pushes at once, so it strikes now.
+    fn handle(&mut self, msg: crate::fault::InjectFault, ctx: &mut Context<Self>) {
+        self.fault = Some(msg.0);
+        self.start(ctx);
     }
 }
 

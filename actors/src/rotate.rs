@@ -1,0 +1,727 @@
+//! The RotationActor: the database stays within its bounds, unattended.
+//!
+//! Three rules, checked every `TRACE_ROTATE_INTERVAL`, once shortly after
+//! start, and at once whenever the store sees a bound passed between ticks
+//! (a [`RotationTrigger`]):
+//!
+//! - **age**: rows whose own time (a record's timestamp, a span's start) is
+//!   older than `TRACE_DB_ROTATE_DAYS` go, from every table;
+//! - **size**: the database's pages in use stay under a low-water mark below
+//!   `TRACE_DB_MAX_BYTES`, oldest rows first, rows the remote already has
+//!   before rows it does not;
+//! - **volume**: while the filesystem holding the database is more than
+//!   `TRACE_DISK_MAX_PERCENT` used, the sidecar gives back space from its own
+//!   rows (oldest pushed first) down to a floor, and never touches a file that
+//!   is not its own.
+//!
+//! Every delete is a small chunk sent to the StoreActor, so appends that
+//! arrive meanwhile are committed between two chunks and ingest never waits
+//! for a whole rotation. Afterwards `PRAGMA incremental_vacuum` gives the
+//! freed pages back to the filesystem and the WAL is checkpointed.
+//!
+//! A full disk is handled by a reserve file (the "ballast") kept beside the
+//! database: when a write fails for want of space, the store asks for an
+//! emergency rotation, which first deletes the ballast so that SQLite has room
+//! to run its deletes, then frees space by the rules above, and writes the
+//! ballast again once the volume is back under its bound.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures_util::FutureExt;
+use slog::{info, warn, Logger};
+use tokio::sync::Notify;
+
+use crate::metrics::probes::fs_usage;
+use crate::records::Table;
+use crate::stats::{ActorName, Stats};
+use crate::store::{DbSpace, DeleteOldest, DeleteOlderThan, Deleted, Reclaim, SpaceUsed, StoreError};
+use crate::supervise::panic_message;
+use crate::time::now_ns;
+
+/// Why rows were deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateReason {
+    /// Older than `TRACE_DB_ROTATE_DAYS`.
+    Age,
+    /// The database passed `TRACE_DB_MAX_BYTES`.
+    Size,
+    /// The volume passed `TRACE_DISK_MAX_PERCENT`, or a write failed for want
+    /// of space.
+    Volume,
+}
+
+impl RotateReason {
+    /// Every reason, in the order of [`RotateReason::index`].
+    pub const ALL: [RotateReason; 3] = [RotateReason::Age, RotateReason::Size, RotateReason::Volume];
+
+    /// The reason's name in status and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotateReason::Age => "age",
+            RotateReason::Size => "size",
+            RotateReason::Volume => "volume",
+        }
+    }
+
+    /// Position in [`RotateReason::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A table rotation deletes from: the record tables plus the bookkeeping
+/// tables that grow with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A record table.
+    Data(Table),
+    /// Rows the remote refused for good.
+    DeadLetters,
+    /// The last value of each cumulative usage series.
+    CumulativeSeries,
+}
+
+impl Target {
+    /// Every target, in the order of [`Target::index`].
+    pub const ALL: [Target; 7] = [
+        Target::Data(Table::LlmCalls),
+        Target::Data(Table::Errors),
+        Target::Data(Table::Events),
+        Target::Data(Table::MetricPoints),
+        Target::Data(Table::Spans),
+        Target::DeadLetters,
+        Target::CumulativeSeries,
+    ];
+
+    /// The SQL name of the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Data(t) => t.name(),
+            Target::DeadLetters => "dead_letters",
+            Target::CumulativeSeries => "cumulative_series",
+        }
+    }
+
+    /// The column holding a row's own time, in unix ns.
+    pub fn time_column(self) -> &'static str {
+        match self {
+            Target::Data(Table::Spans) => "start_ns",
+            _ => "time_ns",
+        }
+    }
+
+    /// The column that identifies a row (`cumulative_series` has no rowid).
+    pub fn key_column(self) -> &'static str {
+        match self {
+            Target::CumulativeSeries => "series_key",
+            _ => "rowid",
+        }
+    }
+
+    /// Position in [`Target::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Target::Data(t) => t.index(),
+            Target::DeadLetters => Table::ALL.len(),
+            Target::CumulativeSeries => Table::ALL.len() + 1,
+        }
+    }
+}
+
+/// Settings of the rotation.
+#[derive(Debug, Clone)]
+pub struct RotationSettings {
+    /// Time between rotations (`TRACE_ROTATE_INTERVAL`).
+    pub interval: Duration,
+    /// Delay of the first rotation after start.
+    pub first_delay: Duration,
+    /// Rows older than this go (`TRACE_DB_ROTATE_DAYS`); `None`: no age limit.
+    pub max_age: Option<Duration>,
+    /// Bound of the database file plus its WAL (`TRACE_DB_MAX_BYTES`).
+    pub max_db_bytes: u64,
+    /// Bound of the volume's use, in percent (`TRACE_DISK_MAX_PERCENT`).
+    pub disk_max_percent: f64,
+    /// The SQLite file; its directory's filesystem is the volume watched.
+    pub db_path: PathBuf,
+    /// Rows deleted per store message.
+    pub chunk_rows: usize,
+}
+
+/// Pages given back to the filesystem per store message (4 MiB of 4 KiB pages).
+const VACUUM_STEP_PAGES: u32 = 1024;
+
+impl RotationSettings {
+    /// The size rule deletes until the pages in use are under this.
+    pub fn size_low_water(&self) -> u64 {
+        self.max_db_bytes / 10 * 7
+    }
+
+    /// The store asks for a rotation when the file and WAL pass this.
+    pub fn size_high_water(&self) -> u64 {
+        self.max_db_bytes / 20 * 19
+    }
+
+    /// The WAL is cut back to this after each checkpoint
+    /// (`PRAGMA journal_size_limit`): a tenth of the bound, 1 to 64 MiB.
+    pub fn wal_limit(&self) -> u64 {
+        (self.max_db_bytes / 10).clamp(1 << 20, 64 << 20)
+    }
+
+    /// The volume rule never shrinks the database below this: a sixteenth of
+    /// the bound, at most 32 MiB (the default bound gives 32 MiB).
+    pub fn volume_floor(&self) -> u64 {
+        (self.max_db_bytes / 16).min(32 << 20)
+    }
+
+    /// Size of the reserve file: a sixty-fourth of the bound, 256 KiB to 8 MiB.
+    pub fn ballast_bytes(&self) -> u64 {
+        (self.max_db_bytes / 64).clamp(256 << 10, 8 << 20)
+    }
+
+    /// The volume rule deletes until the volume is this full, in percent.
+    fn volume_target_percent(&self) -> f64 {
+        (self.disk_max_percent - 5.0).max(self.disk_max_percent / 2.0)
+    }
+
+    /// The reserve file beside the database.
+    pub fn ballast_path(&self) -> PathBuf {
+        let mut p = self.db_path.as_os_str().to_owned();
+        p.push("-reserve");
+        PathBuf::from(p)
+    }
+
+    /// The directory whose filesystem holds the database.
+    pub fn db_dir(&self) -> PathBuf {
+        self.db_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    }
+}
+
+/// How the store (or anyone) asks for a rotation between ticks. Requests made
+/// while one runs coalesce into one more run.
+#[derive(Debug, Clone, Default)]
+pub struct RotationTrigger(Arc<TriggerInner>);
+
+#[derive(Debug, Default)]
+struct TriggerInner {
+    notify: Notify,
+    emergency: AtomicBool,
+}
+
+impl RotationTrigger {
+    /// Asks for a rotation; `emergency` when a write already failed for want
+    /// of space (the ballast goes first).
+    pub fn request(&self, emergency: bool) {
+        if emergency {
+            self.0.emergency.store(true, Ordering::Release);
+        }
+        self.0.notify.notify_one();
+    }
+
+    /// Waits for a request; returns whether it was an emergency.
+    async fn wait(&self) -> bool {
+        self.0.notify.notified().await;
+        self.0.emergency.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// The store's messages rotation sends, as recipients so a test can stand in.
+#[derive(Clone)]
+pub struct StoreOps {
+    /// Deletes rows older than a time.
+    pub older_than: Recipient<DeleteOlderThan>,
+    /// Deletes the oldest rows.
+    pub oldest: Recipient<DeleteOldest>,
+    /// Reads the pages in use.
+    pub space: Recipient<SpaceUsed>,
+    /// Gives free pages back and checkpoints.
+    pub reclaim: Recipient<Reclaim>,
+}
+
+/// Why a rotation stopped early.
+#[derive(Debug, thiserror::Error)]
+enum RotateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the store is not running")]
+    StoreGone,
+}
+
+impl From<MailboxError> for RotateError {
+    fn from(_: MailboxError) -> Self {
+        RotateError::StoreGone
+    }
+}
+
+/// What one rotation did.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Rows deleted, per reason and target.
+    deleted: Vec<(RotateReason, Target, u64)>,
+    /// Unpushed rows among them.
+    dropped: Vec<(RotateReason, Target, u64)>,
+    /// Pages given back to the filesystem.
+    pages_freed: u64,
+}
+
+impl Outcome {
+    fn add(&mut self, reason: RotateReason, d: &Deleted) {
+        let bump = |list: &mut Vec<(RotateReason, Target, u64)>, n: u64| {
+            if n == 0 {
+                return;
+            }
+            match list.iter_mut().find(|(r, t, _)| *r == reason && *t == d.target) {
+                Some(entry) => entry.2 += n,
+                None => list.push((reason, d.target, n)),
+            }
+        };
+        bump(&mut self.deleted, d.rows);
+        bump(&mut self.dropped, d.unpushed);
+    }
+
+    fn total(list: &[(RotateReason, Target, u64)]) -> u64 {
+        list.iter().map(|(_, _, n)| n).sum()
+    }
+}
+
+/// Runs the rotation rules; the free-standing state a run needs.
+struct Run {
+    settings: Arc<RotationSettings>,
+    ops: StoreOps,
+    stats: Arc<Stats>,
+    outcome: Outcome,
+}
+
+impl Run {
+    async fn delete_older(&mut self, cutoff_ns: i64) -> Result<(), RotateError> {
+        for target in Target::ALL {
+            loop {
+                let limit = self.settings.chunk_rows;
+                let d = self
+                    .ops
+                    .older_than
+                    .send(DeleteOlderThan {
+                        target,
+                        cutoff_ns,
+                        limit,
+                    })
+                    .await??;
+                self.record(RotateReason::Age, &d);
+                if (d.rows as usize) < limit {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the oldest rows, pushed ones first, until `enough` says so
+    /// (given the pages in use) or nothing is left to delete.
+    async fn delete_oldest(
+        &mut self,
+        reason: RotateReason,
+        enough: impl Fn(&DbSpace) -> bool,
+    ) -> Result<(), RotateError> {
+        for pushed_only in [true, false] {
+            loop {
+                let space = self.ops.space.send(SpaceUsed).await??;
+                if enough(&space) {
+                    return Ok(());
+                }
+                let d = self
+                    .ops
+                    .oldest
+                    .send(DeleteOldest {
+                        pushed_only,
+                        limit: self.settings.chunk_rows,
+                    })
+                    .await??;
+                if d.rows == 0 {
+                    break;
+                }
+                self.record(reason, &d);
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, reason: RotateReason, d: &Deleted) {
+        self.stats.rotated(reason, d.target, d.rows, d.unpushed);
+        self.outcome.add(reason, d);
+    }
+
+    /// Gives the free pages back to the filesystem, a step at a time, then
+    /// checkpoints the WAL and cuts it back.
+    async fn reclaim(&mut self) -> Result<(), RotateError> {
+        loop {
+            let r = self
+                .ops
+                .reclaim
+                .send(Reclaim {
+                    pages: VACUUM_STEP_PAGES,
+                    checkpoint: false,
+                })
+                .await??;
+            self.outcome.pages_freed += r.pages_freed;
+            if r.pages_freed < u64::from(VACUUM_STEP_PAGES) {
+                break;
+            }
+        }
+        self.ops
+            .reclaim
+            .send(Reclaim {
+                pages: 0,
+                checkpoint: true,
+            })
+            .await??;
+        Ok(())
+    }
+
+    async fn all(&mut self, emergency: bool, ballast: &Ballast) -> Result<(), RotateError> {
+        let settings = Arc::clone(&self.settings);
+        if emergency {
+            ballast.release();
+        }
+        if let Some(max_age) = settings.max_age {
+            let cutoff = now_ns().saturating_sub(i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX));
+            self.delete_older(cutoff).await?;
+        }
+        let low_water = settings.size_low_water();
+        self.delete_oldest(RotateReason::Size, |s| s.used_bytes() <= low_water)
+            .await?;
+        if let Some(need) = volume_excess(&settings, emergency) {
+            let floor = settings.volume_floor();
+            let start = self.ops.space.send(SpaceUsed).await??.used_bytes();
+            self.delete_oldest(RotateReason::Volume, |s| {
+                s.used_bytes() <= floor || start.saturating_sub(s.used_bytes()) >= need
+            })
+            .await?;
+        }
+        let space = self.ops.space.send(SpaceUsed).await??;
+        if space.freelist_pages > 0 || space.wal_bytes > settings.wal_limit() {
+            self.reclaim().await?;
+        }
+        ballast.restore(&settings);
+        Ok(())
+    }
+}
+
+/// Bytes to give back for the volume rule, when the volume is over its bound
+/// (or a write already failed for want of space).
+fn volume_excess(settings: &RotationSettings, emergency: bool) -> Option<u64> {
+    let fs = fs_usage(&settings.db_dir()).ok()?;
+    let capacity = fs.used_bytes + fs.available_bytes;
+    if capacity == 0 {
+        return None;
+    }
+    let used_percent = fs.used_bytes as f64 * 100.0 / capacity as f64;
+    if !emergency && used_percent <= settings.disk_max_percent {
+        return None;
+    }
+    let target = (settings.volume_target_percent() / 100.0 * capacity as f64) as u64;
+    // A full disk gives back at least the ballast's worth, so the next writes fit.
+    Some(
+        fs.used_bytes
+            .saturating_sub(target)
+            .max(if emergency { settings.ballast_bytes() } else { 0 }),
+    )
+}
+
+/// Whether the volume holding the database is over its bound.
+pub fn volume_over(settings: &RotationSettings) -> bool {
+    volume_excess(settings, false).is_some()
+}
+
+/// The reserve file: space the sidecar holds back so a full disk can be
+/// healed (deletes need room in the WAL before they free anything).
+struct Ballast {
+    path: PathBuf,
+    bytes: u64,
+    log: Logger,
+}
+
+impl Ballast {
+    /// Deletes the reserve file, giving its space to the deletes.
+    fn release(&self) {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => warn!(self.log, "disk full: released the reserve file to make room";
+                "path" => self.path.display().to_string(), "bytes" => self.bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warn!(self.log, "could not remove the reserve file"; "error" => e.to_string()),
+        }
+    }
+
+    /// Writes the reserve file again when it is missing and the volume has
+    /// room for it without passing its bound.
+    fn restore(&self, settings: &RotationSettings) {
+        if std::fs::metadata(&self.path).is_ok_and(|m| m.len() >= self.bytes) {
+            return;
+        }
+        let Ok(fs) = fs_usage(&settings.db_dir()) else {
+            return;
+        };
+        let capacity = fs.used_bytes + fs.available_bytes;
+        let after = (fs.used_bytes + self.bytes) as f64 * 100.0 / capacity.max(1) as f64;
+        if fs.available_bytes < self.bytes * 2 || after > settings.disk_max_percent {
+            return;
+        }
+        if let Err(e) = write_ballast(&self.path, self.bytes) {
+            let _ = std::fs::remove_file(&self.path);
+            warn!(self.log, "could not write the reserve file"; "error" => e.to_string());
+        }
+    }
+}
+
+/// Writes `bytes` zeros to `path` (really allocated: no sparse file), `0600`.
+fn write_ballast(path: &Path, bytes: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    let block = vec![0u8; 64 << 10];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()
+}
+
+/// Rotate now (sent by the actor to itself on its timer).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RotateNow {
+    /// A write failed for want of space.
+    pub emergency: bool,
+}
+
+/// The rotation actor.
+pub struct RotationActor {
+    settings: Arc<RotationSettings>,
+    ops: StoreOps,
+    trigger: RotationTrigger,
+    stats: Arc<Stats>,
+    log: Logger,
+    ballast: Arc<Ballast>,
+    /// A rotation is running.
+    running: bool,
+    /// Another was asked for while one ran (and whether it is an emergency).
+    again: Option<bool>,
+    /// A fault armed by a test, struck in the next run.
+    #[cfg(feature = "fault-injection")]
+    fault: Option<crate::fault::FaultKind>,
+}
+
+impl RotationActor {
+    /// A rotation over the store's `ops`, asked for by `trigger` between ticks.
+    pub fn new(
+        settings: RotationSettings,
+        ops: StoreOps,
+        trigger: RotationTrigger,
+        stats: Arc<Stats>,
+        log: Logger,
+    ) -> Self {
+        let ballast = Arc::new(Ballast {
+            path: settings.ballast_path(),
+            bytes: settings.ballast_bytes(),
+            log: log.clone(),
+        });
+        RotationActor {
+            settings: Arc::new(settings),
+            ops,
+            trigger,
+            stats,
+            log,
+            ballast,
+            running: false,
+            again: None,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
+        }
+    }
+
+    /// Starts a rotation unless one is running (then one more follows it).
+    fn start(&mut self, emergency: bool, ctx: &mut Context<Self>) {
+        if self.running {
+            self.again = Some(self.again.unwrap_or(false) || emergency);
+            return;
+        }
+        self.running = true;
+        #[cfg(feature = "fault-injection")]
+        let fault = self.fault.take();
+        let mut run = Run {
+            settings: Arc::clone(&self.settings),
+            ops: self.ops.clone(),
+            stats: Arc::clone(&self.stats),
+            outcome: Outcome::default(),
+        };
+        let ballast = Arc::clone(&self.ballast);
+        let started = Instant::now();
+        let work = async move {
+            #[cfg(feature = "fault-injection")]
+            if let Some(fault) = fault {
+                fault.strike();
+            }
+            let result = run.all(emergency, &ballast).await;
+            (result, run.outcome)
+        };
+        std::panic::AssertUnwindSafe(work)
+            .catch_unwind()
+            .into_actor(self)
+            .map(move |caught, act, ctx| {
+                act.running = false;
+                match caught {
+                    Ok((result, outcome)) => act.finish(result, outcome, started),
+                    Err(payload) => {
+                        // A panic in the run: counted, logged, and the
+                        // supervisor restarts the actor (actix would not).
+                        act.stats.panicked(ActorName::Rotation);
+                        slog::error!(act.log, "actor panicked; restarting it";
+                            "actor" => ActorName::Rotation.as_str(),
+                            "panic" => panic_message(payload.as_ref()));
+                        ctx.stop();
+                        return;
+                    }
+                }
+                if let Some(emergency) = act.again.take() {
+                    act.start(emergency, ctx);
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn finish(&mut self, result: Result<(), RotateError>, outcome: Outcome, started: Instant) {
+        let took = started.elapsed();
+        self.stats.rotation_done(now_ns(), took);
+        let deleted = Outcome::total(&outcome.deleted);
+        let dropped = Outcome::total(&outcome.dropped);
+        let list = |l: &[(RotateReason, Target, u64)]| {
+            l.iter()
+                .map(|(r, t, n)| format!("{}:{}={n}", r.as_str(), t.name()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        if let Err(e) = &result {
+            warn!(self.log, "rotation stopped early; the next one goes on";
+                "error" => e.to_string(), "deleted_rows" => deleted);
+        }
+        if dropped > 0 {
+            warn!(self.log, "rotation deleted rows that were never pushed";
+                "dropped_rows" => dropped, "dropped" => list(&outcome.dropped));
+        }
+        if deleted > 0 || outcome.pages_freed > 0 {
+            info!(self.log, "rotation done"; "deleted_rows" => deleted,
+                "deleted" => list(&outcome.deleted), "pages_freed" => outcome.pages_freed,
+                "took_ms" => took.as_millis() as u64);
+        }
+    }
+
+    /// Waits for the next request from the trigger, then rotates and waits again.
+    fn listen(&mut self, ctx: &mut Context<Self>) {
+        let trigger = self.trigger.clone();
+        async move { trigger.wait().await }
+            .into_actor(self)
+            .map(|emergency, act, ctx| {
+                act.start(emergency, ctx);
+                act.listen(ctx);
+            })
+            .spawn(ctx);
+    }
+}
+
+impl Actor for RotationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        info!(self.log, "rotation armed";
+            "interval_s" => self.settings.interval.as_secs(),
+            "max_age_days" => self.settings.max_age.map(|d| d.as_secs_f64() / 86_400.0),
+            "max_db_bytes" => self.settings.max_db_bytes,
+            "disk_max_percent" => self.settings.disk_max_percent);
+        self.running = false;
+        self.listen(ctx);
+        ctx.run_later(self.settings.first_delay, |act, ctx| act.start(false, ctx));
+        ctx.run_interval(self.settings.interval, |act, ctx| act.start(false, ctx));
+    }
+}
+
+impl Supervised for RotationActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.stats.restarted(ActorName::Rotation);
+        warn!(self.log, "rotation actor restarting");
+        self.running = false;
+        self.again = None;
+    }
+}
+
+impl Handler<RotateNow> for RotationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RotateNow, ctx: &mut Context<Self>) {
+        self.start(msg.emergency, ctx);
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::fault::InjectFault> for RotationActor {
+    type Result = ();
+
+    /// Arms the fault and rotates at once, so it strikes now.
+    fn handle(&mut self, msg: crate::fault::InjectFault, ctx: &mut Context<Self>) {
+        self.fault = Some(msg.0);
+        self.start(false, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(max: u64) -> RotationSettings {
+        RotationSettings {
+            interval: Duration::from_secs(600),
+            first_delay: Duration::from_secs(5),
+            max_age: None,
+            max_db_bytes: max,
+            disk_max_percent: 90.0,
+            db_path: PathBuf::from("/data/openclaw-trace.db"),
+            chunk_rows: 2000,
+        }
+    }
+
+    #[test]
+    fn marks_and_floors_follow_the_bound() {
+        let s = settings(512 << 20);
+        assert!(s.size_low_water() < s.size_high_water());
+        assert!(s.size_high_water() < s.max_db_bytes);
+        assert_eq!(s.volume_floor(), 32 << 20);
+        assert_eq!(s.ballast_bytes(), 8 << 20);
+        assert_eq!(s.wal_limit(), (512 << 20) / 10);
+        assert_eq!(s.ballast_path(), PathBuf::from("/data/openclaw-trace.db-reserve"));
+        let tiny = settings(1 << 20);
+        assert_eq!(tiny.ballast_bytes(), 256 << 10, "never below 256 KiB");
+        assert_eq!(tiny.wal_limit(), 1 << 20, "never below 1 MiB");
+    }
+
+    #[test]
+    fn targets_have_distinct_indexes_in_order() {
+        for (i, t) in Target::ALL.iter().enumerate() {
+            assert_eq!(t.index(), i, "{}", t.name());
+        }
+        for (i, r) in RotateReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+}
