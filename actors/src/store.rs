@@ -221,6 +221,8 @@ pub struct Watch {
     pub trigger: RotationTrigger,
     /// When the last look was taken.
     last: Option<Instant>,
+    /// A look is scheduled for when the rate limit allows it.
+    deferred: bool,
 }
 
 impl Watch {
@@ -230,15 +232,18 @@ impl Watch {
             settings,
             trigger,
             last: None,
+            deferred: false,
         }
+    }
+
+    /// Whether a look now would come sooner than [`WATCH_EVERY`] after the last.
+    fn too_soon(&self) -> bool {
+        self.last.is_some_and(|t| t.elapsed() < WATCH_EVERY)
     }
 
     /// Asks for a rotation when the file and WAL pass the high-water mark or
     /// the volume passes its bound.
     fn look(&mut self, conn: &Connection) {
-        if self.last.is_some_and(|t| t.elapsed() < WATCH_EVERY) {
-            return;
-        }
         self.last = Some(Instant::now());
         let Ok(space) = space_used(conn, &self.settings.db_path) else {
             return;
@@ -359,7 +364,7 @@ impl StoreActor {
                 for (p, result) in parked.into_iter().zip(results) {
                     let _ = p.reply.send(result);
                 }
-                self.wrote();
+                self.wrote(ctx);
             }
             Ok(Err(e)) => {
                 let why = write_error(e);
@@ -382,13 +387,30 @@ impl StoreActor {
 }
 
 impl StoreActor {
-    /// A write succeeded: a disk-full episode is over; look at the bounds.
-    fn wrote(&mut self) {
+    /// A write succeeded: a disk-full episode is over; look at the bounds
+    /// now, or as soon as the rate limit allows (so the last commit of a
+    /// burst is looked at too).
+    fn wrote(&mut self, ctx: &mut Context<Self>) {
         if self.stats.disk_full() && self.stats.set_disk_full(false) {
             info!(self.log, "database writes succeed again; disk-full episode over");
         }
-        if let (Some(watch), Some(conn)) = (self.watch.as_mut(), self.conn.as_ref()) {
-            watch.look(conn);
+        let Some(watch) = self.watch.as_mut() else {
+            return;
+        };
+        if !watch.too_soon() {
+            if let Some(conn) = self.conn.as_ref() {
+                watch.look(conn);
+            }
+        } else if !watch.deferred {
+            watch.deferred = true;
+            ctx.run_later(WATCH_EVERY, |act, _| {
+                if let Some(watch) = act.watch.as_mut() {
+                    watch.deferred = false;
+                    if let Some(conn) = act.conn.as_ref() {
+                        watch.look(conn);
+                    }
+                }
+            });
         }
     }
 
@@ -611,7 +633,10 @@ impl Handler<Reclaim> for StoreActor {
         self.write_now(ctx, |conn| {
             let before = space_used(conn, &path)?.page_count;
             if msg.pages > 0 {
-                conn.execute_batch(&format!("PRAGMA incremental_vacuum({})", msg.pages))?;
+                // The pragma frees one page per step: step it to the end.
+                let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({})", msg.pages))?;
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
             }
             if msg.checkpoint {
                 // A reader still on an old snapshot makes TRUNCATE wait; wait
