@@ -128,6 +128,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &["actor"],
         &pairs(&s.panics),
     );
+    f.counter(
+        "log_lines_dropped_total",
+        "Log lines lost, per reason: queue_full (stdout too slow), write_failed (stdout full or closed), format_failed.",
+        &["reason"],
+        &pairs(&crate::logging::dropped_log_lines_by_reason()),
+    );
     let pool = engine.pool.clone();
     if let Ok(Ok(tables)) = web::block(move || query::table_counts(&pool)).await {
         let rows: Vec<_> = tables

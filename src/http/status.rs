@@ -223,6 +223,10 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "host_samples_dropped": stats.host_samples_dropped,
         },
         "actors": actors,
+        "logging": {
+            "dropped_lines": crate::logging::dropped_log_lines(),
+            "dropped_lines_by_reason": as_object(&crate::logging::dropped_log_lines_by_reason()),
+        },
         "push": push,
         "config": {
             "listen_addr": config.listen_addr.to_string(),

@@ -245,6 +245,102 @@ impl Drop for Daemon {
     }
 }
 
+/// Where [`Daemon::start_with_stdout`] points the daemon's stdout.
+pub enum StdoutTo {
+    /// This file, created or truncated.
+    File(PathBuf),
+    /// A pipe, handed to the test once the daemon is listening: dropped, it is
+    /// a closed stdout; held unread, a stuck one.
+    Pipe,
+}
+
+impl Daemon {
+    /// Starts the daemon with a fresh database and its stdout where `to`
+    /// says, for tests of logging itself; [`Daemon::logs`] stays empty. Also
+    /// returns the read end of the pipe for [`StdoutTo::Pipe`].
+    pub fn start_with_stdout(
+        env: &[(&str, &str)],
+        to: StdoutTo,
+    ) -> (Daemon, Option<std::process::ChildStdout>) {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let db_path = dir.path().join("trace.db");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TRACE_LISTEN_ADDR", "127.0.0.1:0")
+            .env("TRACE_DB_PATH", &db_path)
+            .env("TRACE_AGENT_ID", "test-agent")
+            .env("TRACE_LOG_LEVEL", "debug")
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let file = match to {
+            StdoutTo::File(path) => {
+                cmd.stdout(std::fs::File::create(&path).expect("create the stdout file"));
+                Some(path)
+            }
+            StdoutTo::Pipe => {
+                cmd.stdout(Stdio::piped());
+                None
+            }
+        };
+        // Owned by a `Daemon` at once, so a failed start still kills it.
+        let mut daemon = Daemon {
+            child: cmd.spawn().expect("spawn openclaw-trace"),
+            base: String::new(),
+            db_path,
+            logs: Arc::new(Mutex::new(Vec::new())),
+            env: Vec::new(),
+            dir,
+        };
+        let (addr, pipe) = match file {
+            Some(path) => {
+                let start = Instant::now();
+                loop {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    if let Some(addr) = text.lines().find_map(listening_addr) {
+                        break (addr, None);
+                    }
+                    assert!(start.elapsed() < PATIENCE, "daemon did not start: {text}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            None => {
+                let stdout = daemon.child.stdout.take().expect("stdout is piped");
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stdout);
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                        if let Some(addr) = listening_addr(&line) {
+                            let _ = tx.send((addr, reader.into_inner()));
+                            return;
+                        }
+                        line.clear();
+                    }
+                });
+                let (addr, pipe) = rx.recv_timeout(PATIENCE).expect("daemon did not start");
+                (addr, Some(pipe))
+            }
+        };
+        daemon.base = format!("http://{addr}");
+        for _ in 0..600 {
+            if daemon.status()["tables"]["metric_points"]["rows"].as_u64() > Some(0) {
+                return (daemon, pipe);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the first host sample was never stored");
+    }
+}
+
+/// The address in a `listening` log line.
+fn listening_addr(line: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    (v["msg"] == "listening").then(|| v["addr"].as_str().unwrap_or_default().to_string())
+}
+
 /// Opens `path` read-only (the WAL is read too).
 pub fn open_db(path: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
