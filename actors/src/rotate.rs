@@ -151,6 +151,9 @@ pub struct RotationSettings {
     pub chunk_rows: usize,
 }
 
+/// A rotation asked for while a failed one ran waits this long.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
+
 /// Pages given back to the filesystem per store message (4 MiB of 4 KiB pages).
 const VACUUM_STEP_PAGES: u32 = 1024;
 
@@ -180,6 +183,14 @@ impl RotationSettings {
     /// Size of the reserve file: a sixty-fourth of the bound, 256 KiB to 8 MiB.
     pub fn ballast_bytes(&self) -> u64 {
         (self.max_db_bytes / 64).clamp(256 << 10, 8 << 20)
+    }
+
+    /// The WAL is checkpointed when it holds this much (half the reserve
+    /// file): on a full disk, the reserve file then has room for the
+    /// checkpoint to grow the file by everything the WAL holds, after which
+    /// the WAL starts over and the deletes have room.
+    pub fn wal_checkpoint_bytes(&self) -> u64 {
+        self.ballast_bytes() / 2
     }
 
     /// The volume rule deletes until the volume is this full, in percent.
@@ -297,14 +308,45 @@ struct Run {
     ops: StoreOps,
     stats: Arc<Stats>,
     outcome: Outcome,
+    /// Rows per delete now: the settings' chunk, or fewer on a full disk,
+    /// where a delete needs room in the WAL for every page it changes.
+    chunk: usize,
+    /// Free pages given back per step.
+    vacuum_step: u32,
+    /// The disk is full: checkpoint between steps to keep the WAL small.
+    emergency: bool,
 }
 
+/// Rows per delete at the start of an emergency rotation.
+const EMERGENCY_CHUNK_ROWS: usize = 64;
+
+/// Pages given back per step in an emergency rotation.
+const EMERGENCY_VACUUM_PAGES: u32 = 64;
+
 impl Run {
+    /// After a delete failed for want of space: smaller deletes, and a
+    /// checkpoint so the WAL starts over. `false` when already at one row.
+    async fn shrink_chunk(&mut self) -> bool {
+        if self.chunk <= 1 {
+            return false;
+        }
+        self.chunk /= 2;
+        let _ = self
+            .ops
+            .reclaim
+            .send(Reclaim {
+                pages: 0,
+                checkpoint: true,
+            })
+            .await;
+        true
+    }
+
     async fn delete_older(&mut self, cutoff_ns: i64) -> Result<(), RotateError> {
         for target in Target::ALL {
             loop {
-                let limit = self.settings.chunk_rows;
-                let d = self
+                let limit = self.chunk;
+                let d = match self
                     .ops
                     .older_than
                     .send(DeleteOlderThan {
@@ -312,7 +354,12 @@ impl Run {
                         cutoff_ns,
                         limit,
                     })
-                    .await??;
+                    .await?
+                {
+                    Ok(d) => d,
+                    Err(StoreError::DiskFull(_)) if self.shrink_chunk().await => continue,
+                    Err(e) => return Err(e.into()),
+                };
                 self.record(RotateReason::Age, &d);
                 if (d.rows as usize) < limit {
                     break;
@@ -335,18 +382,27 @@ impl Run {
                 if enough(&space) {
                     return Ok(());
                 }
-                let d = self
+                let d = match self
                     .ops
                     .oldest
                     .send(DeleteOldest {
                         pushed_only,
-                        limit: self.settings.chunk_rows,
+                        limit: self.chunk,
                     })
-                    .await??;
+                    .await?
+                {
+                    Ok(d) => d,
+                    Err(StoreError::DiskFull(_)) if self.shrink_chunk().await => continue,
+                    Err(e) => return Err(e.into()),
+                };
                 if d.rows == 0 {
                     break;
                 }
                 self.record(reason, &d);
+                if self.emergency {
+                    // Freed pages are reused by the next writes: let them in.
+                    let _ = self.checkpoint().await;
+                }
             }
         }
         Ok(())
@@ -361,19 +417,33 @@ impl Run {
     /// checkpoints the WAL and cuts it back.
     async fn reclaim(&mut self) -> Result<(), RotateError> {
         loop {
-            let r = self
+            let step = self.vacuum_step;
+            let r = match self
                 .ops
                 .reclaim
                 .send(Reclaim {
-                    pages: VACUUM_STEP_PAGES,
-                    checkpoint: false,
+                    pages: step,
+                    checkpoint: self.emergency,
                 })
-                .await??;
+                .await?
+            {
+                Ok(r) => r,
+                Err(StoreError::DiskFull(_)) if self.vacuum_step > 1 => {
+                    self.vacuum_step /= 2;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             self.outcome.pages_freed += r.pages_freed;
-            if r.pages_freed < u64::from(VACUUM_STEP_PAGES) {
+            if r.pages_freed < u64::from(step) {
                 break;
             }
         }
+        self.checkpoint().await
+    }
+
+    /// Checkpoints the WAL into the file and truncates it.
+    async fn checkpoint(&mut self) -> Result<(), RotateError> {
         self.ops
             .reclaim
             .send(Reclaim {
@@ -388,6 +458,9 @@ impl Run {
         let settings = Arc::clone(&self.settings);
         if emergency {
             ballast.release();
+            // Copy the WAL into the file and cut it to nothing: its space is
+            // the first the deletes can use. It may fail on a disk this full.
+            let _ = self.checkpoint().await;
         }
         if let Some(max_age) = settings.max_age {
             let cutoff = now_ns().saturating_sub(i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX));
@@ -459,20 +532,22 @@ impl Ballast {
     }
 
     /// Writes the reserve file again when it is missing and the volume has
-    /// room for it without passing its bound.
+    /// room for it without passing its bound. On a small volume it is at
+    /// most a sixteenth of the volume.
     fn restore(&self, settings: &RotationSettings) {
-        if std::fs::metadata(&self.path).is_ok_and(|m| m.len() >= self.bytes) {
-            return;
-        }
         let Ok(fs) = fs_usage(&settings.db_dir()) else {
             return;
         };
         let capacity = fs.used_bytes + fs.available_bytes;
-        let after = (fs.used_bytes + self.bytes) as f64 * 100.0 / capacity.max(1) as f64;
-        if fs.available_bytes < self.bytes * 2 || after > settings.disk_max_percent {
+        let bytes = self.bytes.min(capacity / 16).max(64 << 10);
+        if std::fs::metadata(&self.path).is_ok_and(|m| m.len() >= bytes) {
             return;
         }
-        if let Err(e) = write_ballast(&self.path, self.bytes) {
+        let after = (fs.used_bytes + bytes) as f64 * 100.0 / capacity.max(1) as f64;
+        if fs.available_bytes < bytes * 2 || after > settings.disk_max_percent {
+            return;
+        }
+        if let Err(e) = write_ballast(&self.path, bytes) {
             let _ = std::fs::remove_file(&self.path);
             warn!(self.log, "could not write the reserve file"; "error" => e.to_string());
         }
@@ -519,6 +594,10 @@ pub struct RotationActor {
     running: bool,
     /// Another was asked for while one ran (and whether it is an emergency).
     again: Option<bool>,
+    /// How the last rotation failed, so a failure is logged once.
+    last_error: Option<String>,
+    /// The last rotation failed: requests wait a moment.
+    cooling: bool,
     /// A fault armed by a test, struck in the next run.
     #[cfg(feature = "fault-injection")]
     fault: Option<crate::fault::FaultKind>,
@@ -547,6 +626,8 @@ impl RotationActor {
             ballast,
             running: false,
             again: None,
+            last_error: None,
+            cooling: false,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -554,7 +635,7 @@ impl RotationActor {
 
     /// Starts a rotation unless one is running (then one more follows it).
     fn start(&mut self, emergency: bool, ctx: &mut Context<Self>) {
-        if self.running {
+        if self.running || self.cooling {
             self.again = Some(self.again.unwrap_or(false) || emergency);
             return;
         }
@@ -566,6 +647,17 @@ impl RotationActor {
             ops: self.ops.clone(),
             stats: Arc::clone(&self.stats),
             outcome: Outcome::default(),
+            chunk: if emergency {
+                EMERGENCY_CHUNK_ROWS.min(self.settings.chunk_rows)
+            } else {
+                self.settings.chunk_rows
+            },
+            vacuum_step: if emergency {
+                EMERGENCY_VACUUM_PAGES
+            } else {
+                VACUUM_STEP_PAGES
+            },
+            emergency,
         };
         let ballast = Arc::clone(&self.ballast);
         let started = Instant::now();
@@ -582,8 +674,12 @@ impl RotationActor {
             .into_actor(self)
             .map(move |caught, act, ctx| {
                 act.running = false;
+                let failed;
                 match caught {
-                    Ok((result, outcome)) => act.finish(result, outcome, started),
+                    Ok((result, outcome)) => {
+                        failed = result.is_err();
+                        act.finish(result, outcome, started);
+                    }
                     Err(payload) => {
                         // A panic in the run: counted, logged, and the
                         // supervisor restarts the actor (actix would not).
@@ -595,7 +691,17 @@ impl RotationActor {
                         return;
                     }
                 }
-                if let Some(emergency) = act.again.take() {
+                if failed {
+                    // The disk is still full: try again in a moment, not at
+                    // every refused request.
+                    act.cooling = true;
+                    ctx.run_later(RETRY_AFTER_FAILURE, |act, ctx| {
+                        act.cooling = false;
+                        if let Some(emergency) = act.again.take() {
+                            act.start(emergency, ctx);
+                        }
+                    });
+                } else if let Some(emergency) = act.again.take() {
                     act.start(emergency, ctx);
                 }
             })
@@ -613,9 +719,15 @@ impl RotationActor {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        if let Err(e) = &result {
-            warn!(self.log, "rotation stopped early; the next one goes on";
-                "error" => e.to_string(), "deleted_rows" => deleted);
+        match &result {
+            // Logged when the failure starts or changes, not at every retry.
+            Err(e) if self.last_error.as_deref() != Some(e.to_string().as_str()) => {
+                warn!(self.log, "rotation stopped early; the next one goes on";
+                    "error" => e.to_string(), "deleted_rows" => deleted);
+                self.last_error = Some(e.to_string());
+            }
+            Err(_) => {}
+            Ok(()) => self.last_error = None,
         }
         if dropped > 0 {
             warn!(self.log, "rotation deleted rows that were never pushed";
@@ -663,6 +775,7 @@ impl Supervised for RotationActor {
         warn!(self.log, "rotation actor restarting");
         self.running = false;
         self.again = None;
+        self.cooling = false;
     }
 }
 

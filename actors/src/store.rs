@@ -661,12 +661,14 @@ fn apply_wal_limit(conn: &Connection, watch: Option<&Watch>) {
         let limit = i64::try_from(watch.settings.wal_limit()).unwrap_or(i64::MAX);
         // Pragmas that only set a number; they cannot fail on an open connection.
         let _ = conn.pragma_update(None, "journal_size_limit", limit);
-        // Checkpoint before the WAL passes the limit too (SQLite's default
-        // is every 1000 pages, 4 MB, more than a small bound allows).
+        // Checkpoint before the WAL passes half the reserve file (SQLite's
+        // default is every 1000 pages, 4 MB, more than a small bound allows):
+        // see `RotationSettings::wal_checkpoint_bytes`.
         let page_size: i64 = conn
             .pragma_query_value(None, "page_size", |r| r.get(0))
             .unwrap_or(4096);
-        let pages = (limit / page_size.max(512)).clamp(64, 1000);
+        let checkpoint_at = i64::try_from(watch.settings.wal_checkpoint_bytes()).unwrap_or(i64::MAX);
+        let pages = (checkpoint_at / page_size.max(512)).clamp(32, 1000);
         let _ = conn.pragma_update(None, "wal_autocheckpoint", pages);
     }
 }

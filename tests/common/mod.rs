@@ -6,6 +6,7 @@
 
 pub mod fixtures;
 pub mod receiver;
+pub mod tmpfs;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -45,6 +46,22 @@ impl Daemon {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Daemon::spawn(dir, db_path, env)
+    }
+
+    /// Starts the daemon on the database file `db_path` (a directory the
+    /// test owns, such as a mounted tmpfs).
+    pub fn start_at(db_path: &Path, env: &[(&str, &str)]) -> Daemon {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Daemon::spawn(dir, db_path.to_path_buf(), env)
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn spawn(dir: Arc<tempfile::TempDir>, db_path: PathBuf, env: Vec<(String, String)>) -> Daemon {
