@@ -124,3 +124,90 @@ fn concurrent_appends_share_commits() {
     // stall land in far fewer commits than appends.
     assert!(commits < 11, "21 appends took {commits} commits");
 }
+
+/// Arms a panic in `actor` while a client keeps posting, waits until the
+/// supervisor has restarted it, and checks that ingest went on. Returns how
+/// long the restart took to show in `/v1/status` (reported, not asserted).
+fn panic_under_load(d: &Arc<Daemon>, actor: &str) -> std::time::Duration {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let load = {
+        let (d, stop, accepted) = (Arc::clone(d), Arc::clone(&stop), Arc::clone(&accepted));
+        thread::spawn(move || {
+            let mut other = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let r = d.post_json("/v1/events", r#"[{"name":"load"},{"name":"load"}]"#);
+                match r.status {
+                    202 => {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    status => other.push(status),
+                }
+            }
+            other
+        })
+    };
+    let before = d.status()["actors"][actor]["restarts"].as_u64().expect("restarts");
+    let armed = Instant::now();
+    let r = d.post(&format!("/_test/fault/{actor}/panic"), b"", &[]);
+    assert_eq!(r.status, 200, "{actor}: {}", r.body);
+    let restarted = loop {
+        let s = d.status();
+        if s["actors"][actor]["restarts"].as_u64() > Some(before) {
+            assert!(s["actors"][actor]["panics"].as_u64() > Some(0), "{s}");
+            break armed.elapsed();
+        }
+        assert!(armed.elapsed() < Duration::from_secs(60), "{actor} never restarted: {s}");
+        thread::sleep(Duration::from_millis(5));
+    };
+    let at_restart = accepted.load(Ordering::Relaxed);
+    while accepted.load(Ordering::Relaxed) < at_restart + 20 {
+        thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let other = load.join().expect("load thread");
+    // Only a store panic fails the requests it held (500); nothing else does.
+    if actor != "store" && actor != "ingest" {
+        assert!(other.is_empty(), "{actor}: requests failed: {other:?}");
+    }
+    assert!(other.len() <= 1, "{actor}: more than the struck request failed: {other:?}");
+    assert_eq!(d.get("/health").status, 200, "{actor}");
+    eprintln!("{actor}: restart seen in /v1/status {restarted:?} after arming the panic");
+    restarted
+}
+
+#[test]
+fn a_panic_in_any_actor_under_load_is_counted_and_restarted_and_service_goes_on() {
+    let receiver = common::receiver::Receiver::start(Box::new(|_, _| common::receiver::ok()));
+    let d = Arc::new(Daemon::start(&[
+        ("TRACE_METRICS_INTERVAL", "1s"),
+        ("TRACE_PUSH_ENDPOINT", receiver.url.as_str()),
+        ("TRACE_PUSH_INTERVAL", "1h"),
+        ("TRACE_ROTATE_INTERVAL", "1h"),
+    ]));
+    for actor in ["store", "ingest", "metrics", "push", "rotation"] {
+        panic_under_load(&d, actor);
+    }
+    let status = d.status();
+    for actor in ["store", "ingest", "metrics", "push", "rotation"] {
+        assert_eq!(status["actors"][actor]["restarts"], 1, "{actor}: {status}");
+        assert_eq!(status["actors"][actor]["panics"], 1, "{actor}: {status}");
+    }
+    // The restarted pusher and rotation still work.
+    let pushed_before = status["push"]["rows_pushed"].as_u64().unwrap_or(0);
+    let pushed = d.post("/_test/fault/push/stall?ms=1", b"", &[]);
+    assert_eq!(pushed.status, 200, "{}", pushed.body);
+    let start = std::time::Instant::now();
+    while d.status()["push"]["rows_pushed"].as_u64().unwrap_or(0) <= pushed_before {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "no push after restart");
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let runs = d.status()["rotation"]["runs"].as_u64().unwrap_or(0);
+    assert_eq!(d.post("/_test/fault/rotation/stall?ms=1", b"", &[]).status, 200);
+    while d.status()["rotation"]["runs"].as_u64().unwrap_or(0) <= runs {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "no rotation after restart");
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
