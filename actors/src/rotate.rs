@@ -151,6 +151,9 @@ pub struct RotationSettings {
     pub chunk_rows: usize,
 }
 
+/// Store steps shorter than this are not followed by a rest.
+const PACE_FROM: Duration = Duration::from_millis(2);
+
 /// A rotation asked for while a failed one ran waits this long.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
 
@@ -324,6 +327,15 @@ const EMERGENCY_CHUNK_ROWS: usize = 64;
 const EMERGENCY_VACUUM_PAGES: u32 = 64;
 
 impl Run {
+    /// Rests as long as the last store step took (none in an emergency), so
+    /// a large rotation takes at most about half of the store's time and
+    /// the CPU, and ingest keeps its latency while it runs.
+    async fn pace(&self, step_took: Duration) {
+        if !self.emergency && step_took > PACE_FROM {
+            actix_rt::time::sleep(step_took).await;
+        }
+    }
+
     /// After a delete failed for want of space: smaller deletes, and a
     /// checkpoint so the WAL starts over. `false` when already at one row.
     async fn shrink_chunk(&mut self) -> bool {
@@ -346,6 +358,7 @@ impl Run {
         for target in Target::ALL {
             loop {
                 let limit = self.chunk;
+                let began = Instant::now();
                 let d = match self
                     .ops
                     .older_than
@@ -364,6 +377,7 @@ impl Run {
                 if (d.rows as usize) < limit {
                     break;
                 }
+                self.pace(began.elapsed()).await;
             }
         }
         Ok(())
@@ -382,6 +396,7 @@ impl Run {
                 if enough(&space) {
                     return Ok(());
                 }
+                let began = Instant::now();
                 let d = match self
                     .ops
                     .oldest
@@ -403,6 +418,7 @@ impl Run {
                     // Freed pages are reused by the next writes: let them in.
                     let _ = self.checkpoint().await;
                 }
+                self.pace(began.elapsed()).await;
             }
         }
         Ok(())
@@ -418,6 +434,7 @@ impl Run {
     async fn reclaim(&mut self) -> Result<(), RotateError> {
         loop {
             let step = self.vacuum_step;
+            let began = Instant::now();
             let r = match self
                 .ops
                 .reclaim
@@ -438,6 +455,7 @@ impl Run {
             if r.pages_freed < u64::from(step) {
                 break;
             }
+            self.pace(began.elapsed()).await;
         }
         self.checkpoint().await
     }
