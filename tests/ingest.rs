@@ -437,6 +437,21 @@ fn a_configured_token_is_required_for_ingest_only() {
     );
     assert_eq!(right.status, 202, "{}", right.body);
     assert_eq!(d.count("events"), 1);
+    // The scheme is case-insensitive; the token is not.
+    for (value, expected) in [
+        ("bearer s3cret-token", 202),
+        ("BEARER  s3cret-token", 202),
+        ("bearer S3CRET-TOKEN", 401),
+        ("Basic s3cret-token", 401),
+    ] {
+        let r = d.post(
+            "/v1/events",
+            body,
+            &[("Content-Type", "application/json"), ("Authorization", value)],
+        );
+        assert_eq!(r.status, expected, "{value}: {}", r.body);
+    }
+    assert_eq!(d.count("events"), 3);
 
     // Health and status stay open, and status never shows the token.
     assert_eq!(d.get("/health").status, 200);
@@ -444,7 +459,7 @@ fn a_configured_token_is_required_for_ingest_only() {
     assert_eq!(status.status, 200);
     assert!(!status.body.contains("s3cret-token"));
     assert_eq!(status.json()["config"]["ingest_token"], "***");
-    assert_eq!(status.json()["ingest"]["rejected"]["unauthorized"], 2);
+    assert_eq!(status.json()["ingest"]["rejected"]["unauthorized"], 4);
 }
 
 #[test]

@@ -226,3 +226,28 @@ fn pushed_rows_leave_before_unpushed_ones() {
         "some pushed rows went: {rotation}"
     );
 }
+
+#[test]
+fn the_database_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    // The harness's process umask (usually 022) is what the daemon inherits.
+    let d = Daemon::start(&[("TRACE_ROTATE_INTERVAL", "1s")]);
+    assert_eq!(d.post_json("/v1/events", r#"{"name":"e"}"#).status, 202);
+    wait_rotations(&d);
+    let mut reserve = d.db_path.as_os_str().to_owned();
+    reserve.push("-reserve");
+    assert!(
+        std::path::Path::new(&reserve).exists(),
+        "the first rotation writes the reserve file"
+    );
+    for suffix in ["", "-wal", "-shm", "-reserve"] {
+        let mut p = d.db_path.as_os_str().to_owned();
+        p.push(suffix);
+        let mode = std::fs::metadata(&p)
+            .unwrap_or_else(|e| panic!("{p:?}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{p:?}");
+    }
+}

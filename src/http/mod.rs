@@ -296,8 +296,7 @@ fn authorize(req: &HttpRequest, token: Option<&str>) -> Result<(), ApiError> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     match given {
         Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
         Some(_) => Err(ApiError::new(
@@ -311,6 +310,16 @@ fn authorize(req: &HttpRequest, token: Option<&str>) -> Result<(), ApiError> {
             "Authorization: missing; send Authorization: Bearer <TRACE_INGEST_TOKEN>",
         )),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// case-insensitive (RFC 9110, section 11.1), so `bearer` and `BEARER` work.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Compares two secrets without an early exit that would leak their common prefix.
