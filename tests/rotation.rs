@@ -61,7 +61,10 @@ fn file_bytes(d: &Daemon) -> u64 {
 
 #[test]
 fn rows_older_than_the_age_limit_go_and_newer_ones_stay() {
-    let d = Daemon::start(&[("TRACE_ROTATE_INTERVAL", "1s")]);
+    let d = Daemon::start(&[
+        ("TRACE_ROTATE_INTERVAL", "1s"),
+        ("TRACE_DB_ROTATE_DAYS", "7"),
+    ]);
     let old = now_ms() - 8 * 86_400_000;
     let recent = now_ms() - 6 * 86_400_000;
     for (path, body) in [

@@ -72,6 +72,9 @@ impl Daemon {
             .env("TRACE_DB_PATH", &db_path)
             .env("TRACE_AGENT_ID", "test-agent")
             .env("TRACE_LOG_LEVEL", "debug")
+            // Fixtures carry fixed timestamps (some a year old): age rotation
+            // stays off unless a test turns it on.
+            .env("TRACE_DB_ROTATE_DAYS", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in &env {
@@ -288,6 +291,9 @@ impl Daemon {
             .env("TRACE_DB_PATH", &db_path)
             .env("TRACE_AGENT_ID", "test-agent")
             .env("TRACE_LOG_LEVEL", "debug")
+            // Fixtures carry fixed timestamps (some a year old): age rotation
+            // stays off unless a test turns it on.
+            .env("TRACE_DB_ROTATE_DAYS", "0")
             .stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
