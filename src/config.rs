@@ -618,7 +618,7 @@ mod tests {
             "TRACE_MAX_PENDING_RECORDS"
         );
         for (var, bad) in [
-            ("TRACE_ROTATE_INTERVAL", "10 minutes"),
+            ("TRACE_ROTATE_INTERVAL", "ten minutes"),
             ("TRACE_DB_ROTATE_DAYS", "-1"),
             ("TRACE_DB_MAX_BYTES", "100KiB"),
             ("TRACE_DISK_MAX_PERCENT", "101"),
