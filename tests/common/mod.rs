@@ -102,6 +102,11 @@ impl Daemon {
         panic!("the first host sample was never stored");
     }
 
+    /// The daemon's process id (to read its `/proc` entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` without waiting.
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory effects.
