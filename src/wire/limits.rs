@@ -588,23 +588,28 @@ pub fn count_native_json(body: &[u8], limits: &Limits) -> Result<Counts, DecodeE
     count_json(Shape::Native, body, limits)
 }
 
-/// Counts a JSON document's values and records. Broken JSON is not this
-/// pass's to report: it stops there, and the decoder meets the same error at
-/// the same place (and reports it with the field's path); everything before
-/// it was counted within the limits.
+/// Counts a JSON document's values and records. A body this pass cannot
+/// read is refused here as not JSON: the decoder cannot be left to find the
+/// error, since where it skips a value it reads less strictly (a string of
+/// invalid UTF-8, a number out of range in an unknown field) and would go
+/// on past it, uncounted.
 fn count_json(shape: Shape, body: &[u8], limits: &Limits) -> Result<Counts, DecodeError> {
     let mut counter = Counter::new(limits);
     let mut over = None;
     let mut de = serde_json::Deserializer::from_slice(body);
-    let _ = Node {
+    let read = Node {
         shape,
         counter: &mut counter,
         over: &mut over,
     }
-    .deserialize(&mut de);
-    match over {
-        Some(t) => Err(t.error(limits)),
-        None => Ok(counter.counts),
+    .deserialize(&mut de)
+    .and_then(|_| de.end());
+    match (over, read) {
+        (Some(t), _) => Err(t.error(limits)),
+        (None, Err(e)) => Err(DecodeError::Malformed(format!(
+            "body is not valid JSON: {e}"
+        ))),
+        (None, Ok(())) => Ok(counter.counts),
     }
 }
 
@@ -1220,13 +1225,27 @@ mod tests {
     }
 
     #[test]
-    fn broken_json_is_left_to_the_decoder() {
-        for body in [&b"nope"[..], b"[{\"name\":", b"{} trailing", b""] {
-            assert!(count_native_json(body, &big()).is_ok(), "{body:?}");
-            assert!(
-                count_otlp_json(Signal::Spans, body, &big()).is_ok(),
-                "{body:?}"
-            );
+    fn json_this_pass_cannot_read_is_malformed() {
+        // Found by fuzzing: the decoder skips an unknown field's string
+        // without checking its UTF-8, and would read on past it uncounted.
+        let bad_utf8 = b"[{\"name\":\"a\",\"unknown\":\"\xff\"},{\"name\":\"b\"}]";
+        for body in [
+            &b"nope"[..],
+            b"[{\"name\":",
+            b"{} trailing",
+            b"",
+            bad_utf8,
+            b"{\"name\":\"a\",\"unknown\":1e400}",
+        ] {
+            for counted in [
+                count_native_json(body, &big()),
+                count_otlp_json(Signal::Spans, body, &big()),
+            ] {
+                assert!(
+                    matches!(&counted, Err(DecodeError::Malformed(m)) if m.starts_with("body is not valid JSON")),
+                    "{body:?}: {counted:?}"
+                );
+            }
         }
     }
 
