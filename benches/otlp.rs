@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::{blast, median, Daemon};
+use openclaw_trace::wire::limits::Limits;
 use openclaw_trace::wire::otlp::{decode_signal, Encoding};
 use openclaw_trace_actors::records::{Source, Stamp};
 use openclaw_trace_actors::stats::Signal;
@@ -131,7 +132,7 @@ fn baseline(bodies: &[Vec<u8>]) -> f64 {
     let batches: Vec<_> = bodies
         .iter()
         .map(|b| {
-            decode_signal(Signal::Spans, Encoding::Protobuf, b)
+            decode_signal(Signal::Spans, Encoding::Protobuf, b, &Limits::default())
                 .expect("decode")
                 .batch
         })

@@ -53,6 +53,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "records allowed to wait for the database before ingest answers 503",
     ),
     (
+        "TRACE_MAX_RECORDS_PER_REQUEST",
+        "10000",
+        "records (native records; OTLP spans, data points, log records) one request may hold, \
+         counted before it is decoded; more get 413",
+    ),
+    (
         "TRACE_INGEST_TOKEN",
         "(unset)",
         "when set, ingest requires Authorization: Bearer <token>",
@@ -98,6 +104,8 @@ pub struct RawEnv {
     max_body_bytes: Option<String>,
     #[envconfig(from = "TRACE_MAX_PENDING_RECORDS")]
     max_pending_records: Option<String>,
+    #[envconfig(from = "TRACE_MAX_RECORDS_PER_REQUEST")]
+    max_records_per_request: Option<String>,
     #[envconfig(from = "TRACE_INGEST_TOKEN")]
     ingest_token: Option<String>,
     #[envconfig(from = "TRACE_METRICS_INTERVAL")]
@@ -143,6 +151,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Records allowed to wait for a commit before ingest answers 503.
     pub max_pending_records: u64,
+    /// Records one request may hold, counted on the wire before decoding.
+    pub max_records_per_request: usize,
     /// Bearer token ingest requires, when set.
     pub ingest_token: Option<String>,
     /// Time between host samples.
@@ -197,6 +207,7 @@ impl fmt::Debug for Config {
             .field("max_text_bytes", &self.max_text_bytes)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_pending_records", &self.max_pending_records)
+            .field("max_records_per_request", &self.max_records_per_request)
             .field("ingest_token", &self.ingest_token.as_ref().map(|_| "***"))
             .field("metrics_interval", &self.metrics_interval)
             .field("agent_process", &self.agent_process)
@@ -325,6 +336,21 @@ impl Config {
                         "TRACE_MAX_PENDING_RECORDS",
                         v,
                         "expected a whole number of at least 1",
+                    )
+                })?,
+        };
+        let max_records_per_request = match raw.max_records_per_request.as_deref() {
+            None => crate::wire::limits::Limits::DEFAULT_MAX_RECORDS,
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "TRACE_MAX_RECORDS_PER_REQUEST",
+                        v,
+                        "expected a whole number from 1 to 1000000, like 10000",
                     )
                 })?,
         };
@@ -494,6 +520,7 @@ impl Config {
             max_text_bytes,
             max_body_bytes,
             max_pending_records,
+            max_records_per_request,
             ingest_token,
             metrics_interval,
             agent_process,
@@ -561,6 +588,7 @@ mod tests {
         assert_eq!(c.db_path, PathBuf::from("openclaw-trace.db"));
         assert_eq!(c.max_text_bytes, 16_384);
         assert_eq!(c.max_body_bytes, 8 * 1024 * 1024);
+        assert_eq!(c.max_records_per_request, 10_000);
         assert!(c.ingest_token.is_none());
         assert!(!c.agent_id.is_empty(), "falls back to the hostname");
     }
@@ -625,6 +653,16 @@ mod tests {
         ] {
             assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
         }
+        for bad in ["0", "many", "2000000"] {
+            assert_eq!(
+                config(&[("TRACE_MAX_RECORDS_PER_REQUEST", bad)])
+                    .unwrap_err()
+                    .var,
+                "TRACE_MAX_RECORDS_PER_REQUEST"
+            );
+        }
+        let c = config(&[("TRACE_MAX_RECORDS_PER_REQUEST", "512")]).expect("valid");
+        assert_eq!(c.max_records_per_request, 512);
     }
 
     #[test]

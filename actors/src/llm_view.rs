@@ -10,6 +10,9 @@
 //!   increase since the series' previous point into a row, so a cumulative
 //!   point exported twice adds nothing the second time.
 //!
+//! A token count above [`MAX_TOKENS`] (a broken or hostile exporter) is left
+//! out of its row rather than stored, so sums over the table cannot overflow.
+//!
 //! Rows carry their origin in `llm_calls.source` (`otlp_span`,
 //! `otlp_metric`): an agent exporting both spans and metrics reports the same
 //! tokens twice, once per call and once per interval, so totals should be
@@ -17,7 +20,9 @@
 
 use serde_json::Value;
 
-use crate::records::{JsonObject, LlmCall, LlmOrigin, MetricPoint, SpanRecord, Temporality};
+use crate::records::{
+    JsonObject, LlmCall, LlmOrigin, MetricPoint, SpanRecord, Temporality, MAX_TOKENS,
+};
 
 /// The first of `keys` present in `attrs` as text.
 fn text(attrs: &JsonObject, keys: &[&str]) -> Option<String> {
@@ -27,8 +32,9 @@ fn text(attrs: &JsonObject, keys: &[&str]) -> Option<String> {
     })
 }
 
-/// The first of `keys` present in `attrs` as a non-negative whole number
-/// (exporters send integers, some send doubles or numeric strings).
+/// The first of `keys` present in `attrs` as a whole number from 0 to
+/// [`MAX_TOKENS`] (exporters send integers, some send doubles or numeric
+/// strings).
 fn count(attrs: &JsonObject, keys: &[&str]) -> Option<i64> {
     keys.iter()
         .find_map(|k| match attrs.get(*k)? {
@@ -40,7 +46,7 @@ fn count(attrs: &JsonObject, keys: &[&str]) -> Option<i64> {
             Value::String(s) => s.trim().parse().ok(),
             _ => None,
         })
-        .filter(|n| *n >= 0)
+        .filter(|n| (0..=MAX_TOKENS).contains(n))
 }
 
 /// The first of `keys` present in `attrs` as a non-negative finite number.
@@ -89,7 +95,7 @@ pub fn call_from_span(span: &SpanRecord) -> Option<LlmCall> {
     }
     let total = total.or_else(|| {
         let parts = [input, output, cache_read, cache_write];
-        Some(parts.iter().flatten().sum())
+        Some(parts.iter().flatten().sum()).filter(|sum| *sum <= MAX_TOKENS)
     });
     let failed = span.status_code == 2;
     let mut metadata = JsonObject::new();
@@ -208,9 +214,16 @@ pub fn usage_from_point(point: &MetricPoint) -> Option<MetricUsage> {
     })
 }
 
-/// Adds `increase` of `field` to `call`.
+/// Adds `increase` of `field` to `call`. A token increase that would take
+/// the field past [`MAX_TOKENS`] is left out.
 pub fn add_usage(call: &mut LlmCall, field: UsageField, increase: f64) {
-    let tokens = |slot: &mut Option<i64>| *slot = Some(slot.unwrap_or(0) + increase.round() as i64);
+    let tokens = |slot: &mut Option<i64>| {
+        let current = slot.unwrap_or(0);
+        // Checked as a float first: `as` saturates, and NaN fails the test.
+        if increase.round() <= (MAX_TOKENS - current) as f64 {
+            *slot = Some(current + increase.round() as i64);
+        }
+    };
     match field {
         UsageField::Input => tokens(&mut call.prompt_tokens),
         UsageField::Output => tokens(&mut call.completion_tokens),
@@ -277,6 +290,49 @@ mod tests {
             ..span
         };
         assert!(call_from_span(&plain).is_none(), "no usage, no call");
+    }
+
+    #[test]
+    fn token_counts_past_the_cap_are_left_out() {
+        let span = SpanRecord {
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            span_id: "b7ad6b7169203331".into(),
+            attributes: Some(obj(json!({
+                "openclaw.tokens.input": MAX_TOKENS,
+                "openclaw.tokens.output": MAX_TOKENS + 1,
+                "openclaw.tokens.cache_read": "9223372036854775807",
+                "openclaw.tokens.cache_write": 1e300,
+            }))),
+            ..SpanRecord::default()
+        };
+        let call = call_from_span(&span).expect("a usage span");
+        assert_eq!(call.prompt_tokens, Some(MAX_TOKENS), "at the cap is kept");
+        assert_eq!(call.completion_tokens, None);
+        assert_eq!(call.cache_read_tokens, None);
+        assert_eq!(call.cache_write_tokens, None);
+        assert_eq!(call.total_tokens, Some(MAX_TOKENS));
+
+        let span = SpanRecord {
+            attributes: Some(obj(json!({
+                "openclaw.tokens.input": MAX_TOKENS, "openclaw.tokens.output": 1,
+            }))),
+            ..span
+        };
+        let call = call_from_span(&span).expect("a usage span");
+        assert_eq!(
+            call.total_tokens, None,
+            "a derived total past the cap is left out"
+        );
+
+        let mut call = LlmCall::default();
+        add_usage(&mut call, UsageField::Input, 5.0);
+        add_usage(&mut call, UsageField::Input, 1e300);
+        add_usage(&mut call, UsageField::Input, f64::NAN);
+        add_usage(&mut call, UsageField::Input, (MAX_TOKENS - 5) as f64);
+        add_usage(&mut call, UsageField::Input, 1.0);
+        assert_eq!(call.prompt_tokens, Some(MAX_TOKENS));
+        add_usage(&mut call, UsageField::Output, 1e300);
+        assert_eq!(call.completion_tokens, None);
     }
 
     #[test]

@@ -11,6 +11,13 @@ use serde_json::{Map, Value};
 /// A JSON object kept as-is (metadata, attributes).
 pub type JsonObject = Map<String, Value>;
 
+/// The largest token count one field of one LLM row may hold: a billion, far
+/// beyond any real call, and small enough that `sum()` over a table of up to
+/// nine billion rows cannot overflow SQLite's 64-bit integers. Native records
+/// beyond it are refused; OTLP-derived counts beyond it are left out of the
+/// row.
+pub const MAX_TOKENS: i64 = 1_000_000_000;
+
 /// One LLM call, with the field names of the earlier Go sidecar.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LlmCall {

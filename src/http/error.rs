@@ -131,6 +131,11 @@ impl From<DecodeError> for ApiError {
             DecodeError::InvalidField(m) => {
                 ApiError::new(RejectReason::InvalidField, StatusCode::BAD_REQUEST, m)
             }
+            DecodeError::TooLarge(m) => ApiError::new(
+                RejectReason::PayloadTooLarge,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                m,
+            ),
         }
     }
 }

@@ -9,7 +9,6 @@ mod otlp_response;
 mod prom;
 mod status;
 
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,8 @@ use slog::{debug, Logger};
 pub use error::ApiError;
 
 use crate::config::Config;
+use crate::wire::gzip::{self, GzipError};
+use crate::wire::limits::Limits;
 use crate::wire::native::{self, Kind};
 use crate::wire::{is_otlp_json, otlp};
 
@@ -187,7 +188,8 @@ async fn native_ingest(
             "body: empty; send a JSON object or an array of objects",
         ));
     }
-    let batch = native::decode(kind, body)?;
+    let limits = Limits::new(state.config.max_records_per_request);
+    let batch = native::decode(kind, body, &limits)?;
     if batch.is_empty() {
         return Ok(HttpResponse::Accepted().json(json!({ "accepted": 0, "ids": [] })));
     }
@@ -208,7 +210,8 @@ async fn otlp_ingest(
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
     let stats = &state.engine.stats;
-    let decoded = otlp::decode_signal(signal, encoding, body)
+    let limits = Limits::new(state.config.max_records_per_request);
+    let decoded = otlp::decode_signal(signal, encoding, body, &limits)
         .map_err(|e| ApiError::from(e).otlp(Some(encoding)))?;
     stats.otlp_received(signal, decoded.received as u64);
     for reason in &decoded.rejected {
@@ -248,8 +251,9 @@ async fn store(state: &AppState, batch: Batch, source: Source) -> Result<Accepte
         .map_err(ApiError::from)
 }
 
-/// Undoes `Content-Encoding: gzip`, refusing output past `limit` bytes
-/// without allocating it (a gzip bomb stops at the limit).
+/// Undoes `Content-Encoding: gzip` (every member), refusing output past
+/// `limit` bytes without allocating it (a gzip bomb stops at the limit) and
+/// bytes after the gzip stream.
 fn decompress(req: &HttpRequest, body: web::BytesMut, limit: usize) -> Result<Vec<u8>, ApiError> {
     let encoding = req
         .headers()
@@ -258,29 +262,18 @@ fn decompress(req: &HttpRequest, body: web::BytesMut, limit: usize) -> Result<Ve
         .map(|v| v.trim().to_ascii_lowercase());
     match encoding.as_deref() {
         None | Some("") | Some("identity") => Ok(body.into()),
-        Some("gzip") | Some("x-gzip") => {
-            let mut out = Vec::with_capacity((body.len() * 4).min(limit));
-            flate2::read::GzDecoder::new(&body[..])
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| {
-                    ApiError::new(
-                        RejectReason::MalformedBody,
-                        StatusCode::BAD_REQUEST,
-                        format!("body: not valid gzip: {e}"),
-                    )
-                })?;
-            if out.len() > limit {
-                return Err(ApiError::new(
-                    RejectReason::PayloadTooLarge,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "body: larger than TRACE_MAX_BODY_BYTES ({limit} bytes) once decompressed"
-                    ),
-                ));
-            }
-            Ok(out)
-        }
+        Some("gzip") | Some("x-gzip") => gzip::gunzip(&body, limit).map_err(|e| match e {
+            GzipError::TooLarge { limit } => ApiError::new(
+                RejectReason::PayloadTooLarge,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body: larger than TRACE_MAX_BODY_BYTES ({limit} bytes) once decompressed"),
+            ),
+            e => ApiError::new(
+                RejectReason::MalformedBody,
+                StatusCode::BAD_REQUEST,
+                e.to_string(),
+            ),
+        }),
         Some(other) => Err(unsupported(format!(
             "Content-Encoding: {other} is not supported; send gzip or no encoding"
         ))),

@@ -1,5 +1,7 @@
 //! The success bodies of OTLP/HTTP: `Export{Trace,Metrics,Logs}ServiceResponse`
 //! in the request's encoding, with `partial_success` when items were left out.
+//! Without one, the JSON body is `{}`: OTLP/JSON leaves unset fields out, as
+//! the protobuf encoding does, rather than sending them as `null`.
 
 use actix_web::HttpResponse;
 use openclaw_trace_actors::stats::Signal;
@@ -62,6 +64,53 @@ fn encode<T: Message + Serialize>(encoding: Encoding, response: &T) -> HttpRespo
         Encoding::Protobuf => HttpResponse::Ok()
             .content_type("application/x-protobuf")
             .body(response.encode_to_vec()),
-        Encoding::Json => HttpResponse::Ok().json(response),
+        Encoding::Json => HttpResponse::Ok().json(without_nulls(response)),
+    }
+}
+
+/// The response as a JSON object without its unset (`null`) fields.
+fn without_nulls<T: Serialize>(response: &T) -> serde_json::Value {
+    let mut value =
+        serde_json::to_value(response).expect("an OTLP response always serializes to JSON");
+    if let serde_json::Value::Object(fields) = &mut value {
+        fields.retain(|_, v| !v.is_null());
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn body(response: HttpResponse) -> Vec<u8> {
+        response
+            .into_body()
+            .try_into_bytes()
+            .expect("a complete body")
+            .to_vec()
+    }
+
+    #[test]
+    fn json_success_without_rejections_is_an_empty_object() {
+        for signal in Signal::ALL {
+            let json = body(success(signal, Encoding::Json, 0, String::new()));
+            assert_eq!(json, b"{}", "{signal:?}");
+            let proto = body(success(signal, Encoding::Protobuf, 0, String::new()));
+            assert!(proto.is_empty(), "{signal:?}: an empty protobuf message");
+        }
+    }
+
+    #[test]
+    fn json_partial_success_names_the_rejections() {
+        let json = body(success(
+            Signal::LogRecords,
+            Encoding::Json,
+            2,
+            "bad id".into(),
+        ));
+        let v: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+        assert_eq!(v["partialSuccess"]["rejectedLogRecords"], 2);
+        assert_eq!(v["partialSuccess"]["errorMessage"], "bad id");
     }
 }

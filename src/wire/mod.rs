@@ -2,7 +2,12 @@
 //!
 //! - [`native`]: the daemon's own JSON records (the Go sidecar's field names).
 //! - [`otlp`]: OTLP/HTTP requests, protobuf or JSON.
+//! - [`limits`]: counting a body's items on the wire before it is decoded,
+//!   so no request can take more memory than the limits allow.
+//! - [`gzip`]: `Content-Encoding: gzip`, every member, within a size limit.
 
+pub mod gzip;
+pub mod limits;
 pub mod native;
 pub mod otlp;
 
@@ -19,6 +24,10 @@ pub enum DecodeError {
     /// The message starts with the field's path.
     #[error("{0}")]
     InvalidField(String),
+    /// More items than [`limits::Limits`] allow; the message names the
+    /// limit and its variable.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// Whether a JSON body is an OTLP request: an object with one of `keys` at

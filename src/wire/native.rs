@@ -8,7 +8,8 @@
 //! counts, costs or latencies; no empty names) are checked after.
 //!
 //! `timestamp` is an RFC 3339 time (`2026-11-28T10:00:00.123Z`, any offset)
-//! or a number of unix milliseconds.
+//! or a number of unix milliseconds from 1970 to 2262 (what unix nanoseconds
+//! in an `i64` can hold). Token counts are at most [`MAX_TOKENS`] each.
 
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::Deserialize;
@@ -16,8 +17,10 @@ use serde_json::error::Category;
 
 use openclaw_trace_actors::records::{
     Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricKind, MetricPoint, Temporality,
+    MAX_TOKENS,
 };
 
+use super::limits::{self, Limits};
 use super::DecodeError;
 
 /// Which native record an endpoint takes.
@@ -33,8 +36,10 @@ pub enum Kind {
     Metric,
 }
 
-/// Decodes a native JSON body of `kind` into a batch.
-pub fn decode(kind: Kind, body: &[u8]) -> Result<Batch, DecodeError> {
+/// Decodes a native JSON body of `kind` into a batch, once its items are
+/// counted within `limits`.
+pub fn decode(kind: Kind, body: &[u8], limits: &Limits) -> Result<Batch, DecodeError> {
+    limits::count_native_json(body, limits)?;
     Ok(match kind {
         Kind::LlmCall => Batch::LlmCalls(decode_all::<LlmCallIn, _>(body, LlmCallIn::into_record)?),
         Kind::Error => Batch::Errors(decode_all::<ErrorIn, _>(body, ErrorIn::into_record)?),
@@ -132,6 +137,17 @@ fn non_negative_int(field: &'static str, value: Option<i64>) -> Result<Option<i6
     }
 }
 
+/// A token count: a whole number from 0 to [`MAX_TOKENS`].
+fn token_count(field: &'static str, value: Option<i64>) -> Result<Option<i64>, FieldError> {
+    match non_negative_int(field, value)? {
+        Some(v) if v > MAX_TOKENS => Err(FieldError {
+            field,
+            problem: format!("must be at most {MAX_TOKENS}, got {v}"),
+        }),
+        v => Ok(v),
+    }
+}
+
 fn non_negative_num(field: &'static str, value: Option<f64>) -> Result<Option<f64>, FieldError> {
     match value {
         // serde_json never yields NaN or infinities, but say so if one came.
@@ -174,9 +190,9 @@ impl LlmCallIn {
             model: non_empty("model", self.model)?,
             input_text: self.input_text,
             output_text: self.output_text,
-            prompt_tokens: non_negative_int("prompt_tokens", self.prompt_tokens)?,
-            completion_tokens: non_negative_int("completion_tokens", self.completion_tokens)?,
-            total_tokens: non_negative_int("total_tokens", self.total_tokens)?,
+            prompt_tokens: token_count("prompt_tokens", self.prompt_tokens)?,
+            completion_tokens: token_count("completion_tokens", self.completion_tokens)?,
+            total_tokens: token_count("total_tokens", self.total_tokens)?,
             cost_usd: non_negative_num("cost_usd", self.cost_usd)?,
             latency_ms: non_negative_num("latency_ms", self.latency_ms)?,
             status: self
@@ -306,14 +322,30 @@ fn timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> 
 
     const EXPECTED: &str = "an RFC 3339 time like \"2026-11-28T10:00:00Z\" or unix milliseconds";
 
-    fn from_millis<E: de::Error>(ms: f64) -> Result<Option<i64>, E> {
-        // Unix ms from 1970 to 2262 fit unix ns in an i64.
-        if ms.is_finite() && (0.0..=9.2e15).contains(&ms) {
-            Ok(Some((ms * 1_000_000.0) as i64))
+    /// Unix ms from 1970 up to 2262-04-11 (the last whole ms that fits unix
+    /// ns in an i64).
+    const MAX_MS: i64 = i64::MAX / 1_000_000;
+
+    fn out_of_range<E: de::Error>(ms: impl std::fmt::Display) -> E {
+        E::custom(format!(
+            "{ms} is out of range: unix milliseconds must be from 0 (1970) to {MAX_MS} (2262)"
+        ))
+    }
+
+    fn from_int_millis<E: de::Error>(ms: i64) -> Result<Option<i64>, E> {
+        if (0..=MAX_MS).contains(&ms) {
+            Ok(Some(ms * 1_000_000))
         } else {
-            Err(E::custom(format!(
-                "timestamp {ms} is out of range; expected {EXPECTED}"
-            )))
+            Err(out_of_range(ms))
+        }
+    }
+
+    fn from_millis<E: de::Error>(ms: f64) -> Result<Option<i64>, E> {
+        // `as` saturates; the range check makes sure it never has to.
+        if ms.is_finite() && (0.0..=MAX_MS as f64).contains(&ms) {
+            Ok(Some((ms * 1_000_000.0).round() as i64))
+        } else {
+            Err(out_of_range(ms))
         }
     }
 
@@ -337,11 +369,11 @@ fn timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> 
         }
 
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            from_millis(v as f64)
+            from_int_millis(v)
         }
 
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            from_millis(v as f64)
+            i64::try_from(v).map_or_else(|_| Err(out_of_range(v)), from_int_millis)
         }
 
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
@@ -368,19 +400,23 @@ fn timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> 
 mod tests {
     use super::*;
 
+    fn decode_default(kind: Kind, body: &[u8]) -> Result<Batch, DecodeError> {
+        decode(kind, body, &Limits::default())
+    }
+
     fn err(kind: Kind, body: &str) -> DecodeError {
-        decode(kind, body.as_bytes()).expect_err("must be refused")
+        decode_default(kind, body.as_bytes()).expect_err("must be refused")
     }
 
     #[test]
     fn one_object_or_an_array() {
-        let one = decode(
+        let one = decode_default(
             Kind::LlmCall,
             br#"{"provider":"anthropic","model":"claude"}"#,
         )
         .expect("valid");
         assert_eq!(one.len(), 1);
-        let many = decode(
+        let many = decode_default(
             Kind::LlmCall,
             br#"[{"provider":"a","model":"m"},{"provider":"b","model":"n","status":"error"}]"#,
         )
@@ -461,13 +497,12 @@ mod tests {
             DecodeError::Malformed(_)
         ));
         // 1e400 is not a finite number: serde_json refuses it.
-        assert!(decode(Kind::Metric, br#"{"name":"x","value":1e400}"#).is_err());
+        assert!(decode_default(Kind::Metric, br#"{"name":"x","value":1e400}"#).is_err());
     }
 
     #[test]
     fn timestamps_in_both_forms() {
-        let Batch::Events(e) = decode(
-            Kind::Event,
+        let Batch::Events(e) = decode_default(Kind::Event,
             br#"[{"name":"a","timestamp":"2026-11-28T10:00:00.5+01:00"},{"name":"b","timestamp":1764324000500}]"#,
         )
         .expect("valid") else {
@@ -475,5 +510,75 @@ mod tests {
         };
         assert_eq!(e[0].time_ns, Some(1_795_856_400_500_000_000));
         assert_eq!(e[1].time_ns, Some(1_764_324_000_500_000_000));
+    }
+
+    #[test]
+    fn token_counts_are_capped() {
+        let at_cap = format!(
+            r#"{{"provider":"a","model":"m","prompt_tokens":{MAX_TOKENS},"completion_tokens":0,"total_tokens":{MAX_TOKENS}}}"#
+        );
+        let Batch::LlmCalls(calls) =
+            decode_default(Kind::LlmCall, at_cap.as_bytes()).expect("valid")
+        else {
+            panic!("wrong batch kind")
+        };
+        assert_eq!(calls[0].total_tokens, Some(MAX_TOKENS));
+        for field in ["prompt_tokens", "completion_tokens", "total_tokens"] {
+            let body = format!(
+                r#"[{{"provider":"a","model":"m","{field}":{}}}]"#,
+                MAX_TOKENS + 1
+            );
+            let e = err(Kind::LlmCall, &body);
+            assert!(
+                matches!(&e, DecodeError::InvalidField(m) if m.starts_with(&format!("[0].{field}: must be at most 1000000000"))),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn millisecond_timestamps_must_fit_unix_nanoseconds() {
+        let at = |ms: &str| {
+            decode_default(
+                Kind::Event,
+                format!(r#"{{"name":"a","timestamp":{ms}}}"#).as_bytes(),
+            )
+        };
+        let last = at("9223372036854").expect("the last whole ms of 2262");
+        let Batch::Events(e) = last else {
+            panic!("wrong batch kind")
+        };
+        assert_eq!(e[0].time_ns, Some(9_223_372_036_854_000_000));
+        assert!(at("0").is_ok());
+        assert!(at("1.5").is_ok());
+        for bad in [
+            "9223372036855",
+            "9300000000000.5",
+            "18446744073709551615",
+            "-1",
+            "-0.5",
+            "1e300",
+        ] {
+            let e = at(bad).expect_err(bad);
+            assert!(
+                matches!(&e, DecodeError::InvalidField(m) if m.starts_with("timestamp:") && m.contains("out of range")),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_records_are_refused_before_decoding() {
+        let limits = Limits::new(2);
+        let e = decode(
+            Kind::Event,
+            br#"[{"name":"a"},{"name":"b"},{"name":"c"}]"#,
+            &limits,
+        )
+        .expect_err("3 > 2");
+        assert!(
+            matches!(&e, DecodeError::TooLarge(m) if m.contains("TRACE_MAX_RECORDS_PER_REQUEST (2)"))
+        );
+        assert!(decode(Kind::Event, br#"[{"name":"a"},{"name":"b"}]"#, &limits).is_ok());
     }
 }

@@ -6,6 +6,10 @@
 //! tables and the per-item checks: an item that fails one (a trace id that is
 //! not 16 bytes, say) is left out and counted, the rest of the request is
 //! stored, and the client hears of it as an OTLP partial success.
+//!
+//! The decoded request is consumed as its records are built: strings move
+//! into the records and each item is freed once converted, so the request
+//! and its records are not both held in full.
 
 use base64::Engine as _;
 use openclaw_trace_actors::records::{
@@ -17,13 +21,14 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    exponential_histogram_data_point, metric, number_data_point, Metric,
+    exponential_histogram_data_point, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use super::limits::{self, Limits};
 use super::DecodeError;
 
 /// How an OTLP body is encoded.
@@ -90,12 +95,18 @@ pub fn signal_of_path(path: &str) -> Signal {
     }
 }
 
-/// Decodes a body for `signal` into records.
+/// Decodes a body for `signal` into records, once its items are counted
+/// within `limits`.
 pub fn decode_signal(
     signal: Signal,
     encoding: Encoding,
     body: &[u8],
+    limits: &Limits,
 ) -> Result<Decoded, DecodeError> {
+    match encoding {
+        Encoding::Protobuf => limits::count_protobuf(signal, body, limits)?,
+        Encoding::Json => limits::count_otlp_json(signal, body, limits)?,
+    };
     match signal {
         Signal::Spans => Ok(spans(decode(encoding, body)?)),
         Signal::DataPoints => Ok(points(decode(encoding, body)?)),
@@ -105,18 +116,18 @@ pub fn decode_signal(
 
 /// An OTLP attribute value as JSON. Bytes become base64 text (as in OTLP
 /// JSON); a double that JSON cannot hold (NaN, infinities) becomes its text.
-fn any_to_json(value: &AnyValue) -> Value {
-    match &value.value {
+fn any_to_json(value: AnyValue) -> Value {
+    match value.value {
         None => Value::Null,
-        Some(any_value::Value::StringValue(s)) => Value::String(s.clone()),
-        Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
+        Some(any_value::Value::StringValue(s)) => Value::String(s),
+        Some(any_value::Value::BoolValue(b)) => Value::Bool(b),
         Some(any_value::Value::IntValue(i)) => json!(i),
-        Some(any_value::Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
+        Some(any_value::Value::DoubleValue(d)) => serde_json::Number::from_f64(d)
             .map_or_else(|| Value::String(d.to_string()), Value::Number),
         Some(any_value::Value::ArrayValue(a)) => {
-            Value::Array(a.values.iter().map(any_to_json).collect())
+            Value::Array(a.values.into_iter().map(any_to_json).collect())
         }
-        Some(any_value::Value::KvlistValue(kv)) => Value::Object(attributes(&kv.values)),
+        Some(any_value::Value::KvlistValue(kv)) => Value::Object(attributes(kv.values)),
         Some(any_value::Value::BytesValue(b)) => {
             Value::String(base64::engine::general_purpose::STANDARD.encode(b))
         }
@@ -126,39 +137,55 @@ fn any_to_json(value: &AnyValue) -> Value {
 }
 
 /// Key-value pairs as a JSON object (a repeated key keeps its last value).
-fn attributes(kvs: &[KeyValue]) -> JsonObject {
-    kvs.iter()
-        .map(|kv| {
-            (
-                kv.key.clone(),
-                kv.value.as_ref().map_or(Value::Null, any_to_json),
-            )
-        })
+fn attributes(kvs: Vec<KeyValue>) -> JsonObject {
+    kvs.into_iter()
+        .map(|kv| (kv.key, kv.value.map_or(Value::Null, any_to_json)))
         .collect()
 }
 
-fn non_empty(kvs: &[KeyValue]) -> Option<JsonObject> {
+fn non_empty(kvs: Vec<KeyValue>) -> Option<JsonObject> {
     (!kvs.is_empty()).then(|| attributes(kvs))
 }
 
-fn origin(resource: Option<&Resource>, scope: Option<&InstrumentationScope>) -> OtlpOrigin {
-    let resource = resource.and_then(|r| non_empty(&r.attributes));
+/// A resource's attributes, once for all its scopes.
+fn resource_attributes(resource: Option<Resource>) -> Option<JsonObject> {
+    resource.and_then(|r| non_empty(r.attributes))
+}
+
+/// What every record of a scope carries (each its own copy).
+fn origin(resource: &Option<JsonObject>, scope: Option<InstrumentationScope>) -> OtlpOrigin {
     let service_name = resource
         .as_ref()
         .and_then(|r| r.get("service.name"))
         .and_then(Value::as_str)
         .map(str::to_string);
+    let (scope_name, scope_version) = scope.map_or((None, None), |s| {
+        (
+            Some(s.name).filter(|n| !n.is_empty()),
+            Some(s.version).filter(|v| !v.is_empty()),
+        )
+    });
     OtlpOrigin {
         service_name,
-        resource,
-        scope_name: scope.map(|s| s.name.clone()).filter(|n| !n.is_empty()),
-        scope_version: scope.map(|s| s.version.clone()).filter(|v| !v.is_empty()),
+        resource: resource.clone(),
+        scope_name,
+        scope_version,
     }
 }
 
 /// Lower-case hex of an id of exactly `len` bytes that is not all zero.
 fn id(bytes: &[u8], len: usize) -> Option<String> {
     (bytes.len() == len && bytes.iter().any(|b| *b != 0)).then(|| hex::encode(bytes))
+}
+
+/// A link's id as lower-case hex; empty unless it is `len` bytes (an id
+/// of any other length means nothing, and hex would double its size).
+fn link_id(bytes: &[u8], len: usize) -> String {
+    if bytes.len() == len {
+        hex::encode(bytes)
+    } else {
+        String::new()
+    }
 }
 
 /// An optional id: empty is `Ok(None)`, a valid one `Ok(Some)`, else `Err`.
@@ -186,10 +213,11 @@ fn optional_time(ns: u64) -> Result<Option<i64>, ()> {
 fn spans(request: ExportTraceServiceRequest) -> Decoded {
     let mut out = Decoded::new(Batch::Spans(Vec::new()));
     let mut rows = Vec::new();
-    for rs in &request.resource_spans {
-        for ss in &rs.scope_spans {
-            let origin = origin(rs.resource.as_ref(), ss.scope.as_ref());
-            for span in &ss.spans {
+    for rs in request.resource_spans {
+        let resource = resource_attributes(rs.resource);
+        for ss in rs.scope_spans {
+            let origin = origin(&resource, ss.scope);
+            for span in ss.spans {
                 out.received += 1;
                 let Some(trace_id) = id(&span.trace_id, 16) else {
                     out.reject(
@@ -227,28 +255,29 @@ fn spans(request: ExportTraceServiceRequest) -> Decoded {
                     );
                     continue;
                 };
-                let status = span.status.as_ref();
+                let (status_code, status_message) =
+                    span.status.map_or((0, None), |s| (s.code, Some(s.message)));
                 rows.push(SpanRecord {
                     trace_id,
                     span_id,
                     parent_span_id,
-                    name: span.name.clone(),
+                    name: span.name,
                     kind: span.kind,
                     start_ns,
                     end_ns,
-                    status_code: status.map_or(0, |s| s.code),
-                    status_message: status.map(|s| s.message.clone()).filter(|m| !m.is_empty()),
-                    attributes: non_empty(&span.attributes),
+                    status_code,
+                    status_message: status_message.filter(|m| !m.is_empty()),
+                    attributes: non_empty(span.attributes),
                     events: (!span.events.is_empty()).then(|| {
                         span.events
-                            .iter()
-                            .map(|e| json!({"time_ns": time(e.time_unix_nano), "name": e.name, "attributes": attributes(&e.attributes)}))
+                            .into_iter()
+                            .map(|e| json!({"time_ns": time(e.time_unix_nano), "name": e.name, "attributes": attributes(e.attributes)}))
                             .collect()
                     }),
                     links: (!span.links.is_empty()).then(|| {
                         span.links
-                            .iter()
-                            .map(|l| json!({"trace_id": hex::encode(&l.trace_id), "span_id": hex::encode(&l.span_id), "attributes": attributes(&l.attributes)}))
+                            .into_iter()
+                            .map(|l| json!({"trace_id": link_id(&l.trace_id, 16), "span_id": link_id(&l.span_id, 8), "attributes": attributes(l.attributes)}))
                             .collect()
                     }),
                     origin: origin.clone(),
@@ -261,8 +290,8 @@ fn spans(request: ExportTraceServiceRequest) -> Decoded {
 }
 
 /// One data point of any kind, before its checks.
-struct RawPoint<'a> {
-    attributes: &'a [KeyValue],
+struct RawPoint {
+    attributes: Vec<KeyValue>,
     start_time_unix_nano: u64,
     time_unix_nano: u64,
     kind: MetricKind,
@@ -296,15 +325,15 @@ fn buckets(b: &Option<exponential_histogram_data_point::Buckets>) -> Value {
 }
 
 /// Every data point of a metric, whatever its kind.
-fn raw_points(m: &Metric) -> Vec<RawPoint<'_>> {
+fn raw_points(data: Option<metric::Data>) -> Vec<RawPoint> {
     let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
-    match &m.data {
+    match data {
         None => Vec::new(),
         Some(metric::Data::Gauge(g)) => g
             .data_points
-            .iter()
+            .into_iter()
             .map(|p| RawPoint {
-                attributes: &p.attributes,
+                attributes: p.attributes,
                 start_time_unix_nano: p.start_time_unix_nano,
                 time_unix_nano: p.time_unix_nano,
                 kind: MetricKind::Gauge,
@@ -316,9 +345,9 @@ fn raw_points(m: &Metric) -> Vec<RawPoint<'_>> {
             .collect(),
         Some(metric::Data::Sum(s)) => s
             .data_points
-            .iter()
+            .into_iter()
             .map(|p| RawPoint {
-                attributes: &p.attributes,
+                attributes: p.attributes,
                 start_time_unix_nano: p.start_time_unix_nano,
                 time_unix_nano: p.time_unix_nano,
                 kind: MetricKind::Sum,
@@ -330,9 +359,9 @@ fn raw_points(m: &Metric) -> Vec<RawPoint<'_>> {
             .collect(),
         Some(metric::Data::Histogram(h)) => h
             .data_points
-            .iter()
+            .into_iter()
             .map(|p| RawPoint {
-                attributes: &p.attributes,
+                attributes: p.attributes,
                 start_time_unix_nano: p.start_time_unix_nano,
                 time_unix_nano: p.time_unix_nano,
                 kind: MetricKind::Histogram,
@@ -345,9 +374,9 @@ fn raw_points(m: &Metric) -> Vec<RawPoint<'_>> {
             .collect(),
         Some(metric::Data::ExponentialHistogram(h)) => h
             .data_points
-            .iter()
+            .into_iter()
             .map(|p| RawPoint {
-                attributes: &p.attributes,
+                attributes: p.attributes,
                 start_time_unix_nano: p.start_time_unix_nano,
                 time_unix_nano: p.time_unix_nano,
                 kind: MetricKind::ExponentialHistogram,
@@ -361,9 +390,9 @@ fn raw_points(m: &Metric) -> Vec<RawPoint<'_>> {
             .collect(),
         Some(metric::Data::Summary(s)) => s
             .data_points
-            .iter()
+            .into_iter()
             .map(|p| RawPoint {
-                attributes: &p.attributes,
+                attributes: p.attributes,
                 start_time_unix_nano: p.start_time_unix_nano,
                 time_unix_nano: p.time_unix_nano,
                 kind: MetricKind::Summary,
@@ -383,12 +412,13 @@ fn raw_points(m: &Metric) -> Vec<RawPoint<'_>> {
 fn points(request: ExportMetricsServiceRequest) -> Decoded {
     let mut out = Decoded::new(Batch::MetricPoints(Vec::new()));
     let mut rows = Vec::new();
-    for rm in &request.resource_metrics {
-        for sm in &rm.scope_metrics {
-            let origin = origin(rm.resource.as_ref(), sm.scope.as_ref());
-            for m in &sm.metrics {
-                let unit = Some(m.unit.clone()).filter(|u| !u.is_empty());
-                for p in raw_points(m) {
+    for rm in request.resource_metrics {
+        let resource = resource_attributes(rm.resource);
+        for sm in rm.scope_metrics {
+            let origin = origin(&resource, sm.scope);
+            for m in sm.metrics {
+                let unit = Some(m.unit).filter(|u| !u.is_empty());
+                for p in raw_points(m.data) {
                     out.received += 1;
                     if m.name.is_empty() {
                         out.reject(ItemReject::InvalidMetric, "a metric has no name".into());
@@ -441,10 +471,11 @@ fn severity_name(number: i32) -> &'static str {
 fn logs(request: ExportLogsServiceRequest) -> Decoded {
     let mut out = Decoded::new(Batch::Events(Vec::new()));
     let mut rows = Vec::new();
-    for rl in &request.resource_logs {
-        for sl in &rl.scope_logs {
-            let origin = origin(rl.resource.as_ref(), sl.scope.as_ref());
-            for log in &sl.log_records {
+    for rl in request.resource_logs {
+        let resource = resource_attributes(rl.resource);
+        for sl in rl.scope_logs {
+            let origin = origin(&resource, sl.scope);
+            for log in sl.log_records {
                 out.received += 1;
                 let Ok(trace_id) = optional_id(&log.trace_id, 16) else {
                     out.reject(
@@ -476,7 +507,7 @@ fn logs(request: ExportLogsServiceRequest) -> Decoded {
                     );
                     continue;
                 };
-                let body = log.body.as_ref().map(|b| match any_to_json(b) {
+                let body = log.body.map(|b| match any_to_json(b) {
                     Value::String(s) => s,
                     other => other.to_string(),
                 });
@@ -490,13 +521,13 @@ fn logs(request: ExportLogsServiceRequest) -> Decoded {
                     name: if log.event_name.is_empty() {
                         "log".into()
                     } else {
-                        log.event_name.clone()
+                        log.event_name
                     },
                     severity,
                     body,
                     trace_id,
                     span_id,
-                    attributes: non_empty(&log.attributes),
+                    attributes: non_empty(log.attributes),
                     severity_number: (log.severity_number != 0).then_some(log.severity_number),
                     origin: Some(origin.clone()),
                 });
@@ -522,7 +553,8 @@ mod tests {
                "attributes":[{"key":"openclaw.tokens.input","value":{"intValue":1200}},
                              {"key":"openclaw.tokens.output","value":{"intValue":"80"}}],
                "status":{"code":1},"somethingNew":true}]}]}]}"#;
-        let d = decode_signal(Signal::Spans, Encoding::Json, body).expect("decodes");
+        let d = decode_signal(Signal::Spans, Encoding::Json, body, &Limits::default())
+            .expect("decodes");
         let Batch::Spans(spans) = d.batch else {
             panic!("spans")
         };
@@ -549,9 +581,15 @@ mod tests {
               {"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"00000000000000000","name":"bad"},
               {"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"good"}]}]}]}"#;
         // The odd-length hex span id makes the whole JSON body undecodable.
-        assert!(decode_signal(Signal::Spans, Encoding::Json, body).is_err());
+        assert!(decode_signal(Signal::Spans, Encoding::Json, body, &Limits::default()).is_err());
         let body = String::from_utf8_lossy(body).replace("00000000000000000", "0000000000000000");
-        let d = decode_signal(Signal::Spans, Encoding::Json, body.as_bytes()).expect("decodes");
+        let d = decode_signal(
+            Signal::Spans,
+            Encoding::Json,
+            body.as_bytes(),
+            &Limits::default(),
+        )
+        .expect("decodes");
         assert_eq!(d.received, 3);
         assert_eq!(
             d.rejected,
@@ -564,10 +602,109 @@ mod tests {
     #[test]
     fn truncated_protobuf_is_malformed() {
         let request = ExportTraceServiceRequest::default();
-        assert!(decode_signal(Signal::Spans, Encoding::Protobuf, &request.encode_to_vec()).is_ok());
+        assert!(decode_signal(
+            Signal::Spans,
+            Encoding::Protobuf,
+            &request.encode_to_vec(),
+            &Limits::default()
+        )
+        .is_ok());
         assert!(matches!(
-            decode_signal(Signal::Spans, Encoding::Protobuf, &[0x0a, 0x05, 0x01]),
+            decode_signal(
+                Signal::Spans,
+                Encoding::Protobuf,
+                &[0x0a, 0x05, 0x01],
+                &Limits::default()
+            ),
             Err(DecodeError::MalformedProtobuf(_))
         ));
+    }
+
+    #[test]
+    fn json_with_trailing_bytes_is_malformed() {
+        for (signal, body) in [
+            (Signal::Spans, &br#"{"resourceSpans":[]} junk"#[..]),
+            (Signal::DataPoints, br#"{"resourceMetrics":[]}{}"#),
+            (Signal::LogRecords, br#"{} ]"#),
+        ] {
+            assert!(
+                matches!(
+                    decode_signal(signal, Encoding::Json, body, &Limits::default()),
+                    Err(DecodeError::Malformed(_))
+                ),
+                "{signal:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_records_are_refused_in_both_encodings() {
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+                scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans {
+                    spans: vec![Default::default(); 3],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let records = |max_records| Limits {
+            max_records,
+            max_values: 1000,
+        };
+        let proto = request.encode_to_vec();
+        let json = serde_json::to_vec(&request).expect("serializes");
+        for (encoding, body) in [(Encoding::Protobuf, &proto), (Encoding::Json, &json)] {
+            assert!(matches!(
+                decode_signal(Signal::Spans, encoding, body, &records(2)),
+                Err(DecodeError::TooLarge(_))
+            ));
+            let d = decode_signal(Signal::Spans, encoding, body, &records(3)).expect("fits");
+            assert_eq!(d.received, 3);
+        }
+    }
+
+    #[test]
+    fn link_ids_of_the_wrong_length_are_stored_empty() {
+        use opentelemetry_proto::tonic::trace::v1::{span::Link, ResourceSpans, ScopeSpans, Span};
+        let span = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            links: vec![
+                Link {
+                    trace_id: vec![3; 16],
+                    span_id: vec![4; 8],
+                    ..Link::default()
+                },
+                Link {
+                    trace_id: vec![5; 1000],
+                    span_id: vec![6; 3],
+                    ..Link::default()
+                },
+            ],
+            ..Span::default()
+        };
+        let body = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span],
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        }
+        .encode_to_vec();
+        let d = decode_signal(Signal::Spans, Encoding::Protobuf, &body, &Limits::default())
+            .expect("decodes");
+        let Batch::Spans(spans) = d.batch else {
+            panic!("spans")
+        };
+        let links = spans[0].links.as_ref().expect("links");
+        assert_eq!(links[0]["trace_id"], "03".repeat(16));
+        assert_eq!(links[0]["span_id"], "04".repeat(8));
+        assert_eq!(
+            (&links[1]["trace_id"], &links[1]["span_id"]),
+            (&json!(""), &json!(""))
+        );
     }
 }

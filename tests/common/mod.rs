@@ -59,11 +59,6 @@ impl Daemon {
         Daemon::spawn(dir, db_path.to_path_buf(), env)
     }
 
-    /// The daemon's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     fn spawn(dir: Arc<tempfile::TempDir>, db_path: PathBuf, env: Vec<(String, String)>) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"));
         cmd.env_clear()
@@ -120,6 +115,11 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("the first host sample was never stored");
+    }
+
+    /// The daemon's process id (to read its `/proc` entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends `signal` without waiting.
