@@ -157,7 +157,7 @@ fn the_file_stays_within_its_bound_during_a_long_ingest_and_keeps_the_newest_row
         file_bytes(&d)
     );
     // The slack is what arrives between the store's look at the file (every
-    // 250 ms) and the end of the rotation it asks for.
+    // 100 ms) and the end of the rotation it asks for.
     assert!(
         largest <= BOUND + BOUND / 2,
         "file+wal reached {largest} bytes against a bound of {BOUND}"

@@ -168,7 +168,13 @@ impl RotationSettings {
 
     /// The store asks for a rotation when the file and WAL pass this.
     pub fn size_high_water(&self) -> u64 {
-        self.max_db_bytes / 20 * 19
+        self.max_db_bytes / 10 * 9
+    }
+
+    /// Free pages kept for new rows to reuse after a size rotation, instead
+    /// of giving them back and growing the file again: a tenth of the bound.
+    pub fn keep_free_bytes(&self) -> u64 {
+        self.max_db_bytes / 10
     }
 
     /// The WAL is cut back to this after each checkpoint
@@ -318,6 +324,8 @@ struct Run {
     vacuum_step: u32,
     /// The disk is full: checkpoint between steps to keep the WAL small.
     emergency: bool,
+    /// A bound is passed (or the disk is full): delete at full speed.
+    urgent: bool,
 }
 
 /// Rows per delete at the start of an emergency rotation.
@@ -327,11 +335,12 @@ const EMERGENCY_CHUNK_ROWS: usize = 64;
 const EMERGENCY_VACUUM_PAGES: u32 = 64;
 
 impl Run {
-    /// Rests as long as the last store step took (none in an emergency), so
-    /// a large rotation takes at most about half of the store's time and
-    /// the CPU, and ingest keeps its latency while it runs.
+    /// Rests as long as the last store step took, so a large rotation takes
+    /// at most about half of the store's time and the CPU, and ingest keeps
+    /// its latency while it runs. Not when a bound is passed: then space
+    /// comes first.
     async fn pace(&self, step_took: Duration) {
-        if !self.emergency && step_took > PACE_FROM {
+        if !self.urgent && step_took > PACE_FROM {
             actix_rt::time::sleep(step_took).await;
         }
     }
@@ -431,9 +440,13 @@ impl Run {
 
     /// Gives the free pages back to the filesystem, a step at a time, then
     /// checkpoints the WAL and cuts it back.
-    async fn reclaim(&mut self) -> Result<(), RotateError> {
+    async fn reclaim(&mut self, keep_free_pages: u64) -> Result<(), RotateError> {
         loop {
-            let step = self.vacuum_step;
+            let free = self.ops.space.send(SpaceUsed).await??.freelist_pages;
+            let Some(excess) = free.checked_sub(keep_free_pages).filter(|n| *n > 0) else {
+                break;
+            };
+            let step = self.vacuum_step.min(u32::try_from(excess).unwrap_or(u32::MAX));
             let began = Instant::now();
             let r = match self
                 .ops
@@ -487,7 +500,8 @@ impl Run {
         let low_water = settings.size_low_water();
         self.delete_oldest(RotateReason::Size, |s| s.used_bytes() <= low_water)
             .await?;
-        if let Some(need) = volume_excess(&settings, emergency) {
+        let volume = volume_excess(&settings, emergency);
+        if let Some(need) = volume {
             let floor = settings.volume_floor();
             let start = self.ops.space.send(SpaceUsed).await??.used_bytes();
             self.delete_oldest(RotateReason::Volume, |s| {
@@ -496,8 +510,15 @@ impl Run {
             .await?;
         }
         let space = self.ops.space.send(SpaceUsed).await??;
-        if space.freelist_pages > 0 || space.wal_bytes > settings.wal_limit() {
-            self.reclaim().await?;
+        // The volume needs its space back; otherwise some free pages stay for
+        // new rows, so a busy file does not shrink only to grow again.
+        let keep = if volume.is_some() {
+            0
+        } else {
+            settings.keep_free_bytes() / space.page_size.max(1)
+        };
+        if space.freelist_pages > keep || space.wal_bytes > settings.wal_limit() {
+            self.reclaim(keep).await?;
         }
         ballast.restore(&settings);
         Ok(())
@@ -660,7 +681,9 @@ impl RotationActor {
         self.running = true;
         #[cfg(feature = "fault-injection")]
         let fault = self.fault.take();
+        let urgent = emergency || self.over_bound();
         let mut run = Run {
+            urgent,
             settings: Arc::clone(&self.settings),
             ops: self.ops.clone(),
             stats: Arc::clone(&self.stats),
@@ -724,6 +747,14 @@ impl RotationActor {
                 }
             })
             .spawn(ctx);
+    }
+
+    /// Whether the file and WAL are past the high-water mark, or the volume
+    /// past its bound: then the rotation does not rest between steps.
+    fn over_bound(&self) -> bool {
+        let files = crate::query::file_sizes(&self.settings.db_path);
+        files.db_bytes + files.wal_bytes > self.settings.size_high_water()
+            || volume_over(&self.settings)
     }
 
     fn finish(&mut self, result: Result<(), RotateError>, outcome: Outcome, started: Instant) {

@@ -210,7 +210,7 @@ fn write_error(e: rusqlite::Error) -> StoreError {
 
 /// How often, at most, the store looks at the file's size and the volume
 /// after a commit.
-const WATCH_EVERY: Duration = Duration::from_millis(250);
+const WATCH_EVERY: Duration = Duration::from_millis(100);
 
 /// The store's side of the disk bound: after commits it looks at the file
 /// and the volume, and asks for a rotation as soon as a bound is passed.
