@@ -53,6 +53,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "records allowed to wait for the database before ingest answers 503",
     ),
     (
+        "TRACE_MAX_INFLIGHT_BODY_BYTES",
+        "16MiB",
+        "request bytes (as read, and again once decompressed) held at once across all requests; past this, ingest answers 503",
+    ),
+    (
+        "TRACE_REQUEST_TIMEOUT",
+        "10s",
+        "time a request's head, and then its body, may take to arrive before it is answered 408",
+    ),
+    (
         "TRACE_INGEST_TOKEN",
         "(unset)",
         "when set, ingest requires Authorization: Bearer <token>",
@@ -78,6 +88,10 @@ pub struct RawEnv {
     max_body_bytes: Option<String>,
     #[envconfig(from = "TRACE_MAX_PENDING_RECORDS")]
     max_pending_records: Option<String>,
+    #[envconfig(from = "TRACE_MAX_INFLIGHT_BODY_BYTES")]
+    max_inflight_body_bytes: Option<String>,
+    #[envconfig(from = "TRACE_REQUEST_TIMEOUT")]
+    request_timeout: Option<String>,
     #[envconfig(from = "TRACE_INGEST_TOKEN")]
     ingest_token: Option<String>,
     #[envconfig(from = "TRACE_METRICS_INTERVAL")]
@@ -115,6 +129,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Records allowed to wait for a commit before ingest answers 503.
     pub max_pending_records: u64,
+    /// Request bytes all requests may hold at once (read, then decompressed)
+    /// before ingest answers 503.
+    pub max_inflight_body_bytes: usize,
+    /// Time a request's head, and then its body, may take to arrive.
+    pub request_timeout: Duration,
     /// Bearer token ingest requires, when set.
     pub ingest_token: Option<String>,
     /// Time between host samples.
@@ -154,6 +173,8 @@ impl fmt::Debug for Config {
             .field("max_text_bytes", &self.max_text_bytes)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_pending_records", &self.max_pending_records)
+            .field("max_inflight_body_bytes", &self.max_inflight_body_bytes)
+            .field("request_timeout", &self.request_timeout)
             .field("ingest_token", &self.ingest_token.as_ref().map(|_| "***"))
             .field("metrics_interval", &self.metrics_interval)
             .field("agent_process", &self.agent_process)
@@ -284,6 +305,23 @@ impl Config {
                     )
                 })?,
         };
+        let max_inflight_body_bytes = match raw.max_inflight_body_bytes.as_deref() {
+            // Two requests at the default 8 MiB body limit, far more than
+            // exporters send at once (their batches are KiBs to a few MiB).
+            // A request's decoded records weigh one to three times its body
+            // and are not counted, so the memory a flood can pin is a few
+            // times this: 50 hostile clients peaked near 100 MB VmHWM.
+            None => 16 * 1024 * 1024,
+            Some(v) => parse_size(v)
+                .filter(|n| (1024..=1 << 32).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "TRACE_MAX_INFLIGHT_BODY_BYTES",
+                        v,
+                        "expected a size from 1KiB to 4GiB, like 16777216 or 16MiB",
+                    )
+                })?,
+        };
         let ingest_token = match raw.ingest_token {
             None => None,
             Some(t) if t.trim().is_empty() || t.chars().any(char::is_whitespace) => {
@@ -305,6 +343,21 @@ impl Config {
                         "TRACE_METRICS_INTERVAL",
                         v,
                         "expected a duration of at least 1s, like 30s or 5m",
+                    )
+                })?,
+        };
+        let request_timeout = match raw.request_timeout.as_deref() {
+            None => Duration::from_secs(10),
+            // The upper bound keeps the deadlines actix computes from it far
+            // from overflowing, and a stalled socket from being kept for days.
+            Some(v) => humantime::parse_duration(v.trim())
+                .ok()
+                .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(d))
+                .ok_or_else(|| {
+                    invalid(
+                        "TRACE_REQUEST_TIMEOUT",
+                        v,
+                        "expected a duration from 1s to 1h, like 10s or 30s",
                     )
                 })?,
         };
@@ -395,6 +448,8 @@ impl Config {
             max_text_bytes,
             max_body_bytes,
             max_pending_records,
+            max_inflight_body_bytes,
+            request_timeout,
             ingest_token,
             metrics_interval,
             agent_process,
@@ -518,6 +573,29 @@ mod tests {
                 .var,
             "TRACE_MAX_PENDING_RECORDS"
         );
+    }
+
+    #[test]
+    fn request_timeout_and_inflight_budget_have_defaults_and_bounds() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.request_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_inflight_body_bytes, 16 * 1024 * 1024);
+        let c = config(&[
+            ("TRACE_REQUEST_TIMEOUT", "1s"),
+            ("TRACE_MAX_INFLIGHT_BODY_BYTES", "64MiB"),
+        ])
+        .expect("valid");
+        assert_eq!(c.request_timeout, Duration::from_secs(1));
+        assert_eq!(c.max_inflight_body_bytes, 64 * 1024 * 1024);
+        for bad in ["0s", "500ms", "2h", "soon"] {
+            let e = config(&[("TRACE_REQUEST_TIMEOUT", bad)]).unwrap_err();
+            assert_eq!(e.var, "TRACE_REQUEST_TIMEOUT", "{bad}");
+            assert!(e.to_string().contains("like 10s"), "{e}");
+        }
+        for bad in ["100", "lots", "8GiB"] {
+            let e = config(&[("TRACE_MAX_INFLIGHT_BODY_BYTES", bad)]).unwrap_err();
+            assert_eq!(e.var, "TRACE_MAX_INFLIGHT_BODY_BYTES", "{bad}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpServer};
 use openclaw_trace_actors::ingest::IngestSettings;
 use openclaw_trace_actors::metrics::MetricsSettings;
@@ -33,7 +34,7 @@ use openclaw_trace_actors::push::PushSettings;
 use openclaw_trace_actors::schema::SchemaError;
 use openclaw_trace_actors::store::StoreError;
 use openclaw_trace_actors::{Engine, EngineConfig};
-use slog::{info, Logger};
+use slog::{info, warn, Logger};
 
 pub use config::Config;
 
@@ -44,6 +45,24 @@ const DRAIN_SECONDS: u64 = 2;
 /// Time the final push at shutdown may take, after the drain: with the
 /// checkpoint it stays inside the 4.5 s watchdog in `main.rs`.
 const FINAL_PUSH: Duration = Duration::from_millis(1500);
+
+/// Open connections both workers together keep at most, whatever the file
+/// descriptor limit. A sidecar has a handful of clients; the cap is there for
+/// floods, and sits above the listen backlog so that a connection waiting in
+/// the backlog while the cap is reached is accepted as soon as the timeouts
+/// close one round of stalled sockets. An idle or stalled connection costs a
+/// few KiB of user memory, so the cap holds a flood to tens of MiB.
+const MAX_CONNECTIONS: u64 = 4096;
+
+/// How long an idle keep-alive connection is kept: longer than the 5 s
+/// between an OTLP exporter's batches, so it reuses its connection, and
+/// short, so idle sockets give their slots back soon under a flood.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How long a connection being closed (after a refusal whose body was not
+/// read, or a timeout) keeps reading and discarding, so that the client reads
+/// the answer instead of a reset; bounded, so a stalled peer cannot hold it.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// Why the daemon could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -112,19 +131,31 @@ pub async fn run(
         "db_path" => config.db_path.display().to_string(), "agent_id" => &config.agent_id,
         "on_data_volume" => config.db_on_data_volume());
 
+    let request_timeout = config.request_timeout;
+    let workers = workers();
+    let per_worker = connection_cap(&log) / workers;
     let state = web::Data::new(http::AppState {
         engine: Arc::clone(&engine),
+        body_budget: Arc::new(http::BodyBudget::new(config.max_inflight_body_bytes)),
         config: Arc::new(config),
         log: log.clone(),
     });
     let server =
         HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-            .workers(workers())
+            .workers(workers)
             // Signals are ours (main.rs): actix's own handling, like its
             // `shutdown_signal`, stops the whole actix system, which would take
             // the store down before it has committed and checkpointed.
             .disable_signals()
             .shutdown_timeout(DRAIN_SECONDS)
+            // A head that has not arrived in time is answered 408 and closed
+            // by actix itself; the body has its own timer in `http`.
+            .client_request_timeout(request_timeout)
+            .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
+            .client_disconnect_timeout(LINGER)
+            // At the cap a worker stops accepting; new connections wait in the
+            // listen backlog until a timeout frees a slot.
+            .max_connections(per_worker)
             .listen(listener)?
             .run();
     let handle = server.handle();
@@ -149,6 +180,40 @@ fn db_dir(db_path: &std::path::Path) -> std::path::PathBuf {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// Raises the soft file descriptor limit to the hard one and returns the
+/// connection cap: half the soft limit, the other half left to SQLite, the
+/// log, the push client and `/proc` reads, so that a flood meets the cap and
+/// waits, instead of `accept` and the database failing with `EMFILE`.
+fn connection_cap(log: &Logger) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let before = getrlimit(Resource::Nofile);
+    // An unlimited hard limit still cannot pass the kernel's `nr_open`, whose
+    // default is 2^20.
+    let wanted = before.maximum.unwrap_or(1 << 20);
+    let soft = match before.current {
+        None => u64::MAX,
+        Some(soft) if soft >= wanted => soft,
+        Some(soft) => {
+            let raised = Rlimit {
+                current: Some(wanted),
+                maximum: before.maximum,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => wanted,
+                Err(e) => {
+                    warn!(log, "could not raise the file descriptor limit";
+                        "soft" => soft, "hard" => before.maximum, "error" => e.to_string());
+                    soft
+                }
+            }
+        }
+    };
+    let cap = (soft / 2).clamp(workers() as u64, MAX_CONNECTIONS);
+    info!(log, "connection limits"; "nofile_soft_before" => before.current,
+        "nofile_soft" => soft, "nofile_hard" => before.maximum, "max_connections" => cap);
+    usize::try_from(cap).expect("at most MAX_CONNECTIONS")
 }
 
 /// HTTP worker threads: at most two. Decoding is light and the store is the

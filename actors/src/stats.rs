@@ -29,11 +29,13 @@ pub enum RejectReason {
     Backpressure,
     /// The store failed or an actor crashed while handling the request.
     Internal,
+    /// The body did not arrive within `TRACE_REQUEST_TIMEOUT`.
+    Timeout,
 }
 
 impl RejectReason {
     /// Every reason, in the order of [`RejectReason::index`].
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 10] = [
         RejectReason::Unauthorized,
         RejectReason::UnsupportedMediaType,
         RejectReason::PayloadTooLarge,
@@ -43,6 +45,7 @@ impl RejectReason {
         RejectReason::InvalidField,
         RejectReason::Backpressure,
         RejectReason::Internal,
+        RejectReason::Timeout,
     ];
 
     /// The stable machine-readable code.
@@ -57,6 +60,7 @@ impl RejectReason {
             RejectReason::InvalidField => "invalid_field",
             RejectReason::Backpressure => "backpressure",
             RejectReason::Internal => "internal",
+            RejectReason::Timeout => "request_timeout",
         }
     }
 
