@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::KeepAlive;
-use actix_web::{web, App, HttpServer};
+use actix_web::{middleware, web, App, HttpServer};
 use openclaw_trace_actors::ingest::IngestSettings;
 use openclaw_trace_actors::metrics::MetricsSettings;
 use openclaw_trace_actors::push::PushSettings;
@@ -48,11 +48,18 @@ const FINAL_PUSH: Duration = Duration::from_millis(1500);
 
 /// Open connections both workers together keep at most, whatever the file
 /// descriptor limit. A sidecar has a handful of clients; the cap is there for
-/// floods, and sits above the listen backlog so that a connection waiting in
-/// the backlog while the cap is reached is accepted as soon as the timeouts
-/// close one round of stalled sockets. An idle or stalled connection costs a
-/// few KiB of user memory, so the cap holds a flood to tens of MiB.
-const MAX_CONNECTIONS: u64 = 4096;
+/// floods. It is above the 2,000 stalled sockets /health is tested to answer
+/// beside, and never below the listen backlog, so that a connection waiting
+/// in the backlog while the cap is reached is accepted as soon as the
+/// timeouts close one round of stalled sockets. Measured on the debug build,
+/// an idle or stalled-head connection costs about 12 KiB and one stalled in
+/// its body about 22 KiB, so a flood at the cap holds at most about 45 MiB.
+/// Each connection takes two descriptors: the cap needs a soft limit of 8192
+/// (a quarter is used).
+const MAX_CONNECTIONS: u64 = 2048;
+
+/// Connections the kernel queues for `accept` (actix's own default).
+const MAX_BACKLOG: usize = 1024;
 
 /// How long an idle keep-alive connection is kept: longer than the 5 s
 /// between an OTLP exporter's batches, so it reuses its connection, and
@@ -133,32 +140,50 @@ pub async fn run(
         "on_data_volume" => config.db_on_data_volume());
 
     let request_timeout = config.request_timeout;
+    let watch = http::conn_watch::WatchLimits {
+        idle: KEEP_ALIVE + request_timeout,
+        closing: LINGER + Duration::from_secs(1),
+    };
     let workers = workers();
-    let per_worker = connection_cap(&log) / workers;
+    let cap = connection_cap(&log);
+    let per_worker = cap / workers;
+    // std listens with a backlog of 128: a burst of connections past it has
+    // its SYNs dropped and retried after 1 s, then 3 s. Listening again on a
+    // listening socket (Linux) only resizes the queue; kept within the cap,
+    // so one round of timeouts at the cap empties it.
+    let backlog = i32::try_from(cap.min(MAX_BACKLOG)).expect("at most MAX_BACKLOG");
+    if let Err(e) = rustix::net::listen(&listener, backlog) {
+        warn!(log, "could not resize the listen backlog"; "backlog" => backlog, "error" => e.to_string());
+    }
     let state = web::Data::new(http::AppState {
         engine: Arc::clone(&engine),
         body_budget: Arc::new(http::BodyBudget::new(config.max_inflight_body_bytes)),
         config: Arc::new(config),
         log: log.clone(),
     });
-    let server =
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-            .workers(workers)
-            // Signals are ours (main.rs): actix's own handling, like its
-            // `shutdown_signal`, stops the whole actix system, which would take
-            // the store down before it has committed and checkpointed.
-            .disable_signals()
-            .shutdown_timeout(DRAIN_SECONDS)
-            // A head that has not arrived in time is answered 408 and closed
-            // by actix itself; the body has its own timer in `http`.
-            .client_request_timeout(request_timeout)
-            .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
-            .client_disconnect_timeout(LINGER)
-            // At the cap a worker stops accepting; new connections wait in the
-            // listen backlog until a timeout frees a slot.
-            .max_connections(per_worker)
-            .listen(listener)?
-            .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(middleware::from_fn(http::conn_watch::mark_busy))
+            .app_data(state.clone())
+            .configure(http::routes)
+    })
+    .on_connect(http::conn_watch::on_connect(watch))
+    .workers(workers)
+    // Signals are ours (main.rs): actix's own handling, like its
+    // `shutdown_signal`, stops the whole actix system, which would take
+    // the store down before it has committed and checkpointed.
+    .disable_signals()
+    .shutdown_timeout(DRAIN_SECONDS)
+    // A head that has not arrived in time is answered 408 and closed
+    // by actix itself; the body has its own timer in `http`.
+    .client_request_timeout(request_timeout)
+    .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
+    .client_disconnect_timeout(LINGER)
+    // At the cap a worker stops accepting; new connections wait in the
+    // listen backlog until a timeout frees a slot.
+    .max_connections(per_worker)
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     actix_rt::spawn(async move {
         shutdown.await;
@@ -184,9 +209,11 @@ fn db_dir(db_path: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// Raises the soft file descriptor limit to the hard one and returns the
-/// connection cap: half the soft limit, the other half left to SQLite, the
-/// log, the push client and `/proc` reads, so that a flood meets the cap and
-/// waits, instead of `accept` and the database failing with `EMFILE`.
+/// connection cap: a quarter of the soft limit, as each connection takes two
+/// descriptors (its socket and the watchdog's duplicate, see
+/// [`http::conn_watch`]); the other half is left to SQLite, the log, the push
+/// client and `/proc` reads, so that a flood meets the cap and waits, instead
+/// of `accept` and the database failing with `EMFILE`.
 fn connection_cap(log: &Logger) -> usize {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let before = getrlimit(Resource::Nofile);
@@ -211,7 +238,7 @@ fn connection_cap(log: &Logger) -> usize {
             }
         }
     };
-    let cap = (soft / 2).clamp(workers() as u64, MAX_CONNECTIONS);
+    let cap = (soft / 4).clamp(workers() as u64, MAX_CONNECTIONS);
     info!(log, "connection limits"; "nofile_soft_before" => before.current,
         "nofile_soft" => soft, "nofile_hard" => before.maximum, "max_connections" => cap);
     usize::try_from(cap).expect("at most MAX_CONNECTIONS")
@@ -221,8 +248,8 @@ fn connection_cap(log: &Logger) -> usize {
 /// come and go with each request. glibc raises its mmap threshold each time
 /// such a buffer is freed (up to 32 MiB), after which they are carved from the
 /// heap, which fragments and keeps its high-water mark: 50 hostile clients
-/// took the daemon to about 300 MB VmHWM, against about 110 MB with the
-/// threshold held at its 128 KiB default, as setting it does.
+/// took the daemon (debug build) to 242 MB VmHWM, against 70 to 104 MB with
+/// the threshold held at its 128 KiB default, as setting it does.
 fn keep_large_buffers_off_the_heap(log: &Logger) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

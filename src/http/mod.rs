@@ -4,6 +4,7 @@
 //! Handlers only read, decode and answer; admission and storage are the
 //! actors' work. [`routes`] is used by the daemon and by tests alike.
 
+pub mod conn_watch;
 mod error;
 mod otlp_response;
 mod prom;
