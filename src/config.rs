@@ -59,6 +59,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
          counted before it is decoded; more get 413",
     ),
     (
+        "TRACE_MAX_INFLIGHT_BODY_BYTES",
+        "16MiB",
+        "request bytes (as read, and again once decompressed) held at once across all requests; past this, ingest answers 503",
+    ),
+    (
+        "TRACE_REQUEST_TIMEOUT",
+        "10s",
+        "time a request's head, and then its body, may take to arrive before it is answered 408",
+    ),
+    (
         "TRACE_INGEST_TOKEN",
         "(unset)",
         "when set, ingest requires Authorization: Bearer <token>",
@@ -106,6 +116,10 @@ pub struct RawEnv {
     max_pending_records: Option<String>,
     #[envconfig(from = "TRACE_MAX_RECORDS_PER_REQUEST")]
     max_records_per_request: Option<String>,
+    #[envconfig(from = "TRACE_MAX_INFLIGHT_BODY_BYTES")]
+    max_inflight_body_bytes: Option<String>,
+    #[envconfig(from = "TRACE_REQUEST_TIMEOUT")]
+    request_timeout: Option<String>,
     #[envconfig(from = "TRACE_INGEST_TOKEN")]
     ingest_token: Option<String>,
     #[envconfig(from = "TRACE_METRICS_INTERVAL")]
@@ -153,6 +167,11 @@ pub struct Config {
     pub max_pending_records: u64,
     /// Records one request may hold, counted on the wire before decoding.
     pub max_records_per_request: usize,
+    /// Request bytes all requests may hold at once (read, then decompressed)
+    /// before ingest answers 503.
+    pub max_inflight_body_bytes: usize,
+    /// Time a request's head, and then its body, may take to arrive.
+    pub request_timeout: Duration,
     /// Bearer token ingest requires, when set.
     pub ingest_token: Option<String>,
     /// Time between host samples.
@@ -208,6 +227,8 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_pending_records", &self.max_pending_records)
             .field("max_records_per_request", &self.max_records_per_request)
+            .field("max_inflight_body_bytes", &self.max_inflight_body_bytes)
+            .field("request_timeout", &self.request_timeout)
             .field("ingest_token", &self.ingest_token.as_ref().map(|_| "***"))
             .field("metrics_interval", &self.metrics_interval)
             .field("agent_process", &self.agent_process)
@@ -354,6 +375,23 @@ impl Config {
                     )
                 })?,
         };
+        let max_inflight_body_bytes = match raw.max_inflight_body_bytes.as_deref() {
+            // Two requests at the default 8 MiB body limit, far more than
+            // exporters send at once (their batches are KiBs to a few MiB).
+            // A request's decoded records weigh one to three times its body
+            // and are not counted, so the memory a flood can pin is a few
+            // times this: 50 hostile clients peaked near 100 MB VmHWM.
+            None => 16 * 1024 * 1024,
+            Some(v) => parse_size(v)
+                .filter(|n| (1024..=1 << 32).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "TRACE_MAX_INFLIGHT_BODY_BYTES",
+                        v,
+                        "expected a size from 1KiB to 4GiB, like 16777216 or 16MiB",
+                    )
+                })?,
+        };
         let ingest_token = match raw.ingest_token {
             None => None,
             Some(t) if t.trim().is_empty() || t.chars().any(char::is_whitespace) => {
@@ -375,6 +413,21 @@ impl Config {
                         "TRACE_METRICS_INTERVAL",
                         v,
                         "expected a duration of at least 1s, like 30s or 5m",
+                    )
+                })?,
+        };
+        let request_timeout = match raw.request_timeout.as_deref() {
+            None => Duration::from_secs(10),
+            // The upper bound keeps the deadlines actix computes from it far
+            // from overflowing, and a stalled socket from being kept for days.
+            Some(v) => humantime::parse_duration(v.trim())
+                .ok()
+                .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(d))
+                .ok_or_else(|| {
+                    invalid(
+                        "TRACE_REQUEST_TIMEOUT",
+                        v,
+                        "expected a duration from 1s to 1h, like 10s or 30s",
                     )
                 })?,
         };
@@ -484,15 +537,13 @@ impl Config {
             },
             max_db_bytes: match raw.db_max_bytes.as_deref() {
                 None => 512 * 1024 * 1024,
-                Some(v) => parse_size(v)
-                    .filter(|n| *n >= 1024 * 1024)
-                    .ok_or_else(|| {
-                        invalid(
-                            "TRACE_DB_MAX_BYTES",
-                            v,
-                            "expected a size of at least 1MiB, like 512MiB or 2GiB",
-                        )
-                    })? as u64,
+                Some(v) => parse_size(v).filter(|n| *n >= 1024 * 1024).ok_or_else(|| {
+                    invalid(
+                        "TRACE_DB_MAX_BYTES",
+                        v,
+                        "expected a size of at least 1MiB, like 512MiB or 2GiB",
+                    )
+                })? as u64,
             },
             disk_max_percent: match raw.disk_max_percent.as_deref() {
                 None => 90.0,
@@ -521,6 +572,8 @@ impl Config {
             max_body_bytes,
             max_pending_records,
             max_records_per_request,
+            max_inflight_body_bytes,
+            request_timeout,
             ingest_token,
             metrics_interval,
             agent_process,
@@ -672,10 +725,36 @@ mod tests {
         assert_eq!(c.rotation.max_age, Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(c.rotation.max_db_bytes, 512 << 20);
         assert_eq!(c.rotation.disk_max_percent, 90.0);
-        let c = config(&[("TRACE_DB_ROTATE_DAYS", "0"), ("TRACE_DB_MAX_BYTES", "2GiB")])
-            .expect("valid");
+        let c = config(&[
+            ("TRACE_DB_ROTATE_DAYS", "0"),
+            ("TRACE_DB_MAX_BYTES", "2GiB"),
+        ])
+        .expect("valid");
         assert_eq!(c.rotation.max_age, None, "0 turns age rotation off");
         assert_eq!(c.rotation.max_db_bytes, 2 << 30);
+    }
+
+    #[test]
+    fn request_timeout_and_inflight_budget_have_defaults_and_bounds() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.request_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_inflight_body_bytes, 16 * 1024 * 1024);
+        let c = config(&[
+            ("TRACE_REQUEST_TIMEOUT", "1s"),
+            ("TRACE_MAX_INFLIGHT_BODY_BYTES", "64MiB"),
+        ])
+        .expect("valid");
+        assert_eq!(c.request_timeout, Duration::from_secs(1));
+        assert_eq!(c.max_inflight_body_bytes, 64 * 1024 * 1024);
+        for bad in ["0s", "500ms", "2h", "soon"] {
+            let e = config(&[("TRACE_REQUEST_TIMEOUT", bad)]).unwrap_err();
+            assert_eq!(e.var, "TRACE_REQUEST_TIMEOUT", "{bad}");
+            assert!(e.to_string().contains("like 10s"), "{e}");
+        }
+        for bad in ["100", "lots", "8GiB"] {
+            let e = config(&[("TRACE_MAX_INFLIGHT_BODY_BYTES", bad)]).unwrap_err();
+            assert_eq!(e.var, "TRACE_MAX_INFLIGHT_BODY_BYTES", "{bad}");
+        }
     }
 
     #[test]

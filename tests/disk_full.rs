@@ -49,7 +49,10 @@ fn wait_status(d: &Daemon, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         if done(&s) {
             return s;
         }
-        assert!(start.elapsed() < PATIENCE, "waited too long for {what}: {s}");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "waited too long for {what}: {s}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -95,7 +98,9 @@ fn a_full_disk_is_refused_with_retry_after_and_heals_when_space_returns() {
         acked.push(name);
     }
     // The first rotation writes the reserve file.
-    wait_status(&d, "the first rotation", |s| s["rotation"]["runs"].as_u64() >= Some(1));
+    wait_status(&d, "the first rotation", |s| {
+        s["rotation"]["runs"].as_u64() >= Some(1)
+    });
     assert!(ballast.exists(), "the reserve file is written");
 
     let filler = volume.fill_as("filler-1");
@@ -113,7 +118,11 @@ fn a_full_disk_is_refused_with_retry_after_and_heals_when_space_returns() {
         r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"}}]}]}]}"#,
     );
     assert_eq!(otlp.status, 503, "OTLP exporters retry 503: {}", otlp.body);
-    assert!(otlp.headers.contains_key("retry-after"), "{:?}", otlp.headers);
+    assert!(
+        otlp.headers.contains_key("retry-after"),
+        "{:?}",
+        otlp.headers
+    );
 
     let health = d.get("/health");
     assert_eq!(health.status, 503, "{}", health.body);
@@ -140,7 +149,9 @@ fn a_full_disk_is_refused_with_retry_after_and_heals_when_space_returns() {
     assert_eq!(d.get("/health").status, 200);
     let status = d.status();
     assert_eq!(status["database"]["disk_full"], false);
-    let episodes = status["database"]["disk_full_episodes"].as_u64().expect("episodes");
+    let episodes = status["database"]["disk_full_episodes"]
+        .as_u64()
+        .expect("episodes");
     assert!(episodes >= 1);
     let logged = d
         .logs
@@ -149,7 +160,10 @@ fn a_full_disk_is_refused_with_retry_after_and_heals_when_space_returns() {
         .iter()
         .filter(|l| l.contains("database write failed for want of space"))
         .count() as u64;
-    assert_eq!(logged, episodes, "one log line per episode, not per request");
+    assert_eq!(
+        logged, episodes,
+        "one log line per episode, not per request"
+    );
 
     let (exit, _dir, db_path, _) = d.stop_with(libc::SIGTERM);
     assert!(exit.success(), "{exit:?}");
@@ -180,7 +194,9 @@ fn rotation_alone_heals_a_disk_the_database_filled() {
         assert_eq!(r.status, 202, "{}", r.body);
         acked.push(name);
     }
-    wait_status(&d, "the first rotation", |s| s["rotation"]["runs"].as_u64() >= Some(1));
+    wait_status(&d, "the first rotation", |s| {
+        s["rotation"]["runs"].as_u64() >= Some(1)
+    });
     // Another process takes what is left; nobody frees it.
     let _filler = volume.fill_as("filler");
     let refused = post_until_refused(&d, "filling", &mut acked);
@@ -215,9 +231,14 @@ fn rotation_alone_heals_a_disk_the_database_filled() {
     assert_eq!(d.get("/health").status, 200);
     let status = d.status();
     let rotation = &status["rotation"];
-    let deleted = rotation["deleted"]["volume"]["events"].as_u64().expect("deleted");
+    let deleted = rotation["deleted"]["volume"]["events"]
+        .as_u64()
+        .expect("deleted");
     assert!(deleted > 0, "{rotation}");
-    assert_eq!(rotation["dropped"]["volume"]["events"], deleted, "{rotation}");
+    assert_eq!(
+        rotation["dropped"]["volume"]["events"], deleted,
+        "{rotation}"
+    );
 
     let (exit, _dir, db_path, _) = d.stop_with(libc::SIGTERM);
     assert!(exit.success(), "{exit:?}");
@@ -225,7 +246,11 @@ fn rotation_alone_heals_a_disk_the_database_filled() {
     assert_all_there(&db_path, &newest);
     let conn = open_db(&db_path);
     let kept: i64 = conn
-        .query_row("SELECT count(*) FROM events WHERE source = 'native'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM events WHERE source = 'native'",
+            [],
+            |r| r.get(0),
+        )
         .expect("count");
     assert_eq!(
         kept as u64 + deleted,
@@ -239,6 +264,9 @@ fn rotation_alone_heals_a_disk_the_database_filled() {
             |r| r.get(0),
         )
         .expect("oldest");
-    let position = acked.iter().position(|n| *n == oldest_kept).expect("kept row was acked");
+    let position = acked
+        .iter()
+        .position(|n| *n == oldest_kept)
+        .expect("kept row was acked");
     assert_eq!(position as u64, deleted, "the oldest rows went first");
 }

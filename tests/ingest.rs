@@ -447,7 +447,10 @@ fn a_configured_token_is_required_for_ingest_only() {
         let r = d.post(
             "/v1/events",
             body,
-            &[("Content-Type", "application/json"), ("Authorization", value)],
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", value),
+            ],
         );
         assert_eq!(r.status, expected, "{value}: {}", r.body);
     }

@@ -29,7 +29,10 @@ fn wait_status(d: &Daemon, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         if done(&status) {
             return status;
         }
-        assert!(start.elapsed() < PATIENCE, "waited too long for {what}: {status}");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "waited too long for {what}: {status}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -70,15 +73,21 @@ fn rows_older_than_the_age_limit_go_and_newer_ones_stay() {
     for (path, body) in [
         (
             "/v1/events",
-            format!(r#"[{{"name":"old","timestamp":{old}}},{{"name":"recent","timestamp":{recent}}},{{"name":"now"}}]"#),
+            format!(
+                r#"[{{"name":"old","timestamp":{old}}},{{"name":"recent","timestamp":{recent}}},{{"name":"now"}}]"#
+            ),
         ),
         (
             "/v1/traces",
-            format!(r#"[{{"provider":"p","model":"old","timestamp":{old}}},{{"provider":"p","model":"now"}}]"#),
+            format!(
+                r#"[{{"provider":"p","model":"old","timestamp":{old}}},{{"provider":"p","model":"now"}}]"#
+            ),
         ),
         (
             "/v1/errors",
-            format!(r#"[{{"error_type":"Old","message":"m","timestamp":{old}}},{{"error_type":"Now","message":"m"}}]"#),
+            format!(
+                r#"[{{"error_type":"Old","message":"m","timestamp":{old}}},{{"error_type":"Now","message":"m"}}]"#
+            ),
         ),
     ] {
         let r = d.post_json(path, &body);
@@ -117,7 +126,10 @@ fn zero_days_keeps_rows_of_any_age() {
         ("TRACE_DB_ROTATE_DAYS", "0"),
     ]);
     let ancient = now_ms() - 400 * 86_400_000;
-    let r = d.post_json("/v1/events", &format!(r#"{{"name":"ancient","timestamp":{ancient}}}"#));
+    let r = d.post_json(
+        "/v1/events",
+        &format!(r#"{{"name":"ancient","timestamp":{ancient}}}"#),
+    );
     assert_eq!(r.status, 202, "{}", r.body);
     let status = wait_rotations(&d);
     assert_eq!(d.count("events"), 1, "{}", status["rotation"]);
@@ -167,7 +179,11 @@ fn the_file_stays_within_its_bound_during_a_long_ingest_and_keeps_the_newest_row
         .query_row(
             &format!(
                 "SELECT count(*) FROM events WHERE id IN ({})",
-                last_ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+                last_ids
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
             [],
             |r| r.get(0),
@@ -181,7 +197,10 @@ fn the_file_stays_within_its_bound_during_a_long_ingest_and_keeps_the_newest_row
         .as_u64()
         .expect("dropped");
     assert!(deleted > 10_000, "{}", status["rotation"]);
-    assert_eq!(dropped, deleted, "nothing was pushed, so every deleted row is a drop");
+    assert_eq!(
+        dropped, deleted,
+        "nothing was pushed, so every deleted row is a drop"
+    );
     assert_eq!(
         d.count("events") as u64 + deleted,
         40_000,
@@ -213,18 +232,35 @@ fn pushed_rows_leave_before_unpushed_ones() {
     for _ in 0..4 {
         let r = d.post_json("/v1/events", &events(100, 3000, "unpushed"));
         assert_eq!(r.status, 202, "{}", r.body);
-        unpushed_ids.extend(r.json()["ids"].as_array().expect("ids").iter().filter_map(Value::as_i64));
+        unpushed_ids.extend(
+            r.json()["ids"]
+                .as_array()
+                .expect("ids")
+                .iter()
+                .filter_map(Value::as_i64),
+        );
     }
     let status = wait_status(&d, "a size rotation", |s| {
         s["rotation"]["deleted"]["size"]["events"].as_u64() > Some(0)
     });
     let rotation = &status["rotation"];
-    assert_eq!(rotation["dropped_total"], 0, "only pushed rows went: {rotation}");
+    assert_eq!(
+        rotation["dropped_total"], 0,
+        "only pushed rows went: {rotation}"
+    );
     let kept: i64 = d
         .db()
-        .query_row("SELECT count(*) FROM events WHERE name = 'unpushed'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM events WHERE name = 'unpushed'",
+            [],
+            |r| r.get(0),
+        )
         .expect("count");
-    assert_eq!(kept as usize, unpushed_ids.len(), "every unpushed row is kept");
+    assert_eq!(
+        kept as usize,
+        unpushed_ids.len(),
+        "every unpushed row is kept"
+    );
     assert!(
         (d.count("events") as usize) < 1000,
         "some pushed rows went: {rotation}"

@@ -149,7 +149,9 @@ fn panic_under_load(d: &Arc<Daemon>, actor: &str) -> std::time::Duration {
             other
         })
     };
-    let before = d.status()["actors"][actor]["restarts"].as_u64().expect("restarts");
+    let before = d.status()["actors"][actor]["restarts"]
+        .as_u64()
+        .expect("restarts");
     let armed = Instant::now();
     let r = d.post(&format!("/_test/fault/{actor}/panic"), b"", &[]);
     assert_eq!(r.status, 200, "{actor}: {}", r.body);
@@ -159,7 +161,10 @@ fn panic_under_load(d: &Arc<Daemon>, actor: &str) -> std::time::Duration {
             assert!(s["actors"][actor]["panics"].as_u64() > Some(0), "{s}");
             break armed.elapsed();
         }
-        assert!(armed.elapsed() < Duration::from_secs(60), "{actor} never restarted: {s}");
+        assert!(
+            armed.elapsed() < Duration::from_secs(60),
+            "{actor} never restarted: {s}"
+        );
         thread::sleep(Duration::from_millis(5));
     };
     let at_restart = accepted.load(Ordering::Relaxed);
@@ -172,7 +177,10 @@ fn panic_under_load(d: &Arc<Daemon>, actor: &str) -> std::time::Duration {
     if actor != "store" && actor != "ingest" {
         assert!(other.is_empty(), "{actor}: requests failed: {other:?}");
     }
-    assert!(other.len() <= 1, "{actor}: more than the struck request failed: {other:?}");
+    assert!(
+        other.len() <= 1,
+        "{actor}: more than the struck request failed: {other:?}"
+    );
     assert_eq!(d.get("/health").status, 200, "{actor}");
     eprintln!("{actor}: restart seen in /v1/status {restarted:?} after arming the panic");
     restarted
@@ -201,13 +209,22 @@ fn a_panic_in_any_actor_under_load_is_counted_and_restarted_and_service_goes_on(
     assert_eq!(pushed.status, 200, "{}", pushed.body);
     let start = std::time::Instant::now();
     while d.status()["push"]["rows_pushed"].as_u64().unwrap_or(0) <= pushed_before {
-        assert!(start.elapsed() < std::time::Duration::from_secs(60), "no push after restart");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no push after restart"
+        );
         thread::sleep(std::time::Duration::from_millis(20));
     }
     let runs = d.status()["rotation"]["runs"].as_u64().unwrap_or(0);
-    assert_eq!(d.post("/_test/fault/rotation/stall?ms=1", b"", &[]).status, 200);
+    assert_eq!(
+        d.post("/_test/fault/rotation/stall?ms=1", b"", &[]).status,
+        200
+    );
     while d.status()["rotation"]["runs"].as_u64().unwrap_or(0) <= runs {
-        assert!(start.elapsed() < std::time::Duration::from_secs(60), "no rotation after restart");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no rotation after restart"
+        );
         thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -38,7 +38,9 @@ use tokio::sync::Notify;
 use crate::metrics::probes::fs_usage;
 use crate::records::Table;
 use crate::stats::{ActorName, Stats};
-use crate::store::{DbSpace, DeleteOldest, DeleteOlderThan, Deleted, Reclaim, SpaceUsed, StoreError};
+use crate::store::{
+    DbSpace, DeleteOlderThan, DeleteOldest, Deleted, Reclaim, SpaceUsed, StoreError,
+};
 use crate::supervise::panic_message;
 use crate::time::now_ns;
 
@@ -56,7 +58,8 @@ pub enum RotateReason {
 
 impl RotateReason {
     /// Every reason, in the order of [`RotateReason::index`].
-    pub const ALL: [RotateReason; 3] = [RotateReason::Age, RotateReason::Size, RotateReason::Volume];
+    pub const ALL: [RotateReason; 3] =
+        [RotateReason::Age, RotateReason::Size, RotateReason::Volume];
 
     /// The reason's name in status and metrics.
     pub fn as_str(self) -> &'static str {
@@ -297,7 +300,10 @@ impl Outcome {
             if n == 0 {
                 return;
             }
-            match list.iter_mut().find(|(r, t, _)| *r == reason && *t == d.target) {
+            match list
+                .iter_mut()
+                .find(|(r, t, _)| *r == reason && *t == d.target)
+            {
                 Some(entry) => entry.2 += n,
                 None => list.push((reason, d.target, n)),
             }
@@ -446,7 +452,9 @@ impl Run {
             let Some(excess) = free.checked_sub(keep_free_pages).filter(|n| *n > 0) else {
                 break;
             };
-            let step = self.vacuum_step.min(u32::try_from(excess).unwrap_or(u32::MAX));
+            let step = self
+                .vacuum_step
+                .min(u32::try_from(excess).unwrap_or(u32::MAX));
             let began = Instant::now();
             let r = match self
                 .ops
@@ -494,7 +502,8 @@ impl Run {
             let _ = self.checkpoint().await;
         }
         if let Some(max_age) = settings.max_age {
-            let cutoff = now_ns().saturating_sub(i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX));
+            let cutoff =
+                now_ns().saturating_sub(i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX));
             self.delete_older(cutoff).await?;
         }
         let low_water = settings.size_low_water();
@@ -539,11 +548,11 @@ fn volume_excess(settings: &RotationSettings, emergency: bool) -> Option<u64> {
     }
     let target = (settings.volume_target_percent() / 100.0 * capacity as f64) as u64;
     // A full disk gives back at least the ballast's worth, so the next writes fit.
-    Some(
-        fs.used_bytes
-            .saturating_sub(target)
-            .max(if emergency { settings.ballast_bytes() } else { 0 }),
-    )
+    Some(fs.used_bytes.saturating_sub(target).max(if emergency {
+        settings.ballast_bytes()
+    } else {
+        0
+    }))
 }
 
 /// Whether the volume holding the database is over its bound.
@@ -566,7 +575,9 @@ impl Ballast {
             Ok(()) => warn!(self.log, "disk full: released the reserve file to make room";
                 "path" => self.path.display().to_string(), "bytes" => self.bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => warn!(self.log, "could not remove the reserve file"; "error" => e.to_string()),
+            Err(e) => {
+                warn!(self.log, "could not remove the reserve file"; "error" => e.to_string())
+            }
         }
     }
 
@@ -871,7 +882,10 @@ mod tests {
         assert_eq!(s.volume_floor(), 32 << 20);
         assert_eq!(s.ballast_bytes(), 8 << 20);
         assert_eq!(s.wal_limit(), (512 << 20) / 10);
-        assert_eq!(s.ballast_path(), PathBuf::from("/data/openclaw-trace.db-reserve"));
+        assert_eq!(
+            s.ballast_path(),
+            PathBuf::from("/data/openclaw-trace.db-reserve")
+        );
         let tiny = settings(1 << 20);
         assert_eq!(tiny.ballast_bytes(), 256 << 10, "never below 256 KiB");
         assert_eq!(tiny.wal_limit(), 1 << 20, "never below 1 MiB");

@@ -215,7 +215,11 @@ pub fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
     migrate(&mut conn)?;
     // SQLite gives the -wal and -shm files the database file's mode; files
     // left by an older build (0644) are narrowed here too.
-    for file in [path.to_path_buf(), sibling(path, "-wal"), sibling(path, "-shm")] {
+    for file in [
+        path.to_path_buf(),
+        sibling(path, "-wal"),
+        sibling(path, "-shm"),
+    ] {
         make_private(&file)?;
     }
     Ok(conn)

@@ -33,11 +33,13 @@ pub enum RejectReason {
     /// The database's volume is full (or the file read-only); rotation is
     /// freeing space and the client should retry later.
     DiskFull,
+    /// The body did not arrive within `TRACE_REQUEST_TIMEOUT`.
+    Timeout,
 }
 
 impl RejectReason {
     /// Every reason, in the order of [`RejectReason::index`].
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 11] = [
         RejectReason::Unauthorized,
         RejectReason::UnsupportedMediaType,
         RejectReason::PayloadTooLarge,
@@ -48,6 +50,7 @@ impl RejectReason {
         RejectReason::Backpressure,
         RejectReason::Internal,
         RejectReason::DiskFull,
+        RejectReason::Timeout,
     ];
 
     /// The stable machine-readable code.
@@ -63,6 +66,7 @@ impl RejectReason {
             RejectReason::Backpressure => "backpressure",
             RejectReason::Internal => "internal",
             RejectReason::DiskFull => "disk_full",
+            RejectReason::Timeout => "request_timeout",
         }
     }
 

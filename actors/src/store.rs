@@ -392,7 +392,10 @@ impl StoreActor {
     /// burst is looked at too).
     fn wrote(&mut self, ctx: &mut Context<Self>) {
         if self.stats.disk_full() && self.stats.set_disk_full(false) {
-            info!(self.log, "database writes succeed again; disk-full episode over");
+            info!(
+                self.log,
+                "database writes succeed again; disk-full episode over"
+            );
         }
         let Some(watch) = self.watch.as_mut() else {
             return;
@@ -634,7 +637,8 @@ impl Handler<Reclaim> for StoreActor {
             let before = space_used(conn, &path)?.page_count;
             if msg.pages > 0 {
                 // The pragma frees one page per step: step it to the end.
-                let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({})", msg.pages))?;
+                let mut stmt =
+                    conn.prepare(&format!("PRAGMA incremental_vacuum({})", msg.pages))?;
                 let mut rows = stmt.query([])?;
                 while rows.next()?.is_some() {}
             }
@@ -667,7 +671,8 @@ fn apply_wal_limit(conn: &Connection, watch: Option<&Watch>) {
         let page_size: i64 = conn
             .pragma_query_value(None, "page_size", |r| r.get(0))
             .unwrap_or(4096);
-        let checkpoint_at = i64::try_from(watch.settings.wal_checkpoint_bytes()).unwrap_or(i64::MAX);
+        let checkpoint_at =
+            i64::try_from(watch.settings.wal_checkpoint_bytes()).unwrap_or(i64::MAX);
         let pages = (checkpoint_at / page_size.max(512)).clamp(32, 1000);
         let _ = conn.pragma_update(None, "wal_autocheckpoint", pages);
     }
@@ -711,9 +716,8 @@ fn deleted(target: Target, ids: &[i64], cursor: Option<i64>) -> Deleted {
 
 /// Pages in use and the WAL's size.
 fn space_used(conn: &Connection, path: &std::path::Path) -> rusqlite::Result<DbSpace> {
-    let pragma = |name: &str| -> rusqlite::Result<i64> {
-        conn.pragma_query_value(None, name, |r| r.get(0))
-    };
+    let pragma =
+        |name: &str| -> rusqlite::Result<i64> { conn.pragma_query_value(None, name, |r| r.get(0)) };
     Ok(DbSpace {
         page_size: pragma("page_size")?.max(0) as u64,
         page_count: pragma("page_count")?.max(0) as u64,

@@ -77,6 +77,11 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a late body may still come; the connection cannot
+            // carry another request, so it says so and closes.
+            response.force_close();
+        }
         match self.otlp {
             None => response.json(json!({ "error": self.reason.code(), "message": self.message })),
             Some(encoding) => {
@@ -114,6 +119,7 @@ fn grpc_code(status: StatusCode) -> i32 {
     match status.as_u16() {
         400 | 413 | 415 => 3, // INVALID_ARGUMENT
         401 => 16,            // UNAUTHENTICATED
+        408 => 4,             // DEADLINE_EXCEEDED
         429 | 503 => 14,      // UNAVAILABLE
         _ => 13,              // INTERNAL
     }

@@ -4,11 +4,13 @@
 //! Handlers only read, decode and answer; admission and storage are the
 //! actors' work. [`routes`] is used by the daemon and by tests alike.
 
+pub mod conn_watch;
 mod error;
 mod otlp_response;
 mod prom;
 mod status;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +45,82 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Where handlers log.
     pub log: Logger,
+    /// Request bytes held across all connections, against
+    /// `TRACE_MAX_INFLIGHT_BODY_BYTES`.
+    pub body_budget: Arc<BodyBudget>,
+}
+
+/// The request bytes every connection together may hold at once: bodies as
+/// they are read, and again once decompressed. Without it, each connection is
+/// bounded by `TRACE_MAX_BODY_BYTES` but their number is not, and a few
+/// parallel large requests took hundreds of MB.
+#[derive(Debug)]
+pub struct BodyBudget {
+    /// Bytes charged by requests not yet answered.
+    in_flight: AtomicUsize,
+    /// `TRACE_MAX_INFLIGHT_BODY_BYTES`.
+    limit: usize,
+}
+
+impl BodyBudget {
+    /// A budget of `limit` bytes, none charged.
+    pub fn new(limit: usize) -> Self {
+        BodyBudget {
+            in_flight: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// An empty charge for one request.
+    fn share(self: &Arc<Self>) -> BodyShare {
+        BodyShare {
+            budget: Arc::clone(self),
+            bytes: 0,
+        }
+    }
+}
+
+/// One request's charge on the [`BodyBudget`], given back when dropped: when
+/// the request has been answered, or its future dropped because the client
+/// went away. Like `PendingShare` in the ingest actor, it cannot leak.
+#[derive(Debug)]
+struct BodyShare {
+    /// The shared budget.
+    budget: Arc<BodyBudget>,
+    /// Bytes this request has charged.
+    bytes: usize,
+}
+
+impl BodyShare {
+    /// Charges `n` more bytes. Refuses (503, retry) when the budget is then
+    /// over its limit and other requests hold part of it; a request alone is
+    /// always admitted, so any body within `TRACE_MAX_BODY_BYTES` goes through
+    /// once the others are done. A refused charge stays held until the drop,
+    /// which comes with the answer.
+    fn charge(&mut self, n: usize) -> Result<(), ApiError> {
+        let total = self.budget.in_flight.fetch_add(n, Ordering::AcqRel) + n;
+        self.bytes += n;
+        let limit = self.budget.limit;
+        if total > limit && total > self.bytes {
+            return Err(ApiError::new(
+                RejectReason::Backpressure,
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "body: requests being read hold TRACE_MAX_INFLIGHT_BODY_BYTES ({limit} bytes); retry"
+                ),
+            )
+            .retry_after(1));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BodyShare {
+    fn drop(&mut self) {
+        self.budget
+            .in_flight
+            .fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 /// Registers every route on `cfg`.
@@ -156,8 +234,21 @@ async fn try_ingest(
         ));
     }
     let limit = state.config.max_body_bytes;
-    let body = read_body(req, payload, limit).await.map_err(as_otlp)?;
+    // Held until this function returns, that is until the request is
+    // answered: the decoded records keep the body's weight until committed.
+    let mut share = state.body_budget.share();
+    let wait = state.config.request_timeout;
+    let body = actix_rt::time::timeout(wait, read_body(req, payload, limit, &mut share))
+        .await
+        .unwrap_or_else(|_| Err(timed_out(wait)))
+        .map_err(as_otlp)?;
+    let inflates = content_encoding(req).is_some_and(|e| is_gzip(&e));
     let body = decompress(req, body, limit).map_err(as_otlp)?;
+    if inflates {
+        // Charged once inflated: decompressing runs without an await, so at
+        // most one output per worker exists uncharged, and only until here.
+        share.charge(body.len()).map_err(as_otlp)?;
+    }
     let encoding = match declared {
         BodyType::Json => otlp::Encoding::Json,
         BodyType::Protobuf => otlp::Encoding::Protobuf,
@@ -255,14 +346,9 @@ async fn store(state: &AppState, batch: Batch, source: Source) -> Result<Accepte
 /// `limit` bytes without allocating it (a gzip bomb stops at the limit) and
 /// bytes after the gzip stream.
 fn decompress(req: &HttpRequest, body: web::BytesMut, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let encoding = req
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase());
-    match encoding.as_deref() {
+    match content_encoding(req).as_deref() {
         None | Some("") | Some("identity") => Ok(body.into()),
-        Some("gzip") | Some("x-gzip") => gzip::gunzip(&body, limit).map_err(|e| match e {
+        Some(encoding) if is_gzip(encoding) => gzip::gunzip(&body, limit).map_err(|e| match e {
             GzipError::TooLarge { limit } => ApiError::new(
                 RejectReason::PayloadTooLarge,
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -278,6 +364,32 @@ fn decompress(req: &HttpRequest, body: web::BytesMut, limit: usize) -> Result<Ve
             "Content-Encoding: {other} is not supported; send gzip or no encoding"
         ))),
     }
+}
+
+/// `Content-Encoding`, trimmed and lower-cased.
+fn content_encoding(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+}
+
+/// Whether a `Content-Encoding` (as [`content_encoding`] gives it) is gzip.
+fn is_gzip(encoding: &str) -> bool {
+    matches!(encoding, "gzip" | "x-gzip")
+}
+
+/// The refusal of a body that did not arrive within `TRACE_REQUEST_TIMEOUT`;
+/// its connection is closed (see [`ApiError`]'s response).
+fn timed_out(wait: Duration) -> ApiError {
+    ApiError::new(
+        RejectReason::Timeout,
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "body: not received within TRACE_REQUEST_TIMEOUT ({})",
+            humantime::format_duration(wait)
+        ),
+    )
 }
 
 /// Checks the bearer token when one is configured.
@@ -322,10 +434,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Reads the whole body, refusing it as soon as it passes `limit` bytes
 /// (with or without Content-Length: chunked bodies are counted as they come).
+/// Each chunk is charged to `share` as it arrives, not the declared length up
+/// front: a client cannot hold the budget by announcing bytes it never sends.
 async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
+    share: &mut BodyShare,
 ) -> Result<web::BytesMut, ApiError> {
     let too_large = || {
         ApiError::new(
@@ -354,6 +469,7 @@ async fn read_body(
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
+        share.charge(chunk.len())?;
         body.extend_from_slice(&chunk);
     }
     Ok(body)

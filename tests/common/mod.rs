@@ -59,7 +59,45 @@ impl Daemon {
         Daemon::spawn(dir, db_path.to_path_buf(), env)
     }
 
+    /// Starts the daemon like [`Daemon::start`], with its file descriptor
+    /// limit (soft and hard) set to `nofile`.
+    pub fn start_with_fd_limit(env: &[(&str, &str)], nofile: u64) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let db_path = dir.path().join("trace.db");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Daemon::spawn_with(dir, db_path, env, |cmd| {
+            let limit = libc::rlimit {
+                rlim_cur: nofile,
+                rlim_max: nofile,
+            };
+            // SAFETY: setrlimit(2) is async-signal-safe and touches no memory
+            // of the parent; the closure runs in the child before exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        })
+    }
+
     fn spawn(dir: Arc<tempfile::TempDir>, db_path: PathBuf, env: Vec<(String, String)>) -> Daemon {
+        Daemon::spawn_with(dir, db_path, env, |_| {})
+    }
+
+    fn spawn_with(
+        dir: Arc<tempfile::TempDir>,
+        db_path: PathBuf,
+        env: Vec<(String, String)>,
+        configure: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -75,6 +113,7 @@ impl Daemon {
         for (k, v) in &env {
             cmd.env(k, v);
         }
+        configure(&mut cmd);
         let mut child = cmd.spawn().expect("spawn openclaw-trace");
         let stdout = child.stdout.take().expect("stdout is piped");
         let logs = Arc::new(Mutex::new(Vec::new()));

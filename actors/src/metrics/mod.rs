@@ -26,11 +26,11 @@ use sysinfo::{
     Networks, Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind,
 };
 
-use crate::time::now_ns;
 use crate::records::{Batch, EventRecord, JsonObject, Source, Stamp};
 use crate::stats::{ActorName, Stats};
 use crate::store::AppendRecords;
 use crate::supervise::contain;
+use crate::time::now_ns;
 
 use probes::{CgroupReading, DiskCounters, FsUsage};
 

@@ -1,0 +1,139 @@
+//! A watchdog on every connection, for the stalls actix-http leaves open.
+//!
+//! actix answers a first request head that is late (`client_request_timeout`)
+//! and closes idle kept-alive connections, and `read_body` bounds an ingest
+//! body. Two stalls remain, each able to hold a connection, and so a slot
+//! under the connection cap, for as long as the client stays silent:
+//!
+//! - a later request head on a kept-alive connection that stops half-way
+//!   (actix's head timer covers only the first request);
+//! - a chunked body that a handler answered without reading to the end
+//!   (a refusal, a timeout, `/health` with a body): actix drains it with no
+//!   deadline, even after `Connection: close`.
+//!
+//! So each connection gets a [`ConnWatch`]: while no handler runs on it, it
+//! may stay for keep-alive plus the request timeout (a kept-alive client has
+//! that long to send its next request), or for the linger time once its last
+//! answer said `Connection: close`; then the watchdog shuts its socket down.
+//! To do so it holds a duplicate of the socket's descriptor: two descriptors
+//! per connection, which the connection cap accounts for.
+
+use std::cell::Cell;
+use std::os::fd::OwnedFd;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
+use actix_web::middleware::Next;
+
+/// How long a connection may stay without a handler running on it.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchLimits {
+    /// After an answer that keeps the connection: keep-alive plus the time a
+    /// request may take to arrive.
+    pub idle: Duration,
+    /// After an answer that closes the connection: the linger time, and a
+    /// little more so actix closes first when it can.
+    pub closing: Duration,
+}
+
+/// One connection's state, shared by its requests (through the connection's
+/// extensions) and its watchdog task.
+#[derive(Debug)]
+pub struct ConnWatch {
+    /// A duplicate of the connection's descriptor, to shut the socket down.
+    socket: OwnedFd,
+    /// Handlers running on the connection now.
+    busy: Cell<u32>,
+    /// When the connection was accepted or its last handler answered.
+    since: Cell<Instant>,
+    /// Whether the last answer closes the connection.
+    closing: Cell<bool>,
+}
+
+/// Marks a handler as running until dropped, so a handler that is cancelled
+/// (its client went away) still counts as done.
+struct Busy(Rc<ConnWatch>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.set(self.0.busy.get().saturating_sub(1));
+        self.0.since.set(Instant::now());
+    }
+}
+
+/// `HttpServer::on_connect`: gives the connection a [`ConnWatch`] and starts
+/// its watchdog. A connection whose descriptor cannot be duplicated (the
+/// process is out of descriptors) goes unwatched rather than refused.
+pub fn on_connect(
+    limits: WatchLimits,
+) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
+    move |conn, extensions| {
+        let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+            return;
+        };
+        // Close-on-exec, like every descriptor std opens.
+        let Ok(socket) = rustix::io::fcntl_dupfd_cloexec(tcp, 0) else {
+            return;
+        };
+        let watch = Rc::new(ConnWatch {
+            socket,
+            busy: Cell::new(0),
+            since: Cell::new(Instant::now()),
+            closing: Cell::new(false),
+        });
+        actix_web::rt::spawn(watchdog(Rc::downgrade(&watch), limits));
+        extensions.insert(watch);
+    }
+}
+
+/// Middleware (`middleware::from_fn`): counts the handler as running on its
+/// connection, and notes whether its answer closes the connection.
+pub async fn mark_busy(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let busy = req.conn_data::<Rc<ConnWatch>>().map(|watch| {
+        watch.busy.set(watch.busy.get() + 1);
+        Busy(Rc::clone(watch))
+    });
+    let res = next.call(req).await?;
+    if let Some(Busy(watch)) = &busy {
+        let head = res.response().head();
+        watch
+            .closing
+            .set(head.connection_type() == ConnectionType::Close);
+    }
+    Ok(res)
+}
+
+/// Sleeps until the connection may be due, and shuts its socket down when it
+/// is; ends when the connection is gone (the weak reference is dead).
+async fn watchdog(conn: Weak<ConnWatch>, limits: WatchLimits) {
+    loop {
+        let Some(watch) = conn.upgrade() else {
+            return;
+        };
+        let wake = if watch.busy.get() > 0 {
+            // Handlers are bounded by their own timers; look again later.
+            Instant::now() + limits.idle
+        } else {
+            let allowed = if watch.closing.get() {
+                limits.closing
+            } else {
+                limits.idle
+            };
+            let due = watch.since.get() + allowed;
+            if due <= Instant::now() {
+                // Errors mean the socket is already shut or gone: done either way.
+                let _ = rustix::net::shutdown(&watch.socket, rustix::net::Shutdown::Both);
+                return;
+            }
+            due
+        };
+        drop(watch);
+        actix_web::rt::time::sleep_until(wake.into()).await;
+    }
+}
