@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::tmpfs::Tmpfs;
 use common::{open_db, Daemon, Reply};
-use serde_json::Value;
 
 /// A hang guard, not a performance bound.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -39,22 +38,6 @@ fn post_until_refused(d: &Daemon, tag: &str, acked: &mut Vec<String>) -> Reply {
         assert!(start.elapsed() < PATIENCE, "never refused");
     }
     unreachable!()
-}
-
-/// Waits until `done` holds for `/v1/status`.
-fn wait_status(d: &Daemon, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let s = d.status();
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "waited too long for {what}: {s}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn assert_disk_full_refusal(r: &Reply) {
@@ -98,7 +81,7 @@ fn a_full_disk_is_refused_with_retry_after_and_heals_when_space_returns() {
         acked.push(name);
     }
     // The first rotation writes the reserve file.
-    wait_status(&d, "the first rotation", |s| {
+    d.wait_status("the first rotation", |s| {
         s["rotation"]["runs"].as_u64() >= Some(1)
     });
     assert!(ballast.exists(), "the reserve file is written");
@@ -109,7 +92,7 @@ fn a_full_disk_is_refused_with_retry_after_and_heals_when_space_returns() {
 
     // The emergency rotation gives the reserve file's space to SQLite; an
     // operator's process takes that too.
-    wait_status(&d, "the emergency rotation", |_| !ballast.exists());
+    d.wait_status("the emergency rotation", |_| !ballast.exists());
     let filler_2 = volume.fill_as("filler-2");
     let refused = post_until_refused(&d, "full", &mut acked);
     assert_disk_full_refusal(&refused);
@@ -194,7 +177,7 @@ fn rotation_alone_heals_a_disk_the_database_filled() {
         assert_eq!(r.status, 202, "{}", r.body);
         acked.push(name);
     }
-    wait_status(&d, "the first rotation", |s| {
+    d.wait_status("the first rotation", |s| {
         s["rotation"]["runs"].as_u64() >= Some(1)
     });
     // Another process takes what is left; nobody frees it.

@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::receiver::{ok, Receiver};
 use common::Daemon;
 use serde_json::Value;
-
-/// A hang guard for waits on the daemon's timers, not a performance bound.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -21,27 +18,11 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Waits until `/v1/status` satisfies `done`; returns that status.
-fn wait_status(d: &Daemon, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let status = d.status();
-        if done(&status) {
-            return status;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "waited too long for {what}: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Waits for two more rotations than `status` shows: one may have begun
 /// before the rows the test just wrote.
 fn wait_rotations(d: &Daemon) -> Value {
     let runs = d.status()["rotation"]["runs"].as_u64().unwrap_or(0);
-    wait_status(d, "two more rotations", |s| {
+    d.wait_status("two more rotations", |s| {
         s["rotation"]["runs"].as_u64() >= Some(runs + 2)
     })
 }
@@ -158,7 +139,7 @@ fn the_file_stays_within_its_bound_during_a_long_ingest_and_keeps_the_newest_row
         largest = largest.max(file_bytes(&d));
     }
     // Let the last triggered rotation finish.
-    let status = wait_status(&d, "the rotation to catch up", |s| {
+    let status = d.wait_status("the rotation to catch up", |s| {
         s["database"]["size_bytes"].as_u64().unwrap_or(u64::MAX)
             + s["database"]["wal_size_bytes"].as_u64().unwrap_or(u64::MAX)
             <= BOUND
@@ -222,7 +203,7 @@ fn pushed_rows_leave_before_unpushed_ones() {
         let r = d.post_json("/v1/events", &events(100, 3000, "pushed"));
         assert_eq!(r.status, 202, "{}", r.body);
     }
-    wait_status(&d, "everything pushed", |s| {
+    d.wait_status("everything pushed", |s| {
         s["tables"]["events"]["unpushed"] == 0 && s["push"]["rows_pushed"].as_u64() > Some(0)
     });
     // The remote goes away; what follows stays unpushed.
@@ -240,7 +221,7 @@ fn pushed_rows_leave_before_unpushed_ones() {
                 .filter_map(Value::as_i64),
         );
     }
-    let status = wait_status(&d, "a size rotation", |s| {
+    let status = d.wait_status("a size rotation", |s| {
         s["rotation"]["deleted"]["size"]["events"].as_u64() > Some(0)
     });
     let rotation = &status["rotation"];
@@ -270,8 +251,8 @@ fn pushed_rows_leave_before_unpushed_ones() {
 #[test]
 fn the_database_files_are_private_whatever_the_umask() {
     use std::os::unix::fs::PermissionsExt;
-    // The harness's process umask (usually 022) is what the daemon inherits.
-    let d = Daemon::start(&[("TRACE_ROTATE_INTERVAL", "1s")]);
+    // A umask that lets everyone read what the daemon creates.
+    let d = Daemon::start_with_umask(&[("TRACE_ROTATE_INTERVAL", "1s")], 0);
     assert_eq!(d.post_json("/v1/events", r#"{"name":"e"}"#).status, 202);
     wait_rotations(&d);
     let mut reserve = d.db_path.as_os_str().to_owned();

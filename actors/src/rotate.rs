@@ -212,9 +212,7 @@ impl RotationSettings {
 
     /// The reserve file beside the database.
     pub fn ballast_path(&self) -> PathBuf {
-        let mut p = self.db_path.as_os_str().to_owned();
-        p.push("-reserve");
-        PathBuf::from(p)
+        crate::schema::sibling(&self.db_path, "-reserve")
     }
 
     /// The directory whose filesystem holds the database.
@@ -345,10 +343,16 @@ impl Run {
     /// at most about half of the store's time and the CPU, and ingest keeps
     /// its latency while it runs. Not when a bound is passed: then space
     /// comes first.
-    async fn pace(&self, step_took: Duration) {
-        if !self.urgent && step_took > PACE_FROM {
-            actix_rt::time::sleep(step_took).await;
+    async fn pace(&mut self, step_took: Duration) {
+        if self.urgent || step_took <= PACE_FROM {
+            return;
         }
+        // A bound passed meanwhile (a burst of ingest): no more rests.
+        if over_bound(&self.settings) {
+            self.urgent = true;
+            return;
+        }
+        actix_rt::time::sleep(step_took).await;
     }
 
     /// After a delete failed for want of space: smaller deletes, and a
@@ -506,9 +510,11 @@ impl Run {
                 now_ns().saturating_sub(i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX));
             self.delete_older(cutoff).await?;
         }
-        let low_water = settings.size_low_water();
-        self.delete_oldest(RotateReason::Size, |s| s.used_bytes() <= low_water)
-            .await?;
+        if over_size(&settings) {
+            let low_water = settings.size_low_water();
+            self.delete_oldest(RotateReason::Size, |s| s.used_bytes() <= low_water)
+                .await?;
+        }
         let volume = volume_excess(&settings, emergency);
         if let Some(need) = volume {
             let floor = settings.volume_floor();
@@ -555,6 +561,24 @@ fn volume_excess(settings: &RotationSettings, emergency: bool) -> Option<u64> {
     }))
 }
 
+/// Whether the file and its WAL are past the size rule's high-water mark.
+fn over_size(settings: &RotationSettings) -> bool {
+    let files = crate::query::file_sizes(&settings.db_path);
+    files.db_bytes + files.wal_bytes > settings.size_high_water()
+}
+
+/// Whether the file and WAL are past the high-water mark, or the volume past
+/// its bound: then the rotation does not rest between steps.
+fn over_bound(settings: &RotationSettings) -> bool {
+    over_size(settings) || volume_over(settings)
+}
+
+/// Whether the volume has less room than the reserve file would give: a
+/// write that failed for want of space is still likely to fail.
+fn disk_short(settings: &RotationSettings) -> bool {
+    fs_usage(&settings.db_dir()).map_or(true, |fs| fs.available_bytes < settings.ballast_bytes())
+}
+
 /// Whether the volume holding the database is over its bound.
 pub fn volume_over(settings: &RotationSettings) -> bool {
     volume_excess(settings, false).is_some()
@@ -566,17 +590,25 @@ struct Ballast {
     path: PathBuf,
     bytes: u64,
     log: Logger,
+    /// A failed removal was logged; not again until one succeeds.
+    release_failed: AtomicBool,
 }
 
 impl Ballast {
     /// Deletes the reserve file, giving its space to the deletes.
     fn release(&self) {
         match std::fs::remove_file(&self.path) {
-            Ok(()) => warn!(self.log, "disk full: released the reserve file to make room";
-                "path" => self.path.display().to_string(), "bytes" => self.bytes),
+            Ok(()) => {
+                self.release_failed.store(false, Ordering::Relaxed);
+                warn!(self.log, "disk full: released the reserve file to make room";
+                    "path" => self.path.display().to_string())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // A read-only filesystem fails every retry: said once.
             Err(e) => {
-                warn!(self.log, "could not remove the reserve file"; "error" => e.to_string())
+                if !self.release_failed.swap(true, Ordering::Relaxed) {
+                    warn!(self.log, "could not remove the reserve file"; "error" => e.to_string());
+                }
             }
         }
     }
@@ -624,14 +656,6 @@ fn write_ballast(path: &Path, bytes: u64) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Rotate now (sent by the actor to itself on its timer).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RotateNow {
-    /// A write failed for want of space.
-    pub emergency: bool,
-}
-
 /// The rotation actor.
 pub struct RotationActor {
     settings: Arc<RotationSettings>,
@@ -666,6 +690,7 @@ impl RotationActor {
             path: settings.ballast_path(),
             bytes: settings.ballast_bytes(),
             log: log.clone(),
+            release_failed: AtomicBool::new(false),
         });
         RotationActor {
             settings: Arc::new(settings),
@@ -692,7 +717,10 @@ impl RotationActor {
         self.running = true;
         #[cfg(feature = "fault-injection")]
         let fault = self.fault.take();
-        let urgent = emergency || self.over_bound();
+        // A request from a write that failed may arrive after space came
+        // back (a run that just ended freed it): no emergency then.
+        let emergency = emergency && disk_short(&self.settings);
+        let urgent = emergency || over_bound(&self.settings);
         let mut run = Run {
             urgent,
             settings: Arc::clone(&self.settings),
@@ -754,18 +782,12 @@ impl RotationActor {
                         }
                     });
                 } else if let Some(emergency) = act.again.take() {
+                    // Requests queued by writes that failed before this run
+                    // freed space are checked again at the start.
                     act.start(emergency, ctx);
                 }
             })
             .spawn(ctx);
-    }
-
-    /// Whether the file and WAL are past the high-water mark, or the volume
-    /// past its bound: then the rotation does not rest between steps.
-    fn over_bound(&self) -> bool {
-        let files = crate::query::file_sizes(&self.settings.db_path);
-        files.db_bytes + files.wal_bytes > self.settings.size_high_water()
-            || volume_over(&self.settings)
     }
 
     fn finish(&mut self, result: Result<(), RotateError>, outcome: Outcome, started: Instant) {
@@ -836,14 +858,6 @@ impl Supervised for RotationActor {
         self.running = false;
         self.again = None;
         self.cooling = false;
-    }
-}
-
-impl Handler<RotateNow> for RotationActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: RotateNow, ctx: &mut Context<Self>) {
-        self.start(msg.emergency, ctx);
     }
 }
 

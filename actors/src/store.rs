@@ -181,8 +181,10 @@ pub struct Reclaimed {
     pub pages_freed: u64,
 }
 
-/// Whether SQLite failed for want of space, or because the file (or its
-/// directory) became read-only: conditions rotation or the operator can heal.
+/// Whether SQLite failed for want of space (SQLite reports ENOSPC on a write
+/// as `SQLITE_FULL`), or because the file became read-only: conditions
+/// rotation or the operator can heal. Other I/O errors (EIO) are not: they
+/// answer 500, and rotation does not delete rows for them.
 pub fn out_of_space(e: &rusqlite::Error) -> bool {
     use rusqlite::ffi;
     match e {
@@ -191,9 +193,6 @@ pub fn out_of_space(e: &rusqlite::Error) -> bool {
                 f.code,
                 rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::ReadOnly
             ) || f.extended_code == ffi::SQLITE_IOERR_SHMSIZE
-                || f.extended_code == ffi::SQLITE_IOERR_WRITE
-                || f.extended_code == ffi::SQLITE_IOERR_FSYNC
-                || f.extended_code == ffi::SQLITE_IOERR_TRUNCATE
         }
         _ => false,
     }
@@ -248,8 +247,11 @@ impl Watch {
         let Ok(space) = space_used(conn, &self.settings.db_path) else {
             return;
         };
+        // The volume rule cannot go below its floor: past it, a volume that
+        // others filled is no reason to rotate after every commit.
         if space.page_count * space.page_size + space.wal_bytes > self.settings.size_high_water()
-            || rotate::volume_over(&self.settings)
+            || (rotate::volume_over(&self.settings)
+                && space.used_bytes() > self.settings.volume_floor())
         {
             self.trigger.request(false);
         }
@@ -367,10 +369,8 @@ impl StoreActor {
                 self.wrote(ctx);
             }
             Ok(Err(e)) => {
-                let why = write_error(e);
-                if matches!(why, StoreError::DiskFull(_)) {
-                    self.out_of_space(&why);
-                } else {
+                let why = self.failed(e);
+                if !matches!(why, StoreError::DiskFull(_)) {
                     warn!(self.log, "group commit failed"; "error" => why.to_string(), "appends" => parked.len());
                 }
                 for p in parked {
@@ -415,6 +415,16 @@ impl StoreActor {
                 }
             });
         }
+    }
+
+    /// A write failed: the error callers get; a full disk also starts (or
+    /// continues) a disk-full episode.
+    fn failed(&mut self, e: rusqlite::Error) -> StoreError {
+        let why = write_error(e);
+        if matches!(why, StoreError::DiskFull(_)) {
+            self.out_of_space(&why);
+        }
+        why
     }
 
     /// A write failed for want of space: logged once per episode, and an
@@ -501,16 +511,7 @@ impl StoreActor {
         let conn = self.conn.as_mut().ok_or_else(|| {
             StoreError::Unavailable("the write connection is being reopened".into())
         })?;
-        match work(conn) {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                let why = write_error(e);
-                if matches!(why, StoreError::DiskFull(_)) {
-                    self.out_of_space(&why);
-                }
-                Err(why)
-            }
-        }
+        work(conn).map_err(|e| self.failed(e))
     }
 }
 

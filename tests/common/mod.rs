@@ -287,6 +287,55 @@ impl Daemon {
             .expect(sql)
     }
 
+    /// Waits until `/v1/status` satisfies `done`, and returns that status
+    /// (a hang guard of a minute, not a performance bound).
+    pub fn wait_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let status = self.status();
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "waited too long for {what}: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Log lines containing `text`.
+    pub fn log_count(&self, text: &str) -> usize {
+        self.logs
+            .lock()
+            .expect("log lock")
+            .iter()
+            .filter(|l| l.contains(text))
+            .count()
+    }
+
+    /// Starts the daemon like [`Daemon::start`], with its umask set to
+    /// `mask` (so a test can show the modes it creates files with).
+    pub fn start_with_umask(env: &[(&str, &str)], mask: u32) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let db_path = dir.path().join("trace.db");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Daemon::spawn_with(dir, db_path, env, |cmd| {
+            // SAFETY: umask(2) is async-signal-safe and touches no memory of
+            // the parent; the closure runs in the child before exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        })
+    }
+
     /// Whether a log line with `msg` has been printed.
     pub fn logged(&self, msg: &str) -> bool {
         self.logs
