@@ -57,10 +57,9 @@ const ROTATION_CHUNK_ROWS: usize = 2000;
 
 /// Open connections both workers together keep at most, whatever the file
 /// descriptor limit. A sidecar has a handful of clients; the cap is there for
-/// floods. It is above the 2,000 stalled sockets /health is tested to answer
-/// beside, and never below the listen backlog, so that a connection waiting
-/// in the backlog while the cap is reached is accepted as soon as the
-/// timeouts close one round of stalled sockets. Measured on the debug build,
+/// floods: near it the oldest idle connection is shut down to make room
+/// (`http::conn_watch`), so new clients are still accepted. Measured on the
+/// debug build,
 /// an idle or stalled-head connection costs about 12 KiB and one stalled in
 /// its body about 22 KiB, so a flood at the cap holds at most about 45 MiB.
 /// Each connection takes two descriptors: the cap needs a soft limit of 8192
@@ -158,13 +157,17 @@ pub async fn run(
         "on_data_volume" => config.db_on_data_volume());
 
     let request_timeout = config.request_timeout;
-    let watch = http::conn_watch::WatchLimits {
-        idle: KEEP_ALIVE + request_timeout,
-        closing: LINGER + Duration::from_secs(1),
-    };
     let workers = workers();
     let cap = connection_cap(&log);
     let per_worker = cap / workers;
+    // Room kept under each worker's cap: a new connection past this makes
+    // the worker shut its oldest idle one, so it never stops accepting.
+    let evict_at = per_worker - (per_worker / 16).max(2).min(per_worker - 1);
+    let watch = http::conn_watch::WatchLimits {
+        idle: KEEP_ALIVE + request_timeout,
+        closing: LINGER + Duration::from_secs(1),
+        evict_at,
+    };
     // std listens with a backlog of 128: a burst of connections past it has
     // its SYNs dropped and retried after 1 s, then 3 s. Listening again on a
     // listening socket (Linux) only resizes the queue; kept within the cap,

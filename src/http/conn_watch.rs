@@ -17,10 +17,18 @@
 //! answer said `Connection: close`; then the watchdog shuts its socket down.
 //! To do so it holds a duplicate of the socket's descriptor: two descriptors
 //! per connection, which the connection cap accounts for.
+//!
+//! And at the cap a worker stops accepting, so a flood of stalled sockets
+//! would keep `/health` waiting in the listen backlog until their timeouts.
+//! Each worker therefore keeps a list of its connections: when a new one
+//! brings it near its cap, the oldest connection with no handler running is
+//! shut down to make room (an attacker's stalled sockets go first, as they
+//! are the oldest idle ones), so new clients are always accepted.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::OwnedFd;
 use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -37,6 +45,46 @@ pub struct WatchLimits {
     /// After an answer that closes the connection: the linger time, and a
     /// little more so actix closes first when it can.
     pub closing: Duration,
+    /// Connections a worker keeps before a new one makes it shut its oldest
+    /// idle one: a little under its `max_connections`.
+    pub evict_at: usize,
+}
+
+thread_local! {
+    /// This worker's connections (workers are threads; connections never
+    /// move between them).
+    static OPEN: RefCell<Vec<Weak<ConnWatch>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Idle connections shut down to make room near the cap, over all workers.
+static EVICTED: AtomicU64 = AtomicU64::new(0);
+
+/// Idle connections shut down so far to make room for new ones.
+pub fn evicted_connections() -> u64 {
+    EVICTED.load(Ordering::Relaxed)
+}
+
+/// Adds `watch` to this worker's list; when the worker is near its cap,
+/// shuts down its oldest connection with no handler running.
+fn register(watch: &Rc<ConnWatch>, evict_at: usize) {
+    OPEN.with(|open| {
+        let mut open = open.borrow_mut();
+        open.retain(|w| w.strong_count() > 0);
+        if open.len() + 1 >= evict_at {
+            let oldest = open
+                .iter()
+                .filter_map(Weak::upgrade)
+                .filter(|w| w.busy.get() == 0 && !w.evicted.get())
+                .min_by_key(|w| w.since.get());
+            if let Some(oldest) = oldest {
+                oldest.evicted.set(true);
+                // Errors mean the socket is already shut or gone.
+                let _ = rustix::net::shutdown(&oldest.socket, rustix::net::Shutdown::Both);
+                EVICTED.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        open.push(Rc::downgrade(watch));
+    });
 }
 
 /// One connection's state, shared by its requests (through the connection's
@@ -51,6 +99,8 @@ pub struct ConnWatch {
     since: Cell<Instant>,
     /// Whether the last answer closes the connection.
     closing: Cell<bool>,
+    /// Shut down to make room; no longer counted as a candidate.
+    evicted: Cell<bool>,
 }
 
 /// Marks a handler as running until dropped, so a handler that is cancelled
@@ -83,7 +133,9 @@ pub fn on_connect(
             busy: Cell::new(0),
             since: Cell::new(Instant::now()),
             closing: Cell::new(false),
+            evicted: Cell::new(false),
         });
+        register(&watch, limits.evict_at);
         actix_web::rt::spawn(watchdog(Rc::downgrade(&watch), limits));
         extensions.insert(watch);
     }
@@ -117,8 +169,10 @@ async fn watchdog(conn: Weak<ConnWatch>, limits: WatchLimits) {
             return;
         };
         let wake = if watch.busy.get() > 0 {
-            // Handlers are bounded by their own timers; look again later.
-            Instant::now() + limits.idle
+            // Handlers are bounded by their own timers; look again soon, so
+            // an answer that closes the connection is followed within the
+            // linger time.
+            Instant::now() + limits.closing
         } else {
             let allowed = if watch.closing.get() {
                 limits.closing

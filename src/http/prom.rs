@@ -105,6 +105,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     );
     rotation_families(&f, &s, &engine.rotation_settings);
     f.counter(
+        "http_connections_evicted_total",
+        "Idle connections shut down near the connection cap to make room for new ones.",
+        &[],
+        &[(vec![], super::conn_watch::evicted_connections())],
+    );
+    f.counter(
         "store_commits_total",
         "Transactions the store committed.",
         &[],
