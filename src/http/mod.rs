@@ -254,23 +254,24 @@ async fn try_ingest(
         BodyType::Protobuf => otlp::Encoding::Protobuf,
     };
     match route {
-        Route::Native(kind) => native_ingest(state, kind, &body).await,
-        Route::Otlp(signal) => otlp_ingest(state, signal, encoding, &body).await,
+        Route::Native(kind) => native_ingest(state, kind, body).await,
+        Route::Otlp(signal) => otlp_ingest(state, signal, encoding, body).await,
         Route::Both(kind, signal, key) => {
             if declared == BodyType::Protobuf || is_otlp_json(&body, &[key]) {
-                otlp_ingest(state, signal, encoding, &body).await
+                otlp_ingest(state, signal, encoding, body).await
             } else {
-                native_ingest(state, kind, &body).await
+                native_ingest(state, kind, body).await
             }
         }
     }
 }
 
-/// Native records: 202 with the new row ids once committed.
+/// Native records: 202 with the new row ids once committed. The body is
+/// freed once decoded, before the wait for the commit.
 async fn native_ingest(
     state: &AppState,
     kind: Kind,
-    body: &[u8],
+    body: Vec<u8>,
 ) -> Result<HttpResponse, ApiError> {
     if body.is_empty() {
         return Err(ApiError::new(
@@ -280,7 +281,8 @@ async fn native_ingest(
         ));
     }
     let limits = Limits::new(state.config.max_records_per_request);
-    let batch = native::decode(kind, body, &limits)?;
+    let batch = native::decode(kind, &body, &limits)?;
+    drop(body);
     if batch.is_empty() {
         return Ok(HttpResponse::Accepted().json(json!({ "accepted": 0, "ids": [] })));
     }
@@ -293,17 +295,19 @@ async fn native_ingest(
 }
 
 /// OTLP: 200 with the Export*ServiceResponse once committed, carrying a
-/// partial success when some items were left out.
+/// partial success when some items were left out. The body is freed once
+/// decoded, before the wait for the commit.
 async fn otlp_ingest(
     state: &AppState,
     signal: Signal,
     encoding: otlp::Encoding,
-    body: &[u8],
+    body: Vec<u8>,
 ) -> Result<HttpResponse, ApiError> {
     let stats = &state.engine.stats;
     let limits = Limits::new(state.config.max_records_per_request);
-    let decoded = otlp::decode_signal(signal, encoding, body, &limits)
+    let decoded = otlp::decode_signal(signal, encoding, &body, &limits)
         .map_err(|e| ApiError::from(e).otlp(Some(encoding)))?;
+    drop(body);
     stats.otlp_received(signal, decoded.received as u64);
     for reason in &decoded.rejected {
         stats.otlp_rejected(signal, *reason);
