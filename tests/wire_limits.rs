@@ -81,16 +81,7 @@ fn string_attribute(key: String, value: String) -> KeyValue {
 }
 
 fn spans_request(spans: Vec<Span>) -> Vec<u8> {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..ScopeSpans::default()
-            }],
-            ..ResourceSpans::default()
-        }],
-    }
-    .encode_to_vec()
+    common::traces_request(spans)
 }
 
 fn span(i: usize, attributes: Vec<KeyValue>) -> Span {

@@ -98,18 +98,8 @@ impl Daemon {
         env: Vec<(String, String)>,
         configure: impl FnOnce(&mut Command),
     ) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TRACE_LISTEN_ADDR", "127.0.0.1:0")
-            .env("TRACE_DB_PATH", &db_path)
-            .env("TRACE_AGENT_ID", "test-agent")
-            .env("TRACE_LOG_LEVEL", "debug")
-            // Fixtures carry fixed timestamps (some a year old): age rotation
-            // stays off unless a test turns it on.
-            .env("TRACE_DB_ROTATE_DAYS", "0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        let mut cmd = daemon_command(&db_path);
+        cmd.stdout(Stdio::piped());
         for (k, v) in &env {
             cmd.env(k, v);
         }
@@ -372,17 +362,7 @@ impl Daemon {
     ) -> (Daemon, Option<std::process::ChildStdout>) {
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
         let db_path = dir.path().join("trace.db");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TRACE_LISTEN_ADDR", "127.0.0.1:0")
-            .env("TRACE_DB_PATH", &db_path)
-            .env("TRACE_AGENT_ID", "test-agent")
-            .env("TRACE_LOG_LEVEL", "debug")
-            // Fixtures carry fixed timestamps (some a year old): age rotation
-            // stays off unless a test turns it on.
-            .env("TRACE_DB_ROTATE_DAYS", "0")
-            .stderr(Stdio::inherit());
+        let mut cmd = daemon_command(&db_path);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -450,6 +430,39 @@ impl Daemon {
 fn listening_addr(line: &str) -> Option<String> {
     let v: Value = serde_json::from_str(line).ok()?;
     (v["msg"] == "listening").then(|| v["addr"].as_str().unwrap_or_default().to_string())
+}
+
+/// The daemon's command: a clean environment, port 0, the test's database,
+/// debug logs on stdout, and age rotation off (fixtures carry fixed
+/// timestamps, some a year old) unless a test turns it on.
+fn daemon_command(db_path: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TRACE_LISTEN_ADDR", "127.0.0.1:0")
+        .env("TRACE_DB_PATH", db_path)
+        .env("TRACE_AGENT_ID", "test-agent")
+        .env("TRACE_LOG_LEVEL", "debug")
+        .env("TRACE_DB_ROTATE_DAYS", "0")
+        .stderr(Stdio::inherit());
+    cmd
+}
+
+/// An OTLP/HTTP traces request holding `spans` under one resource and scope.
+pub fn traces_request(spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    use prost::Message as _;
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+    .encode_to_vec()
 }
 
 /// Opens `path` read-only (the WAL is read too).
