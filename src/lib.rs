@@ -9,9 +9,12 @@
 //!
 //! - `main.rs`: thin: arguments, config, logging, signals, then [`run`].
 //! - [`config`]: `TRACE_*` environment variables, validated at start-up.
-//! - [`logging`]: JSON lines on stdout through slog; `log` bridged in.
-//! - [`http`]: the routes: ingest, `/health`, `/v1/status`.
-//! - [`wire`]: request bodies into records (native JSON).
+//! - [`logging`]: JSON lines on stdout through slog; `log` bridged in; a
+//!   failed write drops and counts the line, and logging resumes.
+//! - [`http`]: the routes: ingest, `/health`, `/v1/status`, `/metrics`; the
+//!   body budget, request timeouts and the connection watchdog.
+//! - [`wire`]: request bodies into records (native JSON, OTLP), counted on
+//!   the wire before they are decoded; gzip.
 //!
 //! [`run`] takes its listener and its shutdown future, so tests can bind
 //! port 0 and run the real server.
