@@ -73,7 +73,13 @@ fn a_full_disk_is_refused_with_retry_after_and_heals_when_space_returns() {
     // The default bound (512 MiB) keeps the volume rule's floor (32 MiB)
     // above this small database: rotation cannot free space here, only the
     // operator can.
-    let d = Daemon::start_at(&db, &[("TRACE_ROTATE_INTERVAL", "1h")]);
+    let d = Daemon::start_at(
+        &db,
+        &[
+            ("TRACE_ROTATE_INTERVAL", "1h"),
+            ("TRACE_METRICS_INTERVAL", "1s"),
+        ],
+    );
     let mut acked = Vec::new();
     for i in 0..20 {
         let name = format!("before-{i}");
@@ -122,6 +128,10 @@ fn a_full_disk_is_refused_with_retry_after_and_heals_when_space_returns() {
         status["warnings"]
     );
     assert!(status["ingest"]["rejected"]["disk_full"].as_u64() >= Some(2));
+    // The host sampler's rows cannot be stored either: counted, not lost silently.
+    d.wait_status("a host sample dropped", |s| {
+        s["store"]["host_samples_dropped"].as_u64() > Some(0)
+    });
 
     // The operator frees space: the next write succeeds, with no restart.
     std::fs::remove_file(filler).expect("remove filler");
