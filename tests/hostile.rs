@@ -555,6 +555,18 @@ fn the_inflight_budget_answers_503_with_retry_after_and_a_lone_request_always_pa
             .status
             == 202
     });
+    // Every share came back: nothing in flight once all are answered.
+    let status = d.status();
+    assert_eq!(
+        status["http"]["inflight_body_bytes"], 0,
+        "{}",
+        status["http"]
+    );
+    assert_eq!(status["http"]["max_inflight_body_bytes"], 1 << 20);
+    assert!(d
+        .get("/metrics")
+        .body
+        .contains("openclaw_trace_http_inflight_body_bytes_max 1048576"));
 }
 
 /// An OTLP trace request of `spans` spans, each with a `pad`-byte attribute.

@@ -71,6 +71,16 @@ impl BodyBudget {
         }
     }
 
+    /// Bytes charged now by requests not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// `TRACE_MAX_INFLIGHT_BODY_BYTES`.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// An empty charge for one request.
     fn share(self: &Arc<Self>) -> BodyShare {
         BodyShare {

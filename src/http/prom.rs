@@ -104,6 +104,18 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &rejected,
     );
     rotation_families(&f, &s, &engine.rotation_settings);
+    f.gauge(
+        "http_inflight_body_bytes",
+        "Request bytes held now by requests not yet answered (read, then decompressed).",
+        &[],
+        &[(vec![], state.body_budget.in_flight() as f64)],
+    );
+    f.gauge(
+        "http_inflight_body_bytes_max",
+        "TRACE_MAX_INFLIGHT_BODY_BYTES: past it, ingest answers 503.",
+        &[],
+        &[(vec![], state.body_budget.limit() as f64)],
+    );
     f.counter(
         "http_connections_evicted_total",
         "Idle connections shut down near the connection cap to make room for new ones.",

@@ -223,6 +223,11 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "host_samples_dropped": stats.host_samples_dropped,
         },
         "actors": actors,
+        "http": {
+            "inflight_body_bytes": state.body_budget.in_flight(),
+            "max_inflight_body_bytes": state.body_budget.limit(),
+            "connections_evicted": super::conn_watch::evicted_connections(),
+        },
         "logging": {
             "dropped_lines": crate::logging::dropped_log_lines(),
             "dropped_lines_by_reason": as_object(&crate::logging::dropped_log_lines_by_reason()),
