@@ -158,9 +158,27 @@ fn a_full_disk_is_refused_with_retry_after_and_heals_when_space_returns() {
         "one log line per episode, not per request"
     );
 
+    eprintln!(
+        "disk full, then freed by the operator: native {} {}, OTLP {} (Retry-After {:?}), \
+         /health {} {}, episodes {episodes}, refused disk_full {}, host samples dropped {}, \
+         {} acknowledged rows",
+        refused.status,
+        refused.body,
+        otlp.status,
+        otlp.headers.get("retry-after"),
+        health.status,
+        health.body,
+        status["ingest"]["rejected"]["disk_full"],
+        status["store"]["host_samples_dropped"],
+        acked.len()
+    );
     let (exit, _dir, db_path, _) = d.stop_with(libc::SIGTERM);
     assert!(exit.success(), "{exit:?}");
     assert_all_there(&db_path, &acked);
+    eprintln!(
+        "after exit: integrity_check ok, all {} acknowledged rows present",
+        acked.len()
+    );
 }
 
 #[test]
@@ -233,6 +251,14 @@ fn rotation_alone_heals_a_disk_the_database_filled() {
         "{rotation}"
     );
 
+    eprintln!(
+        "disk filled by the database, healed by rotation alone: first refusal {}, \
+         recovered after {:?} with no action by the test; rotation deleted (and dropped) {deleted} \
+         of {} acknowledged rows",
+        refused.status,
+        start.elapsed(),
+        acked.len() + newest.len()
+    );
     let (exit, _dir, db_path, _) = d.stop_with(libc::SIGTERM);
     assert!(exit.success(), "{exit:?}");
     // What rotation dropped was the oldest; everything after it is there.
