@@ -555,7 +555,7 @@ fn volume_excess(settings: &RotationSettings, emergency: bool) -> Option<u64> {
     let target = (settings.volume_target_percent() / 100.0 * capacity as f64) as u64;
     // A full disk gives back at least the ballast's worth, so the next writes fit.
     Some(fs.used_bytes.saturating_sub(target).max(if emergency {
-        settings.ballast_bytes()
+        ballast_size(settings, capacity)
     } else {
         0
     }))
@@ -576,7 +576,15 @@ fn over_bound(settings: &RotationSettings) -> bool {
 /// Whether the volume has less room than the reserve file would give: a
 /// write that failed for want of space is still likely to fail.
 fn disk_short(settings: &RotationSettings) -> bool {
-    fs_usage(&settings.db_dir()).map_or(true, |fs| fs.available_bytes < settings.ballast_bytes())
+    fs_usage(&settings.db_dir()).map_or(true, |fs| {
+        fs.available_bytes < ballast_size(settings, fs.used_bytes + fs.available_bytes)
+    })
+}
+
+/// The reserve file's size on a volume of `capacity` bytes: the settings'
+/// size, but at most a sixteenth of a small volume (and at least 64 KiB).
+fn ballast_size(settings: &RotationSettings, capacity: u64) -> u64 {
+    settings.ballast_bytes().min(capacity / 16).max(64 << 10)
 }
 
 /// Whether the volume holding the database is over its bound.
@@ -588,7 +596,6 @@ pub fn volume_over(settings: &RotationSettings) -> bool {
 /// healed (deletes need room in the WAL before they free anything).
 struct Ballast {
     path: PathBuf,
-    bytes: u64,
     log: Logger,
     /// A failed removal was logged; not again until one succeeds.
     release_failed: AtomicBool,
@@ -621,7 +628,7 @@ impl Ballast {
             return;
         };
         let capacity = fs.used_bytes + fs.available_bytes;
-        let bytes = self.bytes.min(capacity / 16).max(64 << 10);
+        let bytes = ballast_size(settings, capacity);
         if std::fs::metadata(&self.path).is_ok_and(|m| m.len() >= bytes) {
             return;
         }
@@ -688,7 +695,6 @@ impl RotationActor {
     ) -> Self {
         let ballast = Arc::new(Ballast {
             path: settings.ballast_path(),
-            bytes: settings.ballast_bytes(),
             log: log.clone(),
             release_failed: AtomicBool::new(false),
         });
