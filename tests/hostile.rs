@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Daemon;
+use common::RpcStatus;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
@@ -25,15 +26,6 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 
 /// The peak resident memory allowed under 50 hostile clients (issue 8).
 const HOSTILE_VMHWM_KIB: u64 = 128 * 1024;
-
-/// `google.rpc.Status`, as an OTLP client decodes a failure.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
 
 fn connect(d: &Daemon) -> TcpStream {
     let s = TcpStream::connect(d.base.trim_start_matches("http://")).expect("connect");

@@ -7,6 +7,7 @@ mod common;
 use std::io::Write;
 
 use common::Daemon;
+use common::RpcStatus;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -17,15 +18,6 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
 const PROTOBUF: (&str, &str) = ("Content-Type", "application/x-protobuf");
-
-/// `google.rpc.Status`, as a client decodes an OTLP failure.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
 
 fn span(trace_id: Vec<u8>, span_id: Vec<u8>, name: &str) -> Span {
     Span {

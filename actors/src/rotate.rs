@@ -362,38 +362,41 @@ impl Run {
             return false;
         }
         self.chunk /= 2;
-        let _ = self
-            .ops
-            .reclaim
-            .send(Reclaim {
-                pages: 0,
-                checkpoint: true,
-            })
-            .await;
+        let _ = self.checkpoint().await;
         true
+    }
+
+    /// Runs one delete of `self.chunk` rows through `send`; while it fails
+    /// for want of space, again with smaller chunks.
+    async fn delete_chunk<F>(&mut self, send: impl Fn(usize) -> F) -> Result<Deleted, RotateError>
+    where
+        F: std::future::Future<Output = Result<Result<Deleted, StoreError>, MailboxError>>,
+    {
+        loop {
+            match send(self.chunk).await? {
+                Ok(d) => return Ok(d),
+                Err(StoreError::DiskFull(_)) if self.shrink_chunk().await => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     async fn delete_older(&mut self, cutoff_ns: i64) -> Result<(), RotateError> {
         for target in Target::ALL {
             loop {
-                let limit = self.chunk;
                 let began = Instant::now();
-                let d = match self
-                    .ops
-                    .older_than
-                    .send(DeleteOlderThan {
-                        target,
-                        cutoff_ns,
-                        limit,
+                let older_than = self.ops.older_than.clone();
+                let d = self
+                    .delete_chunk(|limit| {
+                        older_than.send(DeleteOlderThan {
+                            target,
+                            cutoff_ns,
+                            limit,
+                        })
                     })
-                    .await?
-                {
-                    Ok(d) => d,
-                    Err(StoreError::DiskFull(_)) if self.shrink_chunk().await => continue,
-                    Err(e) => return Err(e.into()),
-                };
+                    .await?;
                 self.record(RotateReason::Age, &d);
-                if (d.rows as usize) < limit {
+                if (d.rows as usize) < self.chunk {
                     break;
                 }
                 self.pace(began.elapsed()).await;
@@ -416,19 +419,10 @@ impl Run {
                     return Ok(());
                 }
                 let began = Instant::now();
-                let d = match self
-                    .ops
-                    .oldest
-                    .send(DeleteOldest {
-                        pushed_only,
-                        limit: self.chunk,
-                    })
-                    .await?
-                {
-                    Ok(d) => d,
-                    Err(StoreError::DiskFull(_)) if self.shrink_chunk().await => continue,
-                    Err(e) => return Err(e.into()),
-                };
+                let oldest = self.ops.oldest.clone();
+                let d = self
+                    .delete_chunk(|limit| oldest.send(DeleteOldest { pushed_only, limit }))
+                    .await?;
                 if d.rows == 0 {
                     break;
                 }

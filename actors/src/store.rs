@@ -577,8 +577,9 @@ impl Handler<DeleteOldest> for StoreActor {
 
     fn handle(&mut self, msg: DeleteOldest, ctx: &mut Context<Self>) -> Self::Result {
         self.write_now(ctx, |conn| {
-            // The table whose first deletable row is oldest by its own time.
-            let mut oldest: Option<(i64, Table, i64)> = None;
+            // The table whose first deletable row is oldest by its own time,
+            // with its push cursor and the highest id that may go.
+            let mut oldest: Option<(i64, Table, i64, i64)> = None;
             for table in Table::ALL {
                 let target = Target::Data(table);
                 let cursor = cursor_of(conn, target)?.unwrap_or(0);
@@ -592,20 +593,18 @@ impl Handler<DeleteOldest> for StoreActor {
                     .query_row([bound], |r| r.get(0))
                     .optional()?;
                 if let Some(time) = first {
-                    if oldest.is_none_or(|(t, _, _)| time < t) {
-                        oldest = Some((time, table, bound));
+                    if oldest.is_none_or(|(t, ..)| time < t) {
+                        oldest = Some((time, table, cursor, bound));
                     }
                 }
             }
-            let Some((_, table, bound)) = oldest else {
+            let Some((_, table, cursor, bound)) = oldest else {
                 return Ok(Deleted {
                     target: Target::Data(Table::LlmCalls),
                     rows: 0,
                     unpushed: 0,
                 });
             };
-            let target = Target::Data(table);
-            let cursor = cursor_of(conn, target)?;
             let sql = format!(
                 "DELETE FROM {t} WHERE id IN
                     (SELECT id FROM {t} WHERE id <= ?1 ORDER BY id LIMIT ?2)
@@ -613,7 +612,7 @@ impl Handler<DeleteOldest> for StoreActor {
                 t = table.name()
             );
             let ids = collect_ids(conn, &sql, params![bound, msg.limit as i64])?;
-            Ok(deleted(target, &ids, cursor))
+            Ok(deleted(Target::Data(table), &ids, Some(cursor)))
         })
     }
 }

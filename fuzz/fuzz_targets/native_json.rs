@@ -4,8 +4,10 @@
 
 #![no_main]
 
+mod shared;
+
 use libfuzzer_sys::fuzz_target;
-use openclaw_trace::wire::limits::{count_native_json, Limits};
+use openclaw_trace::wire::limits::count_native_json;
 use openclaw_trace::wire::native::{decode, Kind};
 use openclaw_trace::wire::DecodeError;
 
@@ -14,12 +16,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let kind = [Kind::LlmCall, Kind::Error, Kind::Event, Kind::Metric][usize::from(selector & 3)];
-    // Small limits half of the time, so refusals are exercised too.
-    let limits = if selector & 4 == 0 {
-        Limits::default()
-    } else {
-        Limits::new(usize::from(selector >> 3) + 1)
-    };
+    let limits = shared::limits(selector);
     let counted = count_native_json(body, &limits);
     match decode(kind, body, &limits) {
         Ok(batch) => {

@@ -4,8 +4,10 @@
 
 #![no_main]
 
+mod shared;
+
 use libfuzzer_sys::fuzz_target;
-use openclaw_trace::wire::limits::{count_otlp_json, Limits};
+use openclaw_trace::wire::limits::count_otlp_json;
 use openclaw_trace::wire::otlp::{decode_signal, Encoding};
 use openclaw_trace::wire::DecodeError;
 use openclaw_trace_actors::stats::Signal;
@@ -15,30 +17,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let signal = Signal::ALL[usize::from(selector % 3)];
-    let limits = if selector & 4 == 0 {
-        Limits::default()
-    } else {
-        Limits::new(usize::from(selector >> 3) + 1)
-    };
+    let limits = shared::limits(selector);
     let counted = count_otlp_json(signal, body, &limits);
-    match decode_signal(signal, Encoding::Json, body, &limits) {
-        Ok(decoded) => {
-            let counts = counted.expect("a body that decodes is counted within the limits");
-            assert!(counts.records <= limits.max_records);
-            assert!(counts.values <= limits.max_values);
-            assert!(decoded.received <= counts.records);
-            assert_eq!(
-                decoded.batch.len() + decoded.rejected.len(),
-                decoded.received
-            );
-        }
-        Err(DecodeError::TooLarge(_)) => {
-            assert!(matches!(counted, Err(DecodeError::TooLarge(_))));
-        }
+    let decoded = decode_signal(signal, Encoding::Json, body, &limits);
+    match shared::check_otlp(&limits, counted, decoded) {
+        None => {}
         // The count refuses what it cannot read, before the decoder can.
-        Err(DecodeError::Malformed(m)) if counted.is_err() => {
+        Some((DecodeError::Malformed(m), counted)) if counted.is_err() => {
             assert_eq!(counted, Err(DecodeError::Malformed(m)));
         }
-        Err(_) => assert!(counted.is_ok()),
+        Some((_, counted)) => assert!(counted.is_ok()),
     }
 });

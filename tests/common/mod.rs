@@ -10,6 +10,7 @@ pub mod tmpfs;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -39,37 +40,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon with a fresh database and extra `env` variables.
     pub fn start(env: &[(&str, &str)]) -> Daemon {
-        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        let db_path = dir.path().join("trace.db");
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Daemon::spawn(dir, db_path, env)
+        Daemon::start_configured(None, env, |_| {})
     }
 
     /// Starts the daemon on the database file `db_path` (a directory the
     /// test owns, such as a mounted tmpfs).
     pub fn start_at(db_path: &Path, env: &[(&str, &str)]) -> Daemon {
-        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Daemon::spawn(dir, db_path.to_path_buf(), env)
+        Daemon::start_configured(Some(db_path), env, |_| {})
     }
 
     /// Starts the daemon like [`Daemon::start`], with its file descriptor
     /// limit (soft and hard) set to `nofile`.
     pub fn start_with_fd_limit(env: &[(&str, &str)], nofile: u64) -> Daemon {
-        use std::os::unix::process::CommandExt;
-        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        let db_path = dir.path().join("trace.db");
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Daemon::spawn_with(dir, db_path, env, |cmd| {
+        Daemon::start_configured(None, env, |cmd| {
             let limit = libc::rlimit {
                 rlim_cur: nofile,
                 rlim_max: nofile,
@@ -86,6 +69,37 @@ impl Daemon {
                 });
             }
         })
+    }
+
+    /// Starts the daemon like [`Daemon::start`], with its umask set to
+    /// `mask` (so a test can show the modes it creates files with).
+    pub fn start_with_umask(env: &[(&str, &str)], mask: u32) -> Daemon {
+        Daemon::start_configured(None, env, |cmd| {
+            // SAFETY: umask(2) is async-signal-safe and touches no memory of
+            // the parent; the closure runs in the child before exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        })
+    }
+
+    /// Starts the daemon on `db_path` (a fresh temporary file when `None`)
+    /// with `env`, letting `configure` adjust its command.
+    fn start_configured(
+        db_path: Option<&Path>,
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Daemon {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let db_path = db_path.map_or_else(|| dir.path().join("trace.db"), Path::to_path_buf);
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Daemon::spawn_with(dir, db_path, env, configure)
     }
 
     fn spawn(dir: Arc<tempfile::TempDir>, db_path: PathBuf, env: Vec<(String, String)>) -> Daemon {
@@ -304,28 +318,6 @@ impl Daemon {
             .count()
     }
 
-    /// Starts the daemon like [`Daemon::start`], with its umask set to
-    /// `mask` (so a test can show the modes it creates files with).
-    pub fn start_with_umask(env: &[(&str, &str)], mask: u32) -> Daemon {
-        use std::os::unix::process::CommandExt;
-        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        let db_path = dir.path().join("trace.db");
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Daemon::spawn_with(dir, db_path, env, |cmd| {
-            // SAFETY: umask(2) is async-signal-safe and touches no memory of
-            // the parent; the closure runs in the child before exec.
-            unsafe {
-                cmd.pre_exec(move || {
-                    libc::umask(mask as libc::mode_t);
-                    Ok(())
-                });
-            }
-        })
-    }
-
     /// Whether a log line with `msg` has been printed.
     pub fn logged(&self, msg: &str) -> bool {
         self.logs
@@ -446,6 +438,17 @@ fn daemon_command(db_path: &Path) -> Command {
         .env("TRACE_DB_ROTATE_DAYS", "0")
         .stderr(Stdio::inherit());
     cmd
+}
+
+/// `google.rpc.Status`, as an OTLP client decodes a failure.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    /// The gRPC status code.
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// What went wrong.
+    #[prost(string, tag = "2")]
+    pub message: String,
 }
 
 /// An OTLP/HTTP traces request holding `spans` under one resource and scope.
