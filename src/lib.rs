@@ -111,6 +111,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     keep_large_buffers_off_the_heap(&log);
+    let db_dir = db_dir(&config.db_path);
     let engine = Engine::start(
         EngineConfig {
             db_path: config.db_path.clone(),
@@ -121,7 +122,7 @@ pub async fn run(
             },
             metrics: MetricsSettings {
                 interval: config.metrics_interval,
-                db_dir: db_dir(&config.db_path),
+                db_dir: db_dir.clone(),
                 agent_process: config.agent_process.clone(),
                 agent_id: config.agent_id.clone(),
             },
@@ -144,6 +145,7 @@ pub async fn run(
                 max_db_bytes: config.rotation.max_db_bytes,
                 disk_max_percent: config.rotation.disk_max_percent,
                 db_path: config.db_path.clone(),
+                db_dir,
                 chunk_rows: ROTATION_CHUNK_ROWS,
             },
         },

@@ -148,8 +148,10 @@ pub struct RotationSettings {
     pub max_db_bytes: u64,
     /// Bound of the volume's use, in percent (`TRACE_DISK_MAX_PERCENT`).
     pub disk_max_percent: f64,
-    /// The SQLite file; its directory's filesystem is the volume watched.
+    /// The SQLite file.
     pub db_path: PathBuf,
+    /// The directory holding it: its filesystem is the volume watched.
+    pub db_dir: PathBuf,
     /// Rows deleted per store message.
     pub chunk_rows: usize,
 }
@@ -213,15 +215,6 @@ impl RotationSettings {
     /// The reserve file beside the database.
     pub fn ballast_path(&self) -> PathBuf {
         crate::schema::sibling(&self.db_path, "-reserve")
-    }
-
-    /// The directory whose filesystem holds the database.
-    pub fn db_dir(&self) -> PathBuf {
-        self.db_path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf()
     }
 }
 
@@ -537,7 +530,7 @@ impl Run {
 /// Bytes to give back for the volume rule, when the volume is over its bound
 /// (or a write already failed for want of space).
 fn volume_excess(settings: &RotationSettings, emergency: bool) -> Option<u64> {
-    let fs = fs_usage(&settings.db_dir()).ok()?;
+    let fs = fs_usage(&settings.db_dir).ok()?;
     let capacity = fs.used_bytes + fs.available_bytes;
     if capacity == 0 {
         return None;
@@ -570,7 +563,7 @@ fn over_bound(settings: &RotationSettings) -> bool {
 /// Whether the volume has less room than the reserve file would give: a
 /// write that failed for want of space is still likely to fail.
 fn disk_short(settings: &RotationSettings) -> bool {
-    fs_usage(&settings.db_dir()).map_or(true, |fs| {
+    fs_usage(&settings.db_dir).map_or(true, |fs| {
         fs.available_bytes < ballast_size(settings, fs.used_bytes + fs.available_bytes)
     })
 }
@@ -618,7 +611,7 @@ impl Ballast {
     /// room for it without passing its bound. On a small volume it is at
     /// most a sixteenth of the volume.
     fn restore(&self, settings: &RotationSettings) {
-        let Ok(fs) = fs_usage(&settings.db_dir()) else {
+        let Ok(fs) = fs_usage(&settings.db_dir) else {
             return;
         };
         let capacity = fs.used_bytes + fs.available_bytes;
@@ -884,6 +877,7 @@ mod tests {
             max_db_bytes: max,
             disk_max_percent: 90.0,
             db_path: PathBuf::from("/data/openclaw-trace.db"),
+            db_dir: PathBuf::from("/data"),
             chunk_rows: 2000,
         }
     }
