@@ -4,6 +4,7 @@
 //! Handlers only read, decode and answer; admission and storage are the
 //! actors' work. [`routes`] is used by the daemon and by tests alike.
 
+mod api;
 pub mod conn_watch;
 mod error;
 mod otlp_response;
@@ -144,8 +145,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/traces",
         Route::Both(Kind::LlmCall, Signal::Spans, "resourceSpans"),
     ))
-    .service(ingest_at("/v1/errors", Route::Native(Kind::Error)))
-    .service(ingest_at("/v1/events", Route::Native(Kind::Event)))
+    .service(ingest_at("/v1/errors", Route::Native(Kind::Error)).route(web::get().to(api::errors)))
+    .service(ingest_at("/v1/events", Route::Native(Kind::Event)).route(web::get().to(api::events)))
     .service(ingest_at(
         "/v1/metrics",
         Route::Both(Kind::Metric, Signal::DataPoints, "resourceMetrics"),
@@ -154,6 +155,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/health", web::get().to(status::health))
     .route("/v1/status", web::get().to(status::status))
     .route("/metrics", web::get().to(prom::metrics))
+    .route("/v1/llm/summary", web::get().to(api::llm_summary))
+    .route("/v1/llm/calls", web::get().to(api::llm_calls))
+    .route("/v1/traces/{trace_id}", web::get().to(api::trace))
+    .route("/v1/host", web::get().to(api::host))
     .route("/_test/fault/{actor}/{kind}", web::post().to(inject_fault));
 }
 
