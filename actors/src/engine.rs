@@ -76,6 +76,9 @@ impl Engine {
             &config.pricing.fingerprint,
             config.pricing.estimate.as_ref(),
         )?;
+        // Counted once here; the store keeps the counts from now on.
+        let counts = crate::query::count_rows(&mut conn).map_err(query_error)?;
+        let dead_letters = crate::query::count_dead_letters(&conn).map_err(query_error)?;
         if repriced.ran {
             slog::info!(log, "priced LLM calls with the current price table";
                 "rows_changed" => repriced.rows_changed, "rollup_rows" => repriced.rollup_rows,
@@ -83,6 +86,7 @@ impl Engine {
         }
         let pool = schema::read_pool(&config.db_path)?;
         let stats = Arc::new(Stats::default());
+        stats.rows.set(&counts, dead_letters);
 
         let rotation_settings = Arc::new(config.rotation);
         let trigger = RotationTrigger::default();
@@ -221,4 +225,15 @@ pub enum FaultError {
     /// The actor is not running in this configuration (push without an endpoint).
     #[error("this actor is not running in this configuration")]
     NotSupported,
+}
+
+/// A count at start that failed, as the error opening the database.
+fn query_error(e: crate::query::QueryError) -> SchemaError {
+    match e {
+        crate::query::QueryError::Sqlite(e) => SchemaError::Sqlite(e),
+        crate::query::QueryError::Pool(e) => SchemaError::Pool(e),
+        crate::query::QueryError::Encode(m) => {
+            SchemaError::Io(m, std::io::Error::other("counting rows"))
+        }
+    }
 }

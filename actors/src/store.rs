@@ -359,16 +359,18 @@ impl StoreActor {
         #[cfg(feature = "fault-injection")]
         let fault = self.fault.take();
         let pricing = &self.pricing;
+        let mut tally = Tally::default();
         let outcome = contain(ActorName::Store, &self.stats, &self.log, ctx, || {
             #[cfg(feature = "fault-injection")]
             if let Some(fault) = fault {
                 fault.strike();
             }
-            write_group(conn, &parked, pricing)
+            write_group(conn, &parked, pricing, &mut tally)
         });
         match outcome {
             Ok(Ok(results)) => {
                 self.stats.committed();
+                tally.record(&self.stats.rows);
                 for (p, result) in parked.into_iter().zip(results) {
                     let _ = p.reply.send(result);
                 }
@@ -393,6 +395,15 @@ impl StoreActor {
 }
 
 impl StoreActor {
+    /// Takes committed deletes out of the row counts.
+    fn count_deleted(&self, d: &Deleted) {
+        match d.target {
+            Target::Data(table) => self.stats.rows.removed(table, d.rows, d.unpushed),
+            Target::DeadLetters => self.stats.rows.dead_lettered(-(d.rows as i64)),
+            Target::CumulativeSeries => {}
+        }
+    }
+
     /// A write succeeded: a disk-full episode is over; look at the bounds
     /// now, or as soon as the rate limit allows (so the last commit of a
     /// burst is looked at too).
@@ -525,7 +536,9 @@ impl Handler<MarkPushed> for StoreActor {
     type Result = Result<(), StoreError>;
 
     fn handle(&mut self, msg: MarkPushed, ctx: &mut Context<Self>) -> Self::Result {
-        self.write_now(ctx, |conn| advance_cursor(conn, msg.table, msg.up_to))
+        let passed = self.write_now(ctx, |conn| advance_cursor(conn, msg.table, msg.up_to))?;
+        self.stats.rows.pushed(msg.table, passed);
+        Ok(())
     }
 }
 
@@ -541,20 +554,36 @@ impl Handler<DeadLetter> for StoreActor {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![msg.table.name(), msg.row_id, msg.last_row_id, msg.status, msg.message, now],
             )?;
-            advance_cursor(&tx, msg.table, msg.last_row_id)?;
-            tx.commit()
+            let passed = advance_cursor(&tx, msg.table, msg.last_row_id)?;
+            tx.commit()?;
+            Ok(passed)
+        })
+        .map(|passed| {
+            self.stats.rows.pushed(msg.table, passed);
+            self.stats.rows.dead_lettered(1);
         })
     }
 }
 
-/// Moves `table`'s push cursor to `up_to`; it never moves back.
-fn advance_cursor(conn: &Connection, table: Table, up_to: i64) -> rusqlite::Result<()> {
+/// Moves `table`'s push cursor to `up_to`; it never moves back. Returns the
+/// rows it passed (a range of the primary key: cheap).
+fn advance_cursor(conn: &Connection, table: Table, up_to: i64) -> rusqlite::Result<u64> {
+    let before = cursor_of(conn, Target::Data(table))?.unwrap_or(0);
     conn.prepare_cached(
         "UPDATE push_cursors SET last_pushed_id = max(last_pushed_id, ?2), updated_ns = ?3
          WHERE table_name = ?1",
     )?
     .execute(params![table.name(), up_to, now_ns()])?;
-    Ok(())
+    if up_to <= before {
+        return Ok(0);
+    }
+    let passed: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM {} WHERE id > ?1 AND id <= ?2",
+            table.name()
+        ))?
+        .query_row([before, up_to], |r| r.get(0))?;
+    Ok(passed as u64)
 }
 
 impl Handler<DeleteOlderThan> for StoreActor {
@@ -576,6 +605,7 @@ impl Handler<DeleteOlderThan> for StoreActor {
             let ids = delete_rows(conn, target, &sql, params![msg.cutoff_ns, msg.limit as i64])?;
             Ok(deleted(target, &ids, cursor))
         })
+        .inspect(|d| self.count_deleted(d))
     }
 }
 
@@ -623,6 +653,7 @@ impl Handler<DeleteOldest> for StoreActor {
             let ids = delete_rows(conn, target, &sql, params![bound, msg.limit as i64])?;
             Ok(deleted(Target::Data(table), &ids, Some(cursor)))
         })
+        .inspect(|d| self.count_deleted(d))
     }
 }
 
@@ -719,10 +750,11 @@ fn delete_rows(
     params: impl rusqlite::Params,
 ) -> rusqlite::Result<Vec<i64>> {
     let with_facts = matches!(target, Target::Data(Table::LlmCalls));
+    let tx = conn.unchecked_transaction()?;
     let mut rollup = Delta::default();
     let mut ids = Vec::new();
     {
-        let mut stmt = conn.prepare_cached(sql)?;
+        let mut stmt = tx.prepare_cached(sql)?;
         let mut rows = stmt.query(params)?;
         while let Some(row) = rows.next()? {
             ids.push(row.get(0)?);
@@ -731,7 +763,8 @@ fn delete_rows(
             }
         }
     }
-    rollup.apply(conn)?;
+    rollup.apply(&tx)?;
+    tx.commit()?;
     Ok(ids)
 }
 
@@ -807,19 +840,27 @@ fn write_group(
     conn: &mut Connection,
     parked: &[Parked],
     pricing: &Pricing,
+    tally: &mut Tally,
 ) -> Result<Vec<AppendResult>, rusqlite::Error> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(parked.len());
     for p in parked {
         let sp = tx.savepoint()?;
+        let mut counted = Tally::default();
         let inserted: Result<Vec<Vec<i64>>, rusqlite::Error> = p
             .batches
             .iter()
-            .map(|b| insert_batch(&sp, b, &p.stamp, pricing))
+            .map(|b| {
+                let inserted = insert_batch(&sp, b, &p.stamp, pricing)?;
+                counted.add(b.table(), inserted.ids.len() as u64);
+                counted.add(Table::LlmCalls, inserted.derived_llm_calls);
+                Ok(inserted.ids)
+            })
             .collect();
         match inserted {
             Ok(ids) => {
                 sp.commit()?;
+                tally.merge(&counted);
                 results.push(Ok(ids));
             }
             // Out of space: SQLite may have rolled the whole transaction
@@ -835,13 +876,49 @@ fn write_group(
 
 /// Inserts one batch; returns the new row ids in order. Public so the
 /// benchmarks can time the same statements without the daemon around them.
+/// Rows an append added per record table, counted once it commits.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally([u64; Table::ALL.len()]);
+
+impl Tally {
+    fn add(&mut self, table: Table, n: u64) {
+        self.0[table.index()] += n;
+    }
+
+    fn merge(&mut self, other: &Tally) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+
+    /// Adds the tally to the shared counts.
+    fn record(&self, counts: &crate::stats::RowCounts) {
+        for table in Table::ALL {
+            let n = self.0[table.index()];
+            if n > 0 {
+                counts.added(table, n);
+            }
+        }
+    }
+}
+
+/// What [`insert_batch`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    /// The batch's new row ids, in order.
+    pub ids: Vec<i64>,
+    /// LLM rows derived from the batch (OpenClaw's usage metrics), besides.
+    pub derived_llm_calls: u64,
+}
+
 pub fn insert_batch(
     conn: &Connection,
     batch: &Batch,
     stamp: &Stamp,
     pricing: &Pricing,
-) -> Result<Vec<i64>, rusqlite::Error> {
+) -> Result<Inserted, rusqlite::Error> {
     let mut rollup = Delta::default();
+    let mut derived_llm_calls = 0;
     let ids = match batch {
         Batch::LlmCalls(rows) => rows
             .iter()
@@ -857,6 +934,7 @@ pub fn insert_batch(
             if stamp.source == Source::Otlp {
                 for call in usage_calls(conn, rows, stamp)? {
                     insert_llm_call(conn, &call, stamp, pricing, &mut rollup)?;
+                    derived_llm_calls += 1;
                 }
             }
             Ok(ids)
@@ -871,7 +949,10 @@ pub fn insert_batch(
     };
     // In the same savepoint as the rows: both stay or both go.
     rollup.apply(conn)?;
-    ids
+    Ok(Inserted {
+        ids: ids?,
+        derived_llm_calls,
+    })
 }
 
 /// The LLM rows OpenClaw's usage metrics in `points` add: per provider,

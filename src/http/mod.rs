@@ -531,11 +531,3 @@ async fn inject_fault(
     }
 }
 
-/// Maps a store failure seen by a reader to a refusal.
-pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        RejectReason::Internal,
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("{what}: {e}"),
-    )
-}
