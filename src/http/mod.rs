@@ -530,4 +530,3 @@ async fn inject_fault(
         }
     }
 }
-
