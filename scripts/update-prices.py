@@ -141,6 +141,40 @@ def candidates(name):
     return out
 
 
+# The same examples as prices.rs's `candidate_names_follow_the_documented_rules`.
+EXAMPLES = {
+    "gpt-4o": ["gpt-4o"],
+    "gpt-4-0613": ["gpt-4-0613", "gpt-4"],
+    "gpt-4o-2024-08-06": ["gpt-4o-2024-08-06", "gpt-4o"],
+    "claude-sonnet-4.5:thinking": [
+        "claude-sonnet-4.5:thinking", "claude-sonnet-4.5",
+        "claude-sonnet-4-5:thinking", "claude-sonnet-4-5",
+    ],
+    "gemini-2.5-flash-preview-09-2025": [
+        "gemini-2.5-flash-preview-09-2025", "gemini-2.5-flash-preview",
+        "gemini-2-5-flash-preview-09-2025", "gemini-2-5-flash-preview",
+    ],
+    "us.anthropic.claude-x-20250929-v1:0": [
+        "us.anthropic.claude-x-20250929-v1:0", "us.anthropic.claude-x-20250929",
+        "us.anthropic.claude-x", "anthropic.claude-x-20250929-v1:0",
+        "anthropic.claude-x-20250929", "anthropic.claude-x", "claude-x-20250929-v1:0",
+        "claude-x-20250929", "claude-x", "us-anthropic-claude-x-20250929-v1:0",
+        "us-anthropic-claude-x-20250929", "us-anthropic-claude-x",
+        "anthropic-claude-x-20250929-v1:0", "anthropic-claude-x-20250929",
+        "anthropic-claude-x",
+    ],
+    "-0613": ["-0613"],
+    "x-12345": ["x-12345"],
+}
+
+
+def check_candidates():
+    for name, expected in EXAMPLES.items():
+        got = candidates(name)
+        if got != expected:
+            sys.exit(f"update-prices: candidates({name!r}) = {got}, prices.rs expects {expected}")
+
+
 # --- reading the catalog -----------------------------------------------------
 
 def download_wheel(version, directory):
@@ -308,7 +342,8 @@ def render(table, version, date):
         f"# source: LiteLLM model_prices_and_context_window.json (litellm {version}), "
         f"generated {date} by scripts/update-prices.py",
         "# Chat models at their standard rates: no tiered (above 200k tokens), batch,",
-        "# priority or flex rates, and Azure's regional deployments as its global ones.",
+        "# priority or flex rates, and Azure's and Bedrock's per-region endpoints at the",
+        "# default price (Bedrock's us./eu./... inference profiles keep their own).",
         "# Left out: models LiteLLM lists as retired by that date, and models at 0 per token.",
         "# Regenerate rather than edit; put your own prices in the file TRACE_PRICES_FILE",
         "# names, in this same format.",
@@ -334,6 +369,7 @@ def main():
     parser.add_argument("--output", type=pathlib.Path, default=OUTPUT)
     parser.add_argument("--date", help="the generation date written (default: today, UTC)")
     args = parser.parse_args()
+    check_candidates()
 
     if args.wheel:
         catalog, version = read_wheel(args.wheel)

@@ -34,12 +34,15 @@
 //! or version (`-20250929`, `-2024-08-06`, `-v1:0`, `@20250929`, `-0613`,
 //! `:free`); then without Bedrock's dotted region and vendor prefixes
 //! (`us.`, `anthropic.`); then with dots written as hyphens
-//! (`claude-sonnet-4.5`). Each of those is looked up exactly, then against the
-//! longest `*` pattern: first under the reported provider, then under a
-//! provider named in the model's path (`anthropic/` in
-//! `openrouter/anthropic/...`), then under provider `*`, and last the same
-//! name under any provider (model makers first, then clouds, then hosts).
-//! `scripts/update-prices.py` writes names this lookup finds, and checks it.
+//! (`claude-sonnet-4.5`). The providers tried, in order, are the reported
+//! one, a provider named in the model's path (`anthropic/` in
+//! `openrouter/anthropic/...`) and provider `*`; under each, the first of
+//! those names priced exactly wins, else the longest `*` pattern one of them
+//! starts with. Last comes the first of those names that any provider prices
+//! exactly (model makers first, then clouds, then hosts). Lookups are cheap
+//! enough to make per stored row: a few small allocations and hash lookups.
+//! `scripts/update-prices.py` writes names this lookup finds, and checks that
+//! every model it keeps is found at its catalog price.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
