@@ -135,13 +135,27 @@ fn main() {
         .into();
     let runs = 15;
     let q = |path: &str| format!("{}{path}", d.base);
-    let (by_model_day, bytes) = time_get(&agent, &q("/v1/llm/summary?since=30d&group_by=model,day"), runs);
-    let (by_session, _) = time_get(&agent, &q("/v1/llm/summary?since=30d&group_by=session&limit=1000"), runs);
-    let (day, _) = time_get(&agent, &q("/v1/llm/summary?since=24h&group_by=hour,model"), runs);
+    let (by_model_day, bytes) = time_get(
+        &agent,
+        &q("/v1/llm/summary?since=30d&group_by=model,day"),
+        runs,
+    );
+    let (by_session, _) = time_get(
+        &agent,
+        &q("/v1/llm/summary?since=30d&group_by=session&limit=1000"),
+        runs,
+    );
+    let (day, _) = time_get(
+        &agent,
+        &q("/v1/llm/summary?since=24h&group_by=hour,model"),
+        runs,
+    );
     let (calls, _) = time_get(&agent, &q("/v1/llm/calls?since=30d&limit=50"), runs);
     let (status, _) = time_get(&agent, &q("/v1/status"), runs);
     let (metrics, _) = time_get(&agent, &q("/metrics"), runs);
-    println!("first start on the file (reprice + rollup rebuild + row counts): {first_start_s:.2} s");
+    println!(
+        "first start on the file (reprice + rollup rebuild + row counts): {first_start_s:.2} s"
+    );
     println!("SQLite GROUP BY model, day over llm_calls (baseline): {base:.1} ms");
     println!(
         "/v1/llm/summary 30d by model,day: {by_model_day:.1} ms median ({bytes} bytes), ratio to baseline {:.3}",
