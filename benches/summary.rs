@@ -162,7 +162,7 @@ fn main() {
     let (status, _) = time_get(&agent, &q("/v1/status"), runs);
     let (metrics, _) = time_get(&agent, &q("/metrics"), runs);
     println!(
-        "first start on the file (reprice + rollup rebuild + row counts): {first_start_s:.2} s"
+        "start on the file (row counts taken once): {first_start_s:.2} s"
     );
     println!("SQLite GROUP BY model, day over llm_calls (baseline): {base:.1} ms");
     println!(
