@@ -45,16 +45,15 @@ fn baseline(records: usize, per_batch: usize) -> f64 {
         })
         .collect();
     let start = Instant::now();
+    let pricing = openclaw_trace_actors::rollup::Pricing::from(std::sync::Arc::new(
+        openclaw_trace_actors::prices::PriceTable::builtin(),
+    ));
+    let mut rollup = openclaw_trace_actors::rollup::Delta::default();
     let tx = conn.transaction().expect("tx");
     for batch in &batches {
-        store::insert_batch(
-            &tx,
-            batch,
-            &stamp,
-            &openclaw_trace_actors::rollup::Pricing::none(),
-        )
-        .expect("insert");
+        store::insert_batch(&tx, batch, &stamp, &pricing, &mut rollup).expect("insert");
     }
+    rollup.apply(&tx).expect("rollup");
     tx.commit().expect("commit");
     records as f64 / start.elapsed().as_secs_f64()
 }

@@ -139,16 +139,15 @@ fn baseline(bodies: &[Vec<u8>]) -> f64 {
         .collect();
     let spans: usize = batches.iter().map(|b| b.len()).sum();
     let start = Instant::now();
+    let pricing = openclaw_trace_actors::rollup::Pricing::from(std::sync::Arc::new(
+        openclaw_trace_actors::prices::PriceTable::builtin(),
+    ));
+    let mut rollup = openclaw_trace_actors::rollup::Delta::default();
     let tx = conn.transaction().expect("tx");
     for batch in &batches {
-        store::insert_batch(
-            &tx,
-            batch,
-            &stamp,
-            &openclaw_trace_actors::rollup::Pricing::none(),
-        )
-        .expect("insert");
+        store::insert_batch(&tx, batch, &stamp, &pricing, &mut rollup).expect("insert");
     }
+    rollup.apply(&tx).expect("rollup");
     tx.commit().expect("commit");
     spans as f64 / start.elapsed().as_secs_f64()
 }

@@ -89,17 +89,15 @@ fn main() {
     let started = Instant::now();
     {
         let mut conn = schema::open_writer(&db).expect("open");
+        let pricing = openclaw_trace_actors::rollup::Pricing::none();
+        let mut rollup = openclaw_trace_actors::rollup::Delta::default();
         let tx = conn.transaction().expect("tx");
         for chunk in 0..rows / 1000 {
             let calls = (0..1000).map(|i| llm_call(chunk * 1000 + i)).collect();
-            store::insert_batch(
-                &tx,
-                &Batch::LlmCalls(calls),
-                &stamp,
-                &openclaw_trace_actors::rollup::Pricing::none(),
-            )
-            .expect("insert");
+            store::insert_batch(&tx, &Batch::LlmCalls(calls), &stamp, &pricing, &mut rollup)
+                .expect("insert");
         }
+        rollup.apply(&tx).expect("rollup");
         tx.commit().expect("commit");
     }
     let write_s = started.elapsed().as_secs_f64();

@@ -12,8 +12,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{median, Daemon};
-use openclaw_trace_actors::records::{Batch, LlmCall, Source, Stamp};
 use openclaw_trace_actors::prices::PriceTable;
+use openclaw_trace_actors::records::{Batch, LlmCall, Source, Stamp};
 use openclaw_trace_actors::rollup::Pricing;
 use openclaw_trace_actors::{schema, store};
 
@@ -92,14 +92,16 @@ fn main() {
         .expect("fingerprint");
         for chunk in 0..rows / 100_000 {
             let tx = conn.transaction().expect("tx");
+            let mut rollup = openclaw_trace_actors::rollup::Delta::default();
             for b in 0..100 {
                 let batch = Batch::LlmCalls(
                     (0..1000)
                         .map(|i| call(chunk * 100_000 + b * 1000 + i, now_ns, span_ns))
                         .collect(),
                 );
-                store::insert_batch(&tx, &batch, &stamp, &pricing).expect("insert");
+                store::insert_batch(&tx, &batch, &stamp, &pricing, &mut rollup).expect("insert");
             }
+            rollup.apply(&tx).expect("rollup");
             tx.commit().expect("commit");
         }
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -161,9 +163,7 @@ fn main() {
     let (calls, _) = time_get(&agent, &q("/v1/llm/calls?since=30d&limit=50"), runs);
     let (status, _) = time_get(&agent, &q("/v1/status"), runs);
     let (metrics, _) = time_get(&agent, &q("/metrics"), runs);
-    println!(
-        "start on the file (row counts taken once): {first_start_s:.2} s"
-    );
+    println!("start on the file (row counts taken once): {first_start_s:.2} s");
     println!("SQLite GROUP BY model, day over llm_calls (baseline): {base:.1} ms");
     println!(
         "/v1/llm/summary 30d by model,day: {by_model_day:.1} ms median ({bytes} bytes), ratio to baseline {:.3}",

@@ -393,6 +393,13 @@ impl Delta {
         }
     }
 
+    /// Adds another delta's changes.
+    pub fn merge(&mut self, other: Delta) {
+        for (key, sums) in other.0 {
+            self.0.entry(key).or_default().merge(&sums, 1);
+        }
+    }
+
     /// Writes the changes: each key's row is read, changed and written back,
     /// or deleted once it sums no row.
     pub fn apply(self, conn: &Connection) -> rusqlite::Result<()> {

@@ -903,14 +903,17 @@ fn write_group(
 ) -> Result<Vec<AppendResult>, rusqlite::Error> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(parked.len());
+    // The rollups change once per group: the appends that stay add to it.
+    let mut rollup = Delta::default();
     for p in parked {
         let sp = tx.savepoint()?;
         let mut counted = Tally::default();
+        let mut added = Delta::default();
         let inserted: Result<Vec<Vec<i64>>, rusqlite::Error> = p
             .batches
             .iter()
             .map(|b| {
-                let inserted = insert_batch(&sp, b, &p.stamp, pricing)?;
+                let inserted = insert_batch(&sp, b, &p.stamp, pricing, &mut added)?;
                 counted.add(b.table(), inserted.ids.len() as u64);
                 counted.add(Table::LlmCalls, inserted.derived_llm_calls);
                 Ok(inserted.ids)
@@ -920,6 +923,7 @@ fn write_group(
             Ok(ids) => {
                 sp.commit()?;
                 tally.merge(&counted);
+                rollup.merge(added);
                 results.push(Ok(ids));
             }
             // Out of space: SQLite may have rolled the whole transaction
@@ -929,6 +933,7 @@ fn write_group(
             Err(e) => results.push(Err(StoreError::Write(e.to_string()))),
         }
     }
+    rollup.apply(&tx)?;
     tx.commit()?;
     Ok(results)
 }
@@ -970,18 +975,21 @@ pub struct Inserted {
     pub derived_llm_calls: u64,
 }
 
+///
+/// The LLM calls' figures are added to `rollup`, for the caller to write
+/// with [`Delta::apply`] in the same transaction, once per group commit.
 pub fn insert_batch(
     conn: &Connection,
     batch: &Batch,
     stamp: &Stamp,
     pricing: &Pricing,
+    rollup: &mut Delta,
 ) -> Result<Inserted, rusqlite::Error> {
-    let mut rollup = Delta::default();
     let mut derived_llm_calls = 0;
     let ids = match batch {
         Batch::LlmCalls(rows) => rows
             .iter()
-            .map(|r| insert_llm_call(conn, r, stamp, pricing, &mut rollup))
+            .map(|r| insert_llm_call(conn, r, stamp, pricing, rollup))
             .collect(),
         Batch::Errors(rows) => rows.iter().map(|r| insert_error(conn, r, stamp)).collect(),
         Batch::Events(rows) => rows.iter().map(|r| insert_event(conn, r, stamp)).collect(),
@@ -992,7 +1000,7 @@ pub fn insert_batch(
                 .collect::<Result<Vec<_>, _>>()?;
             if stamp.source == Source::Otlp {
                 for call in usage_calls(conn, rows, stamp)? {
-                    insert_llm_call(conn, &call, stamp, pricing, &mut rollup)?;
+                    insert_llm_call(conn, &call, stamp, pricing, rollup)?;
                     derived_llm_calls += 1;
                 }
             }
@@ -1006,8 +1014,6 @@ pub fn insert_batch(
             Ok(ids)
         }
     };
-    // In the same savepoint as the rows: both stay or both go.
-    rollup.apply(conn)?;
     Ok(Inserted {
         ids: ids?,
         derived_llm_calls,
