@@ -5,6 +5,7 @@
 //! actors' work. [`routes`] is used by the daemon and by tests alike.
 
 pub mod conn_watch;
+mod dashboard;
 mod error;
 mod otlp_response;
 mod prom;
@@ -154,6 +155,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/health", web::get().to(status::health))
     .route("/v1/status", web::get().to(status::status))
     .route("/metrics", web::get().to(prom::metrics))
+    .route("/", web::get().to(dashboard::index))
+    .route("/assets/{name}", web::get().to(dashboard::asset))
     .route("/_test/fault/{actor}/{kind}", web::post().to(inject_fault));
 }
 
