@@ -62,6 +62,7 @@
     return String(+v.toFixed(a < 10 && a % 1 ? 2 : 0));
   }
   const count = (v) => (v == null ? '—' : int.format(v));
+  const plural = (n, one, many) => `${count(n)} ${n === 1 ? one : many}`;
   const pct = (v) => (v == null ? '—' : String(+(v * 100).toFixed(v < 0.1 ? 1 : 0)) + '%');
   function ms(v) {
     if (v == null) return '—';
@@ -154,10 +155,14 @@
   }
 
   // An empty plot area with its y grid; `x` labels are added by the caller.
+  // Byte ticks fall on round numbers of the unit the top is shown in.
   function frame(el, label, max, fmt) {
     const w = Math.max(260, Math.floor(el.clientWidth || 600));
     const root = svg('svg', { class: 'plot', width: w, height: HEIGHT, viewBox: `0 0 ${w} ${HEIGHT}`, role: 'img', 'aria-label': label });
-    const { top, values } = ticks(max);
+    const unit = fmt === bytes ? 1024 ** Math.max(0, Math.floor(Math.log(Math.max(max, 1)) / Math.log(1024))) : 1;
+    let { top, values } = ticks(max / unit);
+    top *= unit;
+    values = values.map((v) => v * unit);
     const pw = w - M.l - M.r;
     const ph = HEIGHT - M.t - M.b;
     const y = (v) => M.t + ph - (Math.min(v, top) / top) * ph;
@@ -170,10 +175,13 @@
   }
 
   // X labels for `n` evenly spaced slots, thinned so they do not overlap.
-  function xLabels(f, n, xAt, labelOf, width = 46) {
-    const every = Math.max(1, Math.ceil((n * width) / f.pw));
+  // `edges`: the first and last labels sit at the plot's edges, so they are
+  // aligned inwards.
+  function xLabels(f, n, xAt, labelOf, edges = false) {
+    const every = Math.max(1, Math.ceil((n * 46) / f.pw));
     for (let i = 0; i < n; i += every) {
-      f.root.append(svg('text', { x: xAt(i), y: HEIGHT - 6, 'text-anchor': 'middle', text: labelOf(i) }));
+      const anchor = edges && i === 0 ? 'start' : edges && i === n - 1 ? 'end' : 'middle';
+      f.root.append(svg('text', { x: xAt(i), y: HEIGHT - 6, 'text-anchor': anchor, text: labelOf(i) }));
     }
   }
 
@@ -219,7 +227,8 @@
   // Lines over time from `x0` to `x1` (ms); a point further than `gap` from
   // the one before starts a new stretch. Points are marked when there are
   // few. Returns the number of points drawn.
-  function lines(el, { x0, x1, series, fmt, label, max, gap, xfmt }) {
+  // `at`: labelled x positions ([time, label]), else evenly spaced ones.
+  function lines(el, { x0, x1, series, fmt, label, max, gap, xfmt, at }) {
     const top = max ?? Math.max(0, ...series.flatMap((s) => s.points.map((p) => p[1])));
     const f = frame(el, label, top, fmt);
     const x = (t) => M.l + ((t - x0) / (x1 - x0)) * f.pw;
@@ -241,8 +250,12 @@
         drawn++;
       }
     }
-    const n = Math.max(2, Math.min(7, Math.floor(f.pw / 90)));
-    xLabels(f, n, (i) => M.l + (i / (n - 1)) * f.pw, (i) => xfmt.tick(x0 + (i / (n - 1)) * (x1 - x0)), 0);
+    if (at) {
+      xLabels(f, at.length, (i) => x(at[i][0]), (i) => at[i][1]);
+    } else {
+      const n = Math.max(2, Math.min(7, Math.floor(f.pw / 90)));
+      xLabels(f, n, (i) => M.l + (i / (n - 1)) * f.pw, (i) => xfmt.tick(x0 + (i / (n - 1)) * (x1 - x0)), true);
+    }
     el.replaceChildren(f.root);
     return drawn;
   }
@@ -400,12 +413,11 @@
       name: p, cls,
       points: byTime.groups.filter((g) => g.latency_ms[p] != null).map((g) => [bucketTime(g.key) + step / 2, g.latency_ms[p]]),
     }));
-    const axis = R.bucket === 'hour' ? { tick: hourLabel, title: (t) => `${dayLabel(t)}, ${hourLabel(t - step / 2)} UTC` }
-      : { tick: dayLabel, title: (t) => dayLabel(t) + ' (UTC)' };
+    const axis = { title: (t) => buckets.find((b) => b.t === t - step / 2)?.title ?? "" };
     const x0 = buckets[0].t;
     const x1 = buckets[buckets.length - 1].t + step;
     charts.latency = latency.some((s) => s.points.length) ? lines($('chart-latency'), {
-      x0, x1, series: latency, fmt: ms, gap: step * 1.5, xfmt: axis,
+      x0, x1, series: latency, fmt: ms, gap: step * 1.5, xfmt: axis, at: buckets.map((b) => [b.t + step / 2, b.label]),
       label: `Latency percentiles per ${per}, ${R.words}: p50 ${ms(summary.totals.latency_ms.p50)}, p95 ${ms(summary.totals.latency_ms.p95)}, p99 ${ms(summary.totals.latency_ms.p99)}`,
     }) : show($('chart-latency'), hasCalls ? `No call with a latency in ${R.words}` : none);
     legend('legend-latency', charts.latency ? pcts.map(([p, cls]) => [cls, p, ms(summary.totals.latency_ms[p])]) : []);
@@ -450,12 +462,10 @@
     const rows = [
       ...errors.errors.map((e) => ({ time: e.time, what: e.error_type, detail: e.message, kind: e.severity || 'error', trace: e.trace_id })),
       ...failed.calls.map((c) => ({ time: c.time, what: c.error_type || 'LLM call failed', detail: `${c.provider} / ${c.model}`, kind: 'LLM call', trace: c.trace_id })),
-    ].sort((a, b) => Date.parse(b.time) - Date.parse(a.time)).slice(0, 15);
-    $('errors').replaceChildren(rows.length ? table(['When', 'Error', 'Trace'], rows.map((r) => [
-      when(r.time),
-      html('div', { class: 'msg' }, html('b', { text: r.what }), ' ', html('span', { class: 'badge muted', text: r.kind }),
-        html('div', { class: 'muted', text: r.detail })),
-      traceLink(r.trace),
+    ].sort((a, b) => Date.parse(b.time) - Date.parse(a.time)).slice(0, 10);
+    $('errors').replaceChildren(rows.length ? table(['When', 'Error', 'Kind', 'Detail', 'Trace'], rows.map((r) => [
+      when(r.time), html('b', { text: r.what }), html('span', { class: 'badge muted', text: r.kind }),
+      html('span', { class: 'msg', text: r.detail }), traceLink(r.trace),
     ])) : empty(`No errors in ${RANGES[range].words}`));
   }
 
@@ -623,7 +633,7 @@
         s.children && s.children.length ? html('ol', null, s.children.map(item)) : null);
     };
     const body = [
-      html('p', { class: 'muted', text: `${count(all.length)} spans · ${count(t.llm_calls.length)} LLM calls · ${count(t.errors.length)} errors` + (all.length ? ` · ${ms(t1 - t0)}` : '') }),
+      html('p', { class: 'muted', text: `${plural(all.length, 'span', 'spans')} · ${plural(t.llm_calls.length, 'LLM call', 'LLM calls')} · ${plural(t.errors.length, 'error', 'errors')}` + (all.length ? ` · ${ms(t1 - t0)}` : '') }),
       html('h3', { text: 'Spans' }),
       all.length ? html('ol', { class: 'tree', id: 'trace-tree' }, t.spans.map(item)) : empty('No spans held for this trace (native records carry no spans).'),
       html('h3', { text: 'LLM calls' }),
