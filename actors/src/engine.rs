@@ -11,6 +11,7 @@ use crate::ingest::{IngestActor, IngestSettings};
 use crate::metrics::{LatestSample, MetricsActor, MetricsSettings};
 use crate::push::{PushActor, PushNow, PushSettings, PushView};
 use crate::rotate::{RotationActor, RotationSettings, RotationTrigger, StoreOps};
+use crate::rollup::{self, Pricing};
 use crate::schema::{self, ReadPool, SchemaError};
 use crate::stats::{ActorName, Stats};
 use crate::store::{Close, StoreActor, StoreError, Watch};
@@ -28,6 +29,8 @@ pub struct EngineConfig {
     pub push: Option<PushSettings>,
     /// The disk bound.
     pub rotation: RotationSettings,
+    /// Prices for LLM calls that come without a cost.
+    pub pricing: Pricing,
 }
 
 /// The running actors and what readers share.
@@ -64,19 +67,37 @@ impl Engine {
     /// Opens and migrates the database, then starts the actors. Must run
     /// inside an actix system.
     pub fn start(config: EngineConfig, log: &Logger) -> Result<Engine, SchemaError> {
-        let conn = schema::open_writer(&config.db_path)?;
+        let mut conn = schema::open_writer(&config.db_path)?;
+        // Before anything is written: rows priced by other prices (or by
+        // none, before the rollup existed) are priced again, and the rollup
+        // rebuilt. A no-op when the prices have not changed.
+        let repriced = rollup::reprice(
+            &mut conn,
+            &config.pricing.fingerprint,
+            config.pricing.estimate.as_ref(),
+        )?;
+        // Counted once here; the store keeps the counts from now on.
+        let counts = crate::query::count_rows(&mut conn).map_err(query_error)?;
+        let dead_letters = crate::query::count_dead_letters(&conn).map_err(query_error)?;
+        if repriced.ran {
+            slog::info!(log, "priced LLM calls with the current price table";
+                "rows_changed" => repriced.rows_changed, "rollup_rows" => repriced.rollup_rows,
+                "fingerprint" => &config.pricing.fingerprint);
+        }
         let pool = schema::read_pool(&config.db_path)?;
         let stats = Arc::new(Stats::default());
+        stats.rows.set(&counts, dead_letters);
 
         let rotation_settings = Arc::new(config.rotation);
         let trigger = RotationTrigger::default();
         let store_arbiter = Arbiter::new();
         let store = {
             let (path, stats) = (config.db_path.clone(), Arc::clone(&stats));
+            let pricing = config.pricing.clone();
             let log = log.new(o!("actor" => ActorName::Store.as_str()));
             let watch = Watch::new(Arc::clone(&rotation_settings), trigger.clone());
             Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| {
-                StoreActor::new(path, conn, stats, log, Some(watch))
+                StoreActor::new(path, conn, stats, log, Some(watch), pricing.clone())
             })
         };
         let ingest = {
@@ -204,4 +225,15 @@ pub enum FaultError {
     /// The actor is not running in this configuration (push without an endpoint).
     #[error("this actor is not running in this configuration")]
     NotSupported,
+}
+
+/// A count at start that failed, as the error opening the database.
+fn query_error(e: crate::query::QueryError) -> SchemaError {
+    match e {
+        crate::query::QueryError::Sqlite(e) => SchemaError::Sqlite(e),
+        crate::query::QueryError::Pool(e) => SchemaError::Pool(e),
+        crate::query::QueryError::Encode(m) => {
+            SchemaError::Io(m, std::io::Error::other("counting rows"))
+        }
+    }
 }

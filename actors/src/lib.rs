@@ -22,6 +22,8 @@
 //! - [`time`]: the clock, as unix nanoseconds.
 //! - [`fault`]: faults tests inject (compiled in only for tests).
 
+pub use rusqlite;
+
 pub mod engine;
 pub mod fault;
 pub mod ingest;
@@ -30,6 +32,8 @@ pub mod metrics;
 pub mod push;
 pub mod query;
 pub mod records;
+pub mod report;
+pub mod rollup;
 pub mod rotate;
 pub mod schema;
 pub mod stats;

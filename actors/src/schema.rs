@@ -172,6 +172,44 @@ const MIGRATIONS: &[&str] = &[
         time_ns       INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: where each call's cost came from, the hourly rollup the owner's
+    // summary reads, and a place for facts about the file itself. The
+    // rollup starts empty: the first start after this migration prices the
+    // rows and fills it (`rollup::reprice`).
+    r#"
+    ALTER TABLE llm_calls ADD COLUMN cost_source TEXT NOT NULL DEFAULT 'unknown';
+    UPDATE llm_calls SET cost_source = 'reported' WHERE cost_usd IS NOT NULL;
+
+    CREATE TABLE llm_rollup (
+        hour_ns            INTEGER NOT NULL,
+        source             TEXT    NOT NULL,
+        provider           TEXT    NOT NULL,
+        model              TEXT    NOT NULL,
+        channel            TEXT    NOT NULL,
+        session_id         TEXT    NOT NULL,
+        rows               INTEGER NOT NULL,
+        errors             INTEGER NOT NULL,
+        input_tokens       INTEGER NOT NULL,
+        output_tokens      INTEGER NOT NULL,
+        cache_read_tokens  INTEGER NOT NULL,
+        cache_write_tokens INTEGER NOT NULL,
+        cost_reported      REAL    NOT NULL,
+        cost_estimated     REAL    NOT NULL,
+        unpriced           INTEGER NOT NULL,
+        latency            BLOB,
+        PRIMARY KEY (hour_ns, source, provider, model, channel, session_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    -- The list endpoints filter by these and page newest first.
+    CREATE INDEX errors_trace ON errors (trace_id);
+    CREATE INDEX llm_calls_trace ON llm_calls (trace_id);
+    CREATE INDEX events_name ON events (name, time_ns);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -223,6 +223,73 @@ pub struct Stats {
     host_samples_dropped: AtomicU64,
     /// What rotation did.
     rotation: RotationCounters,
+    /// Rows held, kept by the store as it writes.
+    pub rows: RowCounts,
+}
+
+/// Rows held and rows not yet pushed per record table, and dead letters:
+/// counted once at start, then kept by the store, the only writer, after
+/// each commit that changes them. `/v1/status` and `/metrics` read these
+/// instead of counting, so they stay cheap at any database size.
+#[derive(Debug, Default)]
+pub struct RowCounts {
+    rows: [AtomicI64; Table::ALL.len()],
+    unpushed: [AtomicI64; Table::ALL.len()],
+    dead_letters: AtomicI64,
+}
+
+impl RowCounts {
+    /// Starts from counts taken by scanning.
+    pub fn set(&self, tables: &[crate::query::TableCounts], dead_letters: u64) {
+        for t in tables {
+            if let Some(table) = Table::ALL.iter().find(|x| x.name() == t.table) {
+                let i = table.index();
+                self.rows[i].store(t.rows as i64, Ordering::Relaxed);
+                self.unpushed[i].store(t.unpushed as i64, Ordering::Relaxed);
+            }
+        }
+        self.dead_letters
+            .store(dead_letters as i64, Ordering::Relaxed);
+    }
+
+    /// `n` new rows, none pushed yet.
+    pub fn added(&self, table: Table, n: u64) {
+        self.rows[table.index()].fetch_add(n as i64, Ordering::Relaxed);
+        self.unpushed[table.index()].fetch_add(n as i64, Ordering::Relaxed);
+    }
+
+    /// `rows` deleted, of which `unpushed` were never pushed.
+    pub fn removed(&self, table: Table, rows: u64, unpushed: u64) {
+        self.rows[table.index()].fetch_sub(rows as i64, Ordering::Relaxed);
+        self.unpushed[table.index()].fetch_sub(unpushed as i64, Ordering::Relaxed);
+    }
+
+    /// The push cursor passed `n` rows.
+    pub fn pushed(&self, table: Table, n: u64) {
+        self.unpushed[table.index()].fetch_sub(n as i64, Ordering::Relaxed);
+    }
+
+    /// Dead letters added (or, negative, deleted by rotation).
+    pub fn dead_lettered(&self, n: i64) {
+        self.dead_letters.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counts per table, in [`Table::ALL`] order.
+    pub fn tables(&self) -> Vec<crate::query::TableCounts> {
+        Table::ALL
+            .iter()
+            .map(|t| crate::query::TableCounts {
+                table: t.name(),
+                rows: self.rows[t.index()].load(Ordering::Relaxed).max(0) as u64,
+                unpushed: self.unpushed[t.index()].load(Ordering::Relaxed).max(0) as u64,
+            })
+            .collect()
+    }
+
+    /// Dead letters held.
+    pub fn dead_letters(&self) -> u64 {
+        self.dead_letters.load(Ordering::Relaxed).max(0) as u64
+    }
 }
 
 /// Counters of the RotationActor.
@@ -256,6 +323,7 @@ impl Default for Stats {
             disk_full_episodes: AtomicU64::new(0),
             host_samples_dropped: AtomicU64::new(0),
             rotation: RotationCounters::default(),
+            rows: RowCounts::default(),
         }
     }
 }

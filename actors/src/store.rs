@@ -24,6 +24,7 @@ use crate::records::{
     Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, LlmOrigin, MetricPoint, Source,
     SpanRecord, Stamp, Table,
 };
+use crate::rollup::{is_ok_status, CallFacts, Delta, Pricing, PricingInput, FACT_COLUMNS};
 use crate::rotate::{self, RotationSettings, RotationTrigger, Target};
 use crate::schema;
 use crate::stats::{ActorName, Stats};
@@ -288,6 +289,8 @@ pub struct StoreActor {
     log: Logger,
     /// The disk bound's watch; `None` in tests that run without rotation.
     watch: Option<Watch>,
+    /// Prices for rows that come without a cost.
+    pricing: Pricing,
     /// A fault armed by a test, run at the next flush.
     #[cfg(feature = "fault-injection")]
     fault: Option<crate::fault::FaultKind>,
@@ -301,6 +304,7 @@ impl StoreActor {
         stats: Arc<Stats>,
         log: Logger,
         watch: Option<Watch>,
+        pricing: Pricing,
     ) -> Self {
         apply_wal_limit(&conn, watch.as_ref());
         StoreActor {
@@ -312,6 +316,7 @@ impl StoreActor {
             stats,
             log,
             watch,
+            pricing,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -353,16 +358,19 @@ impl StoreActor {
         };
         #[cfg(feature = "fault-injection")]
         let fault = self.fault.take();
+        let pricing = &self.pricing;
+        let mut tally = Tally::default();
         let outcome = contain(ActorName::Store, &self.stats, &self.log, ctx, || {
             #[cfg(feature = "fault-injection")]
             if let Some(fault) = fault {
                 fault.strike();
             }
-            write_group(conn, &parked)
+            write_group(conn, &parked, pricing, &mut tally)
         });
         match outcome {
             Ok(Ok(results)) => {
                 self.stats.committed();
+                tally.record(&self.stats.rows);
                 for (p, result) in parked.into_iter().zip(results) {
                     let _ = p.reply.send(result);
                 }
@@ -387,6 +395,15 @@ impl StoreActor {
 }
 
 impl StoreActor {
+    /// Takes committed deletes out of the row counts.
+    fn count_deleted(&self, d: &Deleted) {
+        match d.target {
+            Target::Data(table) => self.stats.rows.removed(table, d.rows, d.unpushed),
+            Target::DeadLetters => self.stats.rows.dead_lettered(-(d.rows as i64)),
+            Target::CumulativeSeries => {}
+        }
+    }
+
     /// A write succeeded: a disk-full episode is over; look at the bounds
     /// now, or as soon as the rate limit allows (so the last commit of a
     /// burst is looked at too).
@@ -519,7 +536,9 @@ impl Handler<MarkPushed> for StoreActor {
     type Result = Result<(), StoreError>;
 
     fn handle(&mut self, msg: MarkPushed, ctx: &mut Context<Self>) -> Self::Result {
-        self.write_now(ctx, |conn| advance_cursor(conn, msg.table, msg.up_to))
+        let passed = self.write_now(ctx, |conn| advance_cursor(conn, msg.table, msg.up_to))?;
+        self.stats.rows.pushed(msg.table, passed);
+        Ok(())
     }
 }
 
@@ -535,20 +554,36 @@ impl Handler<DeadLetter> for StoreActor {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![msg.table.name(), msg.row_id, msg.last_row_id, msg.status, msg.message, now],
             )?;
-            advance_cursor(&tx, msg.table, msg.last_row_id)?;
-            tx.commit()
+            let passed = advance_cursor(&tx, msg.table, msg.last_row_id)?;
+            tx.commit()?;
+            Ok(passed)
+        })
+        .map(|passed| {
+            self.stats.rows.pushed(msg.table, passed);
+            self.stats.rows.dead_lettered(1);
         })
     }
 }
 
-/// Moves `table`'s push cursor to `up_to`; it never moves back.
-fn advance_cursor(conn: &Connection, table: Table, up_to: i64) -> rusqlite::Result<()> {
+/// Moves `table`'s push cursor to `up_to`; it never moves back. Returns the
+/// rows it passed (a range of the primary key: cheap).
+fn advance_cursor(conn: &Connection, table: Table, up_to: i64) -> rusqlite::Result<u64> {
+    let before = cursor_of(conn, Target::Data(table))?.unwrap_or(0);
     conn.prepare_cached(
         "UPDATE push_cursors SET last_pushed_id = max(last_pushed_id, ?2), updated_ns = ?3
          WHERE table_name = ?1",
     )?
     .execute(params![table.name(), up_to, now_ns()])?;
-    Ok(())
+    if up_to <= before {
+        return Ok(0);
+    }
+    let passed: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM {} WHERE id > ?1 AND id <= ?2",
+            table.name()
+        ))?
+        .query_row([before, up_to], |r| r.get(0))?;
+    Ok(passed as u64)
 }
 
 impl Handler<DeleteOlderThan> for StoreActor {
@@ -562,13 +597,15 @@ impl Handler<DeleteOlderThan> for StoreActor {
             let sql = format!(
                 "DELETE FROM {t} WHERE {key} IN
                     (SELECT {key} FROM {t} WHERE {time} < ?1 ORDER BY {time} LIMIT ?2)
-                 RETURNING {id}",
+                 RETURNING {id}{facts}",
                 t = target.name(),
                 id = if cursor.is_some() { "rowid" } else { "0" },
+                facts = facts_of(target),
             );
-            let ids = collect_ids(conn, &sql, params![msg.cutoff_ns, msg.limit as i64])?;
+            let ids = delete_rows(conn, target, &sql, params![msg.cutoff_ns, msg.limit as i64])?;
             Ok(deleted(target, &ids, cursor))
         })
+        .inspect(|d| self.count_deleted(d))
     }
 }
 
@@ -605,15 +642,18 @@ impl Handler<DeleteOldest> for StoreActor {
                     unpushed: 0,
                 });
             };
+            let target = Target::Data(table);
             let sql = format!(
                 "DELETE FROM {t} WHERE id IN
                     (SELECT id FROM {t} WHERE id <= ?1 ORDER BY id LIMIT ?2)
-                 RETURNING id",
-                t = table.name()
+                 RETURNING id{facts}",
+                t = table.name(),
+                facts = facts_of(target),
             );
-            let ids = collect_ids(conn, &sql, params![bound, msg.limit as i64])?;
+            let ids = delete_rows(conn, target, &sql, params![bound, msg.limit as i64])?;
             Ok(deleted(Target::Data(table), &ids, Some(cursor)))
         })
+        .inspect(|d| self.count_deleted(d))
     }
 }
 
@@ -692,16 +732,39 @@ fn cursor_of(conn: &Connection, target: Target) -> rusqlite::Result<Option<i64>>
         .map(|c| Some(c.unwrap_or(0)))
 }
 
-/// Runs a `DELETE … RETURNING id` and collects the ids.
-fn collect_ids(
+/// What a delete of `target` returns after the id: for `llm_calls`, what
+/// the rollup sums, so it can be taken away again.
+fn facts_of(target: Target) -> String {
+    match target {
+        Target::Data(Table::LlmCalls) => format!(", {FACT_COLUMNS}"),
+        _ => String::new(),
+    }
+}
+
+/// Runs a `DELETE … RETURNING id[, facts]` and collects the ids; deleted
+/// LLM calls are taken out of the rollup in the same transaction.
+fn delete_rows(
     conn: &Connection,
+    target: Target,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> rusqlite::Result<Vec<i64>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let ids = stmt
-        .query_map(params, |r| r.get(0))?
-        .collect::<Result<Vec<i64>, _>>()?;
+    let with_facts = matches!(target, Target::Data(Table::LlmCalls));
+    let tx = conn.unchecked_transaction()?;
+    let mut rollup = Delta::default();
+    let mut ids = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(sql)?;
+        let mut rows = stmt.query(params)?;
+        while let Some(row) = rows.next()? {
+            ids.push(row.get(0)?);
+            if with_facts {
+                rollup.add(&CallFacts::from_row(row, 1)?, -1);
+            }
+        }
+    }
+    rollup.apply(&tx)?;
+    tx.commit()?;
     Ok(ids)
 }
 
@@ -776,19 +839,28 @@ impl Handler<crate::fault::InjectFault> for StoreActor {
 fn write_group(
     conn: &mut Connection,
     parked: &[Parked],
+    pricing: &Pricing,
+    tally: &mut Tally,
 ) -> Result<Vec<AppendResult>, rusqlite::Error> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(parked.len());
     for p in parked {
         let sp = tx.savepoint()?;
+        let mut counted = Tally::default();
         let inserted: Result<Vec<Vec<i64>>, rusqlite::Error> = p
             .batches
             .iter()
-            .map(|b| insert_batch(&sp, b, &p.stamp))
+            .map(|b| {
+                let inserted = insert_batch(&sp, b, &p.stamp, pricing)?;
+                counted.add(b.table(), inserted.ids.len() as u64);
+                counted.add(Table::LlmCalls, inserted.derived_llm_calls);
+                Ok(inserted.ids)
+            })
             .collect();
         match inserted {
             Ok(ids) => {
                 sp.commit()?;
+                tally.merge(&counted);
                 results.push(Ok(ids));
             }
             // Out of space: SQLite may have rolled the whole transaction
@@ -804,15 +876,53 @@ fn write_group(
 
 /// Inserts one batch; returns the new row ids in order. Public so the
 /// benchmarks can time the same statements without the daemon around them.
+/// Rows an append added per record table, counted once it commits.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally([u64; Table::ALL.len()]);
+
+impl Tally {
+    fn add(&mut self, table: Table, n: u64) {
+        self.0[table.index()] += n;
+    }
+
+    fn merge(&mut self, other: &Tally) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+
+    /// Adds the tally to the shared counts.
+    fn record(&self, counts: &crate::stats::RowCounts) {
+        for table in Table::ALL {
+            let n = self.0[table.index()];
+            if n > 0 {
+                counts.added(table, n);
+            }
+        }
+    }
+}
+
+/// What [`insert_batch`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    /// The batch's new row ids, in order.
+    pub ids: Vec<i64>,
+    /// LLM rows derived from the batch (OpenClaw's usage metrics), besides.
+    pub derived_llm_calls: u64,
+}
+
 pub fn insert_batch(
     conn: &Connection,
     batch: &Batch,
     stamp: &Stamp,
-) -> Result<Vec<i64>, rusqlite::Error> {
-    match batch {
+    pricing: &Pricing,
+) -> Result<Inserted, rusqlite::Error> {
+    let mut rollup = Delta::default();
+    let mut derived_llm_calls = 0;
+    let ids = match batch {
         Batch::LlmCalls(rows) => rows
             .iter()
-            .map(|r| insert_llm_call(conn, r, stamp))
+            .map(|r| insert_llm_call(conn, r, stamp, pricing, &mut rollup))
             .collect(),
         Batch::Errors(rows) => rows.iter().map(|r| insert_error(conn, r, stamp)).collect(),
         Batch::Events(rows) => rows.iter().map(|r| insert_event(conn, r, stamp)).collect(),
@@ -823,13 +933,26 @@ pub fn insert_batch(
                 .collect::<Result<Vec<_>, _>>()?;
             if stamp.source == Source::Otlp {
                 for call in usage_calls(conn, rows, stamp)? {
-                    insert_llm_call(conn, &call, stamp)?;
+                    insert_llm_call(conn, &call, stamp, pricing, &mut rollup)?;
+                    derived_llm_calls += 1;
                 }
             }
             Ok(ids)
         }
-        Batch::Spans(rows) => rows.iter().map(|r| insert_span(conn, r, stamp)).collect(),
-    }
+        Batch::Spans(rows) => {
+            let ids = rows
+                .iter()
+                .map(|r| insert_span(conn, r, stamp))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(ids)
+        }
+    };
+    // In the same savepoint as the rows: both stay or both go.
+    rollup.apply(conn)?;
+    Ok(Inserted {
+        ids: ids?,
+        derived_llm_calls,
+    })
 }
 
 /// The LLM rows OpenClaw's usage metrics in `points` add: per provider,
@@ -924,17 +1047,54 @@ fn truncated_text(fields: &[&str]) -> Option<String> {
     (!fields.is_empty()).then(|| fields.join(","))
 }
 
-fn insert_llm_call(conn: &Connection, r: &LlmCall, s: &Stamp) -> Result<i64, rusqlite::Error> {
+fn insert_llm_call(
+    conn: &Connection,
+    r: &LlmCall,
+    s: &Stamp,
+    pricing: &Pricing,
+    rollup: &mut Delta,
+) -> Result<i64, rusqlite::Error> {
+    let (cost_usd, cost_source) = pricing.cost_of(
+        r.cost_usd,
+        &PricingInput {
+            provider: &r.provider,
+            model: &r.model,
+            input: r.prompt_tokens,
+            output: r.completion_tokens,
+            cache_read: r.cache_read_tokens,
+            cache_write: r.cache_write_tokens,
+        },
+    );
+    let time_ns = r.time_ns.unwrap_or(s.received_ns);
+    rollup.add(
+        &CallFacts {
+            time_ns,
+            source: r.origin.as_str().to_string(),
+            provider: r.provider.clone(),
+            model: r.model.clone(),
+            channel: r.channel.clone().unwrap_or_default(),
+            session_id: r.session_id.clone().unwrap_or_default(),
+            ok: is_ok_status(&r.status),
+            input: r.prompt_tokens.unwrap_or(0),
+            output: r.completion_tokens.unwrap_or(0),
+            cache_read: r.cache_read_tokens.unwrap_or(0),
+            cache_write: r.cache_write_tokens.unwrap_or(0),
+            cost_usd,
+            cost_source,
+            latency_ms: r.latency_ms,
+        },
+        1,
+    );
     let mut stmt = conn.prepare_cached(
         "INSERT INTO llm_calls (time_ns, received_ns, agent_id, source, trace_id, span_id,
             session_id, provider, model, input_text, output_text, prompt_tokens,
             completion_tokens, total_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
-            latency_ms, status, error_type, channel, metadata, truncated)
+            latency_ms, status, error_type, channel, metadata, truncated, cost_source)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23)",
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
     )?;
     stmt.execute(params![
-        r.time_ns.unwrap_or(s.received_ns),
+        time_ns,
         s.received_ns,
         s.agent_id,
         r.origin.as_str(),
@@ -950,13 +1110,14 @@ fn insert_llm_call(conn: &Connection, r: &LlmCall, s: &Stamp) -> Result<i64, rus
         r.total_tokens,
         r.cache_read_tokens,
         r.cache_write_tokens,
-        r.cost_usd,
+        cost_usd,
         r.latency_ms,
         r.status,
         r.error_type,
         r.channel,
         json_text(&r.metadata),
         truncated_text(&r.truncated),
+        cost_source.as_str(),
     ])?;
     Ok(conn.last_insert_rowid())
 }

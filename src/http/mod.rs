@@ -4,6 +4,7 @@
 //! Handlers only read, decode and answer; admission and storage are the
 //! actors' work. [`routes`] is used by the daemon and by tests alike.
 
+mod api;
 pub mod conn_watch;
 mod dashboard;
 mod error;
@@ -145,8 +146,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/traces",
         Route::Both(Kind::LlmCall, Signal::Spans, "resourceSpans"),
     ))
-    .service(ingest_at("/v1/errors", Route::Native(Kind::Error)))
-    .service(ingest_at("/v1/events", Route::Native(Kind::Event)))
+    .service(ingest_at("/v1/errors", Route::Native(Kind::Error)).route(web::get().to(api::errors)))
+    .service(ingest_at("/v1/events", Route::Native(Kind::Event)).route(web::get().to(api::events)))
     .service(ingest_at(
         "/v1/metrics",
         Route::Both(Kind::Metric, Signal::DataPoints, "resourceMetrics"),
@@ -155,6 +156,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/health", web::get().to(status::health))
     .route("/v1/status", web::get().to(status::status))
     .route("/metrics", web::get().to(prom::metrics))
+    .route("/v1/llm/summary", web::get().to(api::llm_summary))
+    .route("/v1/llm/calls", web::get().to(api::llm_calls))
+    .route("/v1/traces/{trace_id}", web::get().to(api::trace))
+    .route("/v1/host", web::get().to(api::host))
     .route("/", web::get().to(dashboard::index))
     .route("/assets/{name}", web::get().to(dashboard::asset))
     .route("/_test/fault/{actor}/{kind}", web::post().to(inject_fault));
@@ -529,11 +534,3 @@ async fn inject_fault(
     }
 }
 
-/// Maps a store failure seen by a reader to a refusal.
-pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        RejectReason::Internal,
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("{what}: {e}"),
-    )
-}

@@ -152,8 +152,8 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &["reason"],
         &pairs(&crate::logging::dropped_log_lines_by_reason()),
     );
-    let pool = engine.pool.clone();
-    if let Ok(Ok(tables)) = web::block(move || query::table_counts(&pool)).await {
+    {
+        let tables = engine.stats.rows.tables();
         let rows: Vec<_> = tables
             .iter()
             .map(|t| (vec![t.table], t.rows as f64))

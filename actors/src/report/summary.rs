@@ -1,0 +1,493 @@
+//! `GET /v1/llm/summary`: calls, tokens, cost, errors and latency per group.
+//!
+//! Whole hours of the window are read from `llm_rollup`; the partial hours at
+//! its two ends from `llm_calls`. Both are summed by the same [`Sums`].
+//!
+//! **Sources.** OpenClaw reports each call twice when both its traces and
+//! its metrics are exported: once as a usage span (`otlp_span`) and again
+//! inside its usage metrics (`otlp_metric`). Unless `source` is given, the
+//! summary uses every source except `otlp_metric` when `otlp_span` rows are
+//! in the window too, and says so in `sources.skipped`. Native records are
+//! posted by the agent's own code and are counted alongside.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+
+use super::{llm_source, BadParameter, Params, ReportError, Window};
+use crate::rollup::{hour_of, sums_from_row, CallFacts, Sums, FACT_COLUMNS, HOUR_NS, SUM_COLUMNS};
+use crate::time::{day_label, hour_label, rfc3339_ms};
+
+/// What a summary can be grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// The LLM provider.
+    Provider,
+    /// The model.
+    Model,
+    /// The UTC day.
+    Day,
+    /// The UTC hour.
+    Hour,
+    /// The agent's channel.
+    Channel,
+    /// The session.
+    Session,
+}
+
+impl GroupBy {
+    const ALL: [GroupBy; 6] = [
+        GroupBy::Provider,
+        GroupBy::Model,
+        GroupBy::Day,
+        GroupBy::Hour,
+        GroupBy::Channel,
+        GroupBy::Session,
+    ];
+
+    /// The name in `group_by` and in each group's `key`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Provider => "provider",
+            GroupBy::Model => "model",
+            GroupBy::Day => "day",
+            GroupBy::Hour => "hour",
+            GroupBy::Channel => "channel",
+            GroupBy::Session => "session",
+        }
+    }
+
+    fn is_time(self) -> bool {
+        matches!(self, GroupBy::Day | GroupBy::Hour)
+    }
+}
+
+/// A checked summary request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryQuery {
+    /// The window.
+    pub window: Window,
+    /// The grouping, in the order asked.
+    pub group_by: Vec<GroupBy>,
+    /// Only this source, when given.
+    pub source: Option<String>,
+    /// Groups answered at most.
+    pub limit: usize,
+}
+
+/// Groups answered by default and at most.
+const GROUPS_DEFAULT: usize = 100;
+const GROUPS_MAX: usize = 1000;
+
+impl SummaryQuery {
+    /// Reads and checks the query string's pairs.
+    pub fn parse(pairs: &[(String, String)], now_ns: i64) -> Result<Self, BadParameter> {
+        let params = Params::new(pairs, &["since", "until", "group_by", "source", "limit"])?;
+        let mut group_by = Vec::new();
+        for name in params.get("group_by").unwrap_or_default().split(',') {
+            let name = name.trim();
+            if name.is_empty() {
+                continue;
+            }
+            let Some(g) = GroupBy::ALL.into_iter().find(|g| g.name() == name) else {
+                return Err(BadParameter::new(
+                    "group_by",
+                    format!(
+                        "{name:?} is not one of provider, model, day, hour, channel, session"
+                    ),
+                ));
+            };
+            if group_by.contains(&g) {
+                return Err(BadParameter::new(
+                    "group_by",
+                    format!("{name:?} is given twice"),
+                ));
+            }
+            group_by.push(g);
+        }
+        Ok(SummaryQuery {
+            window: params.window(now_ns)?,
+            group_by,
+            source: llm_source(&params)?,
+            limit: params.limit("limit", GROUPS_DEFAULT, GROUPS_MAX)?,
+        })
+    }
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The window's start, RFC 3339.
+    pub since: String,
+    /// The window's end, RFC 3339.
+    pub until: String,
+    /// The grouping asked for.
+    pub group_by: Vec<String>,
+    /// Which sources were summed, and which left out and why.
+    pub sources: Sources,
+    /// Every group together.
+    pub totals: Figures,
+    /// The groups, at most `limit`.
+    pub groups: Vec<Group>,
+    /// Groups before the limit.
+    pub groups_total: usize,
+    /// Whether groups were left out by the limit.
+    pub truncated: bool,
+}
+
+/// The sources of a summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sources {
+    /// Summed.
+    pub used: Vec<String>,
+    /// Not summed, with why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A source left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// The source.
+    pub source: String,
+    /// Its rows in the window.
+    pub rows: i64,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+/// One group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// One entry per `group_by` name; `null` when the rows have none.
+    pub key: BTreeMap<String, Option<String>>,
+    /// The group's figures.
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// The figures of a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Calls (rows of per-call sources).
+    pub calls: i64,
+    /// Calls whose status is a failure.
+    pub errors: i64,
+    /// `errors / calls`, 0 without calls.
+    pub error_rate: f64,
+    /// Tokens by kind.
+    pub tokens: Tokens,
+    /// Cost by origin.
+    pub cost_usd: Cost,
+    /// Latency percentiles.
+    pub latency_ms: Latency,
+}
+
+/// Tokens by kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// Uncached input.
+    pub input: i64,
+    /// Output.
+    pub output: i64,
+    /// Read from the prompt cache.
+    pub cache_read: i64,
+    /// Written to the prompt cache.
+    pub cache_write: i64,
+    /// The four together.
+    pub total: i64,
+}
+
+/// Cost by origin, USD.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// As the agent reported it.
+    pub reported: f64,
+    /// Estimated from tokens and the price table.
+    pub estimated: f64,
+    /// The two together.
+    pub total: f64,
+    /// Rows with neither.
+    pub unpriced_calls: i64,
+}
+
+/// Latency percentiles, ms; `None` without latencies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+}
+
+/// Rounds money to a billionth of a dollar, so float sums read cleanly.
+fn money(v: f64) -> f64 {
+    (v * 1e9).round() / 1e9
+}
+
+/// Sums of one group, split by whether the rows are calls.
+#[derive(Debug, Default)]
+struct Acc {
+    all: Sums,
+    /// Rows and errors of per-call sources only.
+    calls: i64,
+    errors: i64,
+}
+
+impl Acc {
+    fn add(&mut self, source: &str, sums: &Sums) {
+        self.all.merge(sums, 1);
+        if source != "otlp_metric" {
+            self.calls += sums.rows;
+            self.errors += sums.errors;
+        }
+    }
+
+    fn merge(&mut self, other: &Acc) {
+        self.all.merge(&other.all, 1);
+        self.calls += other.calls;
+        self.errors += other.errors;
+    }
+
+    fn figures(&self) -> Figures {
+        let s = &self.all;
+        let (reported, estimated) = (money(s.cost_reported), money(s.cost_estimated));
+        Figures {
+            calls: self.calls,
+            errors: self.errors,
+            error_rate: if self.calls > 0 {
+                (self.errors as f64 / self.calls as f64 * 1e4).round() / 1e4
+            } else {
+                0.0
+            },
+            tokens: Tokens {
+                input: s.input,
+                output: s.output,
+                cache_read: s.cache_read,
+                cache_write: s.cache_write,
+                total: s.input + s.output + s.cache_read + s.cache_write,
+            },
+            cost_usd: Cost {
+                reported,
+                estimated,
+                total: money(s.cost_reported + s.cost_estimated),
+                unpriced_calls: s.unpriced,
+            },
+            latency_ms: Latency {
+                p50: s.latency.quantile(0.50),
+                p95: s.latency.quantile(0.95),
+                p99: s.latency.quantile(0.99),
+            },
+        }
+    }
+}
+
+/// The identity of one rollup row or call, as the grouping sees it.
+struct Identity<'a> {
+    time_ns: i64,
+    source: &'a str,
+    provider: &'a str,
+    model: &'a str,
+    channel: &'a str,
+    session: &'a str,
+}
+
+fn group_key(group_by: &[GroupBy], id: &Identity<'_>) -> Vec<Option<String>> {
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    group_by
+        .iter()
+        .map(|g| match g {
+            GroupBy::Provider => Some(id.provider.to_string()),
+            GroupBy::Model => Some(id.model.to_string()),
+            GroupBy::Day => Some(day_label(id.time_ns)),
+            GroupBy::Hour => Some(hour_label(id.time_ns)),
+            GroupBy::Channel => opt(id.channel),
+            GroupBy::Session => opt(id.session),
+        })
+        .collect()
+}
+
+/// Everything read for the window, before sources are chosen.
+#[derive(Default)]
+struct Gathered {
+    /// Per source, per group.
+    by_source: HashMap<String, HashMap<Vec<Option<String>>, Acc>>,
+    /// Rows per source.
+    rows: HashMap<String, i64>,
+}
+
+impl Gathered {
+    fn add(&mut self, group_by: &[GroupBy], id: &Identity<'_>, sums: &Sums) {
+        *self.rows.entry(id.source.to_string()).or_default() += sums.rows;
+        self.by_source
+            .entry(id.source.to_string())
+            .or_default()
+            .entry(group_key(group_by, id))
+            .or_default()
+            .add(id.source, sums);
+    }
+}
+
+/// Runs a summary.
+pub fn summary(conn: &Connection, q: &SummaryQuery) -> Result<Summary, ReportError> {
+    let Window { since_ns, until_ns } = q.window;
+    // Whole hours come from the rollup; the ends from the calls themselves.
+    let first_hour = hour_of(since_ns) + if hour_of(since_ns) == since_ns { 0 } else { HOUR_NS };
+    let last_hour = hour_of(until_ns);
+    let mut gathered = Gathered::default();
+    if first_hour < last_hour {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT hour_ns, source, provider, model, channel, session_id, {SUM_COLUMNS}
+             FROM llm_rollup WHERE hour_ns >= ?1 AND hour_ns < ?2"
+        ))?;
+        let mut rows = stmt.query([first_hour, last_hour])?;
+        while let Some(row) = rows.next()? {
+            let (source, provider, model, channel, session): (String, String, String, String, String) =
+                (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?);
+            let id = Identity {
+                time_ns: row.get(0)?,
+                source: &source,
+                provider: &provider,
+                model: &model,
+                channel: &channel,
+                session: &session,
+            };
+            gathered.add(&q.group_by, &id, &sums_from_row(row, 6)?);
+        }
+        raw(conn, &q.group_by, since_ns, first_hour, &mut gathered)?;
+        raw(conn, &q.group_by, last_hour, until_ns, &mut gathered)?;
+    } else {
+        raw(conn, &q.group_by, since_ns, until_ns, &mut gathered)?;
+    }
+
+    let sources = choose_sources(q.source.as_deref(), &gathered.rows);
+    let mut groups: HashMap<Vec<Option<String>>, Acc> = HashMap::new();
+    for source in &sources.used {
+        for (key, acc) in gathered.by_source.remove(source).unwrap_or_default() {
+            groups.entry(key).or_default().merge(&acc);
+        }
+    }
+    let mut totals = Acc::default();
+    for acc in groups.values() {
+        totals.merge(acc);
+    }
+    let mut groups: Vec<(Vec<Option<String>>, Figures)> = groups
+        .into_iter()
+        .map(|(k, acc)| (k, acc.figures()))
+        .collect();
+    let by_time = q.group_by.iter().any(|g| g.is_time());
+    groups.sort_by(|(ka, fa), (kb, fb)| {
+        let time_order = if by_time {
+            let t = |k: &Vec<Option<String>>| -> Vec<Option<String>> {
+                q.group_by
+                    .iter()
+                    .zip(k)
+                    .filter(|(g, _)| g.is_time())
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            };
+            t(ka).cmp(&t(kb))
+        } else {
+            std::cmp::Ordering::Equal
+        };
+        time_order
+            .then(fb.cost_usd.total.total_cmp(&fa.cost_usd.total))
+            .then(fb.calls.cmp(&fa.calls))
+            .then(ka.cmp(kb))
+    });
+    let groups_total = groups.len();
+    groups.truncate(q.limit);
+    Ok(Summary {
+        since: rfc3339_ms(since_ns),
+        until: rfc3339_ms(until_ns),
+        group_by: q.group_by.iter().map(|g| g.name().to_string()).collect(),
+        sources,
+        totals: totals.figures(),
+        truncated: groups.len() < groups_total,
+        groups_total,
+        groups: groups
+            .into_iter()
+            .map(|(key, figures)| Group {
+                key: q
+                    .group_by
+                    .iter()
+                    .map(|g| g.name().to_string())
+                    .zip(key)
+                    .collect(),
+                figures,
+            })
+            .collect(),
+    })
+}
+
+/// Adds the calls of `[from, to)` one by one.
+fn raw(
+    conn: &Connection,
+    group_by: &[GroupBy],
+    from: i64,
+    to: i64,
+    gathered: &mut Gathered,
+) -> Result<(), ReportError> {
+    if from >= to {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {FACT_COLUMNS} FROM llm_calls WHERE time_ns >= ?1 AND time_ns < ?2"
+    ))?;
+    let mut rows = stmt.query([from, to])?;
+    while let Some(row) = rows.next()? {
+        let call = CallFacts::from_row(row, 0)?;
+        let mut sums = Sums::default();
+        sums.add_call(&call, 1);
+        let id = Identity {
+            time_ns: call.time_ns,
+            source: &call.source,
+            provider: &call.provider,
+            model: &call.model,
+            channel: &call.channel,
+            session: &call.session_id,
+        };
+        gathered.add(group_by, &id, &sums);
+    }
+    Ok(())
+}
+
+/// Which sources to sum: see the module's doc.
+fn choose_sources(asked: Option<&str>, rows: &HashMap<String, i64>) -> Sources {
+    let mut present: Vec<(&String, i64)> = rows
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(s, n)| (s, *n))
+        .collect();
+    present.sort();
+    let mut used = Vec::new();
+    let mut skipped = Vec::new();
+    let spans = rows.get("otlp_span").copied().unwrap_or(0) > 0;
+    for (source, n) in present {
+        let reason = match asked {
+            Some(a) if a != source => Some(format!("not asked for (source={a})")),
+            None if source == "otlp_metric" && spans => Some(
+                "otlp_metric repeats the usage of otlp_span: OpenClaw exports each call both as a \
+                 usage span and in its usage metrics, so only the spans are counted"
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        match reason {
+            Some(reason) => skipped.push(Skipped {
+                source: source.clone(),
+                rows: n,
+                reason,
+            }),
+            None => used.push(source.clone()),
+        }
+    }
+    if let Some(a) = asked {
+        if !used.iter().any(|s| s == a) {
+            used.push(a.to_string());
+        }
+    }
+    Sources { used, skipped }
+}
