@@ -113,7 +113,7 @@ fn the_page_shows_what_the_api_answers() {
     assert_no_console_error(&b);
 
     // A phone's width: the charts are redrawn to fit.
-    b.resize(390, 844);
+    b.viewport(390, 844, true);
     b.wait_for(
         "charts redrawn for a narrow window",
         "const s = document.querySelector('#chart-cost svg'); return s && s.getBoundingClientRect().right <= document.documentElement.clientWidth",

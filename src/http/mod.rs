@@ -533,4 +533,3 @@ async fn inject_fault(
         }
     }
 }
-

@@ -22,7 +22,7 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The key a WebDriver element reference is given under (W3C).
-const ELEMENT: &str = "element-6066-11e4-a52f-4d5e8b1de2b1";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A running ChromeDriver with one browser session.
 pub struct Browser {
@@ -97,6 +97,7 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no session: {answer}"));
         browser.session = format!("{base}/session/{id}");
+        browser.viewport(width, height, false);
         browser
     }
 
@@ -110,12 +111,18 @@ impl Browser {
         self.cmd("POST", "/url", Some(json!({ "url": url })));
     }
 
-    /// Sets the window to `width` × `height`.
-    pub fn resize(&self, width: u32, height: u32) {
+    /// Makes the page's viewport exactly `width` × `height` CSS pixels (the
+    /// window's size includes what headless Chromium keeps for its frame),
+    /// as a phone's when `mobile`, through ChromeDriver's DevTools command.
+    pub fn viewport(&self, width: u32, height: u32, mobile: bool) {
         self.cmd(
             "POST",
-            "/window/rect",
-            Some(json!({"width": width, "height": height})),
+            "/goog/cdp/execute",
+            Some(
+                json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                    "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile,
+                }}),
+            ),
         );
     }
 

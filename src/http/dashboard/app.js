@@ -306,7 +306,8 @@
     // Totals.
     setKpi('kpi-cost', usd(t.cost_usd.total), t.cost_usd.total);
     $('kpi-cost-sub').textContent = [
-      t.cost_usd.estimated > 0 ? `${usd(t.cost_usd.estimated)} estimated` : 'all reported',
+      `${usd(t.cost_usd.reported)} reported`,
+      t.cost_usd.estimated > 0 ? `${usd(t.cost_usd.estimated)} estimated` : null,
       t.cost_usd.unpriced_calls > 0 ? `${count(t.cost_usd.unpriced_calls)} unpriced` : null,
     ].filter(Boolean).join(' · ');
     setKpi('kpi-calls', count(t.calls), t.calls);
@@ -455,7 +456,11 @@
       html('tbody', null, rows.map((r) => html('tr', null, r.map((c, i) => html('td', { class: Array.isArray(head[i]) ? head[i][1] : null }, c))))));
   }
 
-  const traceLink = (id) => (id ? html('a', { class: 'trace-link', href: `#${new URLSearchParams({ range: currentRange(), trace: id })}`, text: 'trace' }) : '—');
+  // /v1/traces/{id} takes 32 hex digits (OTLP) or a UUID (native records).
+  const TRACE_ID = /^([0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$/i;
+  const traceLink = (id) => (id && TRACE_ID.test(id)
+    ? html('a', { class: 'trace-link', href: `#${new URLSearchParams({ range: currentRange(), trace: id })}`, text: 'trace' })
+    : html('span', { class: 'muted', title: id || null, text: id ? 'other id' : '—' }));
 
   // Errors and failed LLM calls, newest first.
   function renderErrors({ errors, failed, range }) {
@@ -520,6 +525,7 @@
     const summary = (group) => api(`/v1/llm/summary?${w}&group_by=${group}&limit=1000`);
     try {
       const status = await api('/v1/status');
+      $('agent').textContent = `${status.agent_id} · v${status.version}`;
       if (status.config && status.config.ingest_token && !token()) return askToken();
       const [byTimeModel, byTime, byModel, bySession, errors, failed, host] = await Promise.all([
         summary(`${R.bucket},model`), summary(R.bucket), summary('model'),
@@ -529,7 +535,6 @@
         api(`/v1/host?${w}`),
       ]);
       if (seq !== loadSeq) return; // a newer load (another range) has started
-      $('agent').textContent = `${status.agent_id} · v${status.version}`;
       renderWarnings(status.warnings || []);
       $('notice').hidden = true;
       showView();
@@ -608,6 +613,9 @@
     }
   }
 
+  // OTLP span kinds, by number.
+  const KINDS = [null, 'internal', 'server', 'client', 'producer', 'consumer'];
+
   function renderTrace(t) {
     const all = [];
     const walk = (s) => { all.push(s); (s.children || []).forEach(walk); };
@@ -617,7 +625,7 @@
     const callsBySpan = new Map();
     for (const c of t.llm_calls) if (c.span_id) callsBySpan.set(c.span_id, [...(callsBySpan.get(c.span_id) || []), c]);
     const item = (s) => {
-      const bar = html('div', { class: 'bar' + (s.status_code === 'error' || s.status_code === 2 ? ' error' : '') });
+      const bar = html('div', { class: 'bar' + (s.status_code === 2 ? ' error' : '') });
       const span = Math.max(1, t1 - t0);
       bar.style.left = `${((Date.parse(s.start) - t0) / span) * 100}%`;
       bar.style.width = `${((Date.parse(s.end) - Date.parse(s.start)) / span) * 100}%`;
@@ -627,7 +635,7 @@
         html('div', { class: 'span-row' },
           html('div', null,
             html('span', { class: 'name', text: s.name }), ' ',
-            html('span', { class: 'meta', text: [s.service_name, s.kind, ms(s.duration_ms)].filter(Boolean).join(' · ') }),
+            html('span', { class: 'meta', text: [s.service_name, KINDS[s.kind], ms(s.duration_ms)].filter(Boolean).join(' · ') }),
             s.status_message ? html('div', { class: 'bad small', text: s.status_message }) : null, calls),
           html('div', { class: 'timeline', title: `${ms(s.duration_ms)} from ${s.start}` }, bar)),
         s.children && s.children.length ? html('ol', null, s.children.map(item)) : null);
