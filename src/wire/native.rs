@@ -169,12 +169,19 @@ struct LlmCallIn {
     prompt_tokens: Option<i64>,
     completion_tokens: Option<i64>,
     total_tokens: Option<i64>,
+    /// Not in the Go sidecar's format: input tokens read from the prompt
+    /// cache, which `prompt_tokens` does not include.
+    cache_read_tokens: Option<i64>,
+    /// Not in the Go sidecar's format: input tokens written to the cache.
+    cache_write_tokens: Option<i64>,
     cost_usd: Option<f64>,
     latency_ms: Option<f64>,
     status: Option<String>,
     error_type: Option<String>,
     metadata: Option<JsonObject>,
     session_id: Option<String>,
+    /// Not in the Go sidecar's format: the agent's channel.
+    channel: Option<String>,
     trace_id: Option<String>,
     #[serde(default, deserialize_with = "timestamp")]
     timestamp: Option<i64>,
@@ -193,6 +200,9 @@ impl LlmCallIn {
             prompt_tokens: token_count("prompt_tokens", self.prompt_tokens)?,
             completion_tokens: token_count("completion_tokens", self.completion_tokens)?,
             total_tokens: token_count("total_tokens", self.total_tokens)?,
+            cache_read_tokens: token_count("cache_read_tokens", self.cache_read_tokens)?,
+            cache_write_tokens: token_count("cache_write_tokens", self.cache_write_tokens)?,
+            channel: self.channel.filter(|c| !c.is_empty()),
             cost_usd: non_negative_num("cost_usd", self.cost_usd)?,
             latency_ms: non_negative_num("latency_ms", self.latency_ms)?,
             status: self

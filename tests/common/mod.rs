@@ -254,6 +254,15 @@ impl Daemon {
         )
     }
 
+    /// GETs `path` with `headers`.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = agent().get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Reply::from(req.call().expect("request"))
+    }
+
     /// `/v1/status` as JSON.
     pub fn status(&self) -> Value {
         let reply = self.get("/v1/status");
