@@ -63,6 +63,36 @@ fn the_page_shows_what_the_api_answers() {
     assert_every_chart_drawn(&b);
     save_screenshot(&b, "dashboard.png", true);
 
+    // A refresh (what the page's timer runs every 30 s) shows a new call
+    // in place: the same elements, updated, the overview never hidden.
+    b.exec(
+        "window.__kept = document.getElementById('kpi-calls');
+         window.__hidden = false;
+         new MutationObserver(() => { if (document.getElementById('overview').hidden) window.__hidden = true; })
+             .observe(document.getElementById('overview'), {attributes: true});",
+        json!([]),
+    );
+    post(
+        &d,
+        None,
+        "/v1/traces",
+        &json!({"provider": "openai", "model": "gpt-5", "prompt_tokens": 1_000,
+                "completion_tokens": 100, "total_tokens": 1_100, "cost_usd": 0.002,
+                "latency_ms": 900}),
+    );
+    b.exec("window.__dashboard.refresh()", json!([]));
+    let loads = wait_loaded(&b, "7d", loads + 1);
+    let totals = assert_shows_api_totals(&b, &d, None, "7d");
+    assert_eq!(totals["calls"].as_u64(), Some(calls.within_7d + 1));
+    assert_eq!(
+        b.exec(
+            "return window.__kept === document.getElementById('kpi-calls') && !window.__hidden",
+            json!([])
+        ),
+        true,
+        "refreshed in place"
+    );
+
     // The errors list links to the trace; the trace view shows its spans
     // as a tree, with its LLM calls and errors.
     b.click(&b.find(&format!("#errors a.trace-link[href*='trace={TRACE}']")));
@@ -107,7 +137,7 @@ fn the_page_shows_what_the_api_answers() {
     b.click(&b.find("a[data-range='30d']"));
     wait_loaded(&b, "30d", loads + 1);
     let totals = assert_shows_api_totals(&b, &d, None, "30d");
-    assert_eq!(totals["calls"].as_u64(), Some(calls.within_30d));
+    assert_eq!(totals["calls"].as_u64(), Some(calls.within_30d + 1));
 
     assert_no_failed_request(&b, &d.base);
     assert_no_console_error(&b);
@@ -211,6 +241,11 @@ fn fill(d: &Daemon, token: Option<&str>) -> Posted {
                 if n % 4 != 0 && *input_price > 0.0 {
                     call["cost_usd"] =
                         json!((input as f64 * input_price + output as f64 * output_price) / 1e6);
+                }
+                // Anthropic calls read most of their prompt from the cache.
+                if *provider == "anthropic" {
+                    call["cache_read_tokens"] = json!(input * 3);
+                    call["cache_write_tokens"] = json!(if k == 0 { input / 2 } else { 0 });
                 }
                 if n % 9 == 0 {
                     call["status"] = json!("error");
