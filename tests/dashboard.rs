@@ -405,7 +405,12 @@ fn assert_shows_api_totals(b: &Browser, d: &Daemon, token: Option<&str>, range: 
     let t = &api["totals"];
     assert!(t["calls"].as_u64() > Some(0), "data in the window: {api}");
     let shown = b.exec("return window.__dashboard.totals", json!([]));
-    assert_eq!(shown["cost_usd"], t["cost_usd"]["total"], "cost ({range})");
+    // Numbers compared as f64: JavaScript writes 2.0 as 2.
+    assert_eq!(
+        shown["cost_usd"].as_f64(),
+        t["cost_usd"]["total"].as_f64(),
+        "cost ({range})"
+    );
     assert_eq!(shown["calls"], t["calls"], "calls ({range})");
     assert_eq!(shown["errors"], t["errors"], "errors ({range})");
     assert_eq!(shown["tokens"], t["tokens"]["total"], "tokens ({range})");
@@ -419,7 +424,8 @@ fn assert_shows_api_totals(b: &Browser, d: &Daemon, token: Option<&str>, range: 
     let cost = t["cost_usd"]["total"].as_f64().expect("cost");
     let calls = t["calls"].as_u64().expect("calls");
     let tokens = t["tokens"]["total"].as_u64().expect("tokens");
-    assert_eq!(cards["kpi-cost"], json!([usd(cost), cost]), "{range}");
+    assert_eq!(cards["kpi-cost"][0], usd(cost), "{range}");
+    assert_eq!(cards["kpi-cost"][1].as_f64(), Some(cost), "{range}");
     assert_eq!(
         cards["kpi-calls"],
         json!([thousands(calls), calls]),
@@ -430,7 +436,11 @@ fn assert_shows_api_totals(b: &Browser, d: &Daemon, token: Option<&str>, range: 
         json!([short(tokens), tokens]),
         "{range}"
     );
-    assert_eq!(cards["kpi-error-rate"][1], t["error_rate"], "{range}");
+    assert_eq!(
+        cards["kpi-error-rate"][1].as_f64(),
+        t["error_rate"].as_f64(),
+        "{range}"
+    );
     t.clone()
 }
 

@@ -15,7 +15,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 /// One embedded file.
-pub struct Asset {
+struct Asset {
     /// The file's bytes, as committed.
     body: &'static [u8],
     /// Its `Content-Type`.
@@ -41,7 +41,7 @@ impl Asset {
 }
 
 /// The page.
-pub static INDEX: Asset = Asset::new(
+static INDEX: Asset = Asset::new(
     include_bytes!("dashboard/index.html"),
     "text/html; charset=utf-8",
 );
