@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
+use std::sync::Arc;
 use std::time::Duration;
 
 use envconfig::Envconfig;
+use openclaw_trace_actors::prices::{PriceError, PriceTable};
 use openclaw_trace_actors::push::policy::PushFormat;
 
 /// Every variable: name, default (as shown to people) and meaning. Drives
@@ -93,6 +94,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "90",
         "while the database's volume is fuller than this, the sidecar gives back space from its own rows",
     ),
+    (
+        "TRACE_PRICES_FILE",
+        "(unset: the built-in prices only)",
+        "model prices (USD per 1M tokens) that replace or add to the built-in ones, \
+         one a line: provider model input output [cache_read [cache_write]]",
+    ),
 ];
 
 /// The raw environment, as strings; `None` when a variable is unset.
@@ -146,6 +153,8 @@ pub struct RawEnv {
     db_max_bytes: Option<String>,
     #[envconfig(from = "TRACE_DISK_MAX_PERCENT")]
     disk_max_percent: Option<String>,
+    #[envconfig(from = "TRACE_PRICES_FILE")]
+    prices_file: Option<String>,
 }
 
 /// The validated configuration.
@@ -182,6 +191,11 @@ pub struct Config {
     pub push: Option<PushConfig>,
     /// The disk bound.
     pub rotation: RotationConfig,
+    /// The price overrides file, when set.
+    pub prices_file: Option<PathBuf>,
+    /// Model prices to estimate costs with: the built-in table and the
+    /// overrides, read and checked at start-up.
+    pub prices: Arc<PriceTable>,
 }
 
 /// The disk bound's settings.
@@ -233,6 +247,8 @@ impl fmt::Debug for Config {
             .field("metrics_interval", &self.metrics_interval)
             .field("agent_process", &self.agent_process)
             .field("rotation", &self.rotation)
+            .field("prices_file", &self.prices_file)
+            .field("prices", &(self.prices.len(), self.prices.fingerprint()))
             .field(
                 "push_endpoint",
                 &self
@@ -562,8 +578,32 @@ impl Config {
                     })?,
             },
         };
+        let prices_file = raw
+            .prices_file
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let prices = PriceTable::load(prices_file.as_deref()).map_err(|e| {
+            let file = prices_file
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let expected = match e {
+                PriceError::Line {
+                    line,
+                    field,
+                    problem,
+                    ..
+                } => format!("line {line}, field {field}: {problem}"),
+                PriceError::Read { source, .. } => format!("cannot read the file: {source}"),
+            };
+            invalid("TRACE_PRICES_FILE", &file, expected)
+        })?;
         Ok(Config {
             rotation,
+            prices_file,
+            prices: Arc::new(prices),
             listen_addr,
             db_path,
             agent_id,
@@ -755,6 +795,42 @@ mod tests {
             let e = config(&[("TRACE_MAX_INFLIGHT_BODY_BYTES", bad)]).unwrap_err();
             assert_eq!(e.var, "TRACE_MAX_INFLIGHT_BODY_BYTES", "{bad}");
         }
+    }
+
+    #[test]
+    fn a_prices_file_is_read_at_start_up_and_a_bad_one_named() {
+        let c = config(&[]).expect("defaults are valid");
+        assert!(c.prices_file.is_none());
+        assert_eq!(c.prices.len(), PriceTable::builtin().len());
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("prices.txt");
+        std::fs::write(&path, "# mine\nmyproxy my-model 1 2\n").expect("write");
+        let shown = path.display().to_string();
+        let c = config(&[("TRACE_PRICES_FILE", &shown)]).expect("valid");
+        assert_eq!(c.prices_file.as_deref(), Some(path.as_path()));
+        assert_eq!(c.prices.len(), PriceTable::builtin().len() + 1);
+        assert_eq!(
+            c.prices.lookup("myproxy", "my-model").map(|r| r.output),
+            Some(2.0)
+        );
+
+        std::fs::write(&path, "# mine\n\nmyproxy my-model 1 two\n").expect("write");
+        let e = config(&[("TRACE_PRICES_FILE", &shown)]).unwrap_err();
+        assert_eq!(e.var, "TRACE_PRICES_FILE");
+        let line = e.to_string();
+        assert!(
+            line.contains(&format!("TRACE_PRICES_FILE={shown:?}")),
+            "{line}"
+        );
+        assert!(line.contains("line 3, field output"), "{line}");
+
+        let missing = dir.path().join("absent.txt").display().to_string();
+        let e = config(&[("TRACE_PRICES_FILE", &missing)]).unwrap_err();
+        assert!(e.to_string().contains("cannot read the file"), "{e}");
+
+        let c = config(&[("TRACE_PRICES_FILE", " ")]).expect("blank is unset");
+        assert!(c.prices_file.is_none());
     }
 
     #[test]

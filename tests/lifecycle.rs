@@ -81,6 +81,30 @@ fn a_bad_value_stops_start_up_with_one_line_naming_it() {
 }
 
 #[test]
+fn a_bad_prices_file_stops_start_up_naming_the_file_line_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prices = dir.path().join("prices.txt");
+    std::fs::write(
+        &prices,
+        "# my prices\nanthropic claude-sonnet-4-5 3 15 0.3 3.75\nopenai gpt-4o 2.5 ten\n",
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .env("TRACE_PRICES_FILE", &prices)
+        .env("TRACE_DB_PATH", "/nonexistent/never-created.db")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&prices.display().to_string()),
+        "names the file: {stderr}"
+    );
+    assert!(stderr.contains("line 3, field output"), "{stderr}");
+}
+
+#[test]
 fn an_unopenable_database_fails_start_up() {
     let out = Command::new(BIN)
         .env("TRACE_LISTEN_ADDR", "127.0.0.1:0")
@@ -109,6 +133,7 @@ fn help_lists_every_variable_and_version_prints_it() {
         "TRACE_MAX_BODY_BYTES",
         "TRACE_MAX_PENDING_RECORDS",
         "TRACE_INGEST_TOKEN",
+        "TRACE_PRICES_FILE",
     ] {
         assert!(text.contains(var), "--help mentions {var}");
     }

@@ -15,6 +15,7 @@
 //! - [`push`]: the PushActor: batches to the remote API, retry policy.
 //! - [`rotate`]: the RotationActor: age, size and volume bounds, a full disk healed.
 //! - [`llm_view`]: token usage and cost read out of OTLP spans and metrics.
+//! - [`prices`]: model prices (LiteLLM's, built in, plus overrides) to estimate cost.
 //! - [`query`]: read-side queries (status counts, file sizes).
 //! - [`records`]: the record types every stage passes along.
 //! - [`stats`]: the shared counters behind `/v1/status`.
@@ -29,6 +30,7 @@ pub mod fault;
 pub mod ingest;
 pub mod llm_view;
 pub mod metrics;
+pub mod prices;
 pub mod push;
 pub mod query;
 pub mod records;

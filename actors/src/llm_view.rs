@@ -10,6 +10,16 @@
 //!   increase since the series' previous point into a row, so a cumulative
 //!   point exported twice adds nothing the second time.
 //!
+//! Tokens are stored once each, whichever attributes carried them:
+//! `prompt_tokens` is **uncached** input only, `cache_read_tokens` and
+//! `cache_write_tokens` the input read from and written to the prompt cache,
+//! and `total_tokens` (when derived) the sum of the four with output. That is
+//! what OpenClaw's `openclaw.tokens.input` and the `input` point of its
+//! `openclaw.tokens` metric mean. `gen_ai.usage.input_tokens`, though, counts
+//! input + cache read + cache write (COMPAT.md section 3), so when a span's
+//! input comes from it, the `gen_ai.usage` cache counts are taken off
+//! (`uncached_input`); adding the cache counts to it would count them twice.
+//!
 //! A token count above [`MAX_TOKENS`] (a broken or hostile exporter) is left
 //! out of its row rather than stored, so sums over the table cannot overflow.
 //!
@@ -66,23 +76,34 @@ const MODEL: &[&str] = &[
     "gen_ai.request.model",
     "openclaw.model",
 ];
-const INPUT: &[&str] = &["openclaw.tokens.input", "gen_ai.usage.input_tokens"];
+/// Uncached input tokens.
+const OPENCLAW_INPUT: &str = "openclaw.tokens.input";
+/// All input tokens: uncached, cache read and cache write.
+const GEN_AI_INPUT: &str = "gen_ai.usage.input_tokens";
+const GEN_AI_CACHE_READ: &str = "gen_ai.usage.cache_read.input_tokens";
+const GEN_AI_CACHE_WRITE: &str = "gen_ai.usage.cache_creation.input_tokens";
 const OUTPUT: &[&str] = &["openclaw.tokens.output", "gen_ai.usage.output_tokens"];
-const CACHE_READ: &[&str] = &[
-    "openclaw.tokens.cache_read",
-    "gen_ai.usage.cache_read.input_tokens",
-];
-const CACHE_WRITE: &[&str] = &[
-    "openclaw.tokens.cache_write",
-    "gen_ai.usage.cache_creation.input_tokens",
-];
+const CACHE_READ: &[&str] = &["openclaw.tokens.cache_read", GEN_AI_CACHE_READ];
+const CACHE_WRITE: &[&str] = &["openclaw.tokens.cache_write", GEN_AI_CACHE_WRITE];
 const TOTAL: &[&str] = &["openclaw.tokens.total", "gen_ai.usage.total_tokens"];
 const COST: &[&str] = &["openclaw.cost.usd", "gen_ai.usage.cost"];
+
+/// The span's uncached input tokens: `openclaw.tokens.input` as it is, else
+/// `gen_ai.usage.input_tokens` less the `gen_ai.usage` cache read and cache
+/// write counts it includes (at least 0, should an exporter send less).
+fn uncached_input(attrs: &JsonObject) -> Option<i64> {
+    count(attrs, &[OPENCLAW_INPUT]).or_else(|| {
+        let all = count(attrs, &[GEN_AI_INPUT])?;
+        let cached = count(attrs, &[GEN_AI_CACHE_READ]).unwrap_or(0)
+            + count(attrs, &[GEN_AI_CACHE_WRITE]).unwrap_or(0);
+        Some((all - cached).max(0))
+    })
+}
 
 /// The call a span describes, when it carries token usage.
 pub fn call_from_span(span: &SpanRecord) -> Option<LlmCall> {
     let attrs = span.attributes.as_ref()?;
-    let input = count(attrs, INPUT);
+    let input = uncached_input(attrs);
     let output = count(attrs, OUTPUT);
     let cache_read = count(attrs, CACHE_READ);
     let cache_write = count(attrs, CACHE_WRITE);
@@ -290,6 +311,64 @@ mod tests {
             ..span
         };
         assert!(call_from_span(&plain).is_none(), "no usage, no call");
+    }
+
+    #[test]
+    fn gen_ai_input_is_stored_without_the_cache_it_includes() {
+        let span = |attrs: Value| SpanRecord {
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            span_id: "b7ad6b7169203331".into(),
+            attributes: Some(obj(attrs)),
+            ..SpanRecord::default()
+        };
+        let tokens = |call: LlmCall| {
+            (
+                call.prompt_tokens,
+                call.completion_tokens,
+                call.cache_read_tokens,
+                call.cache_write_tokens,
+                call.total_tokens,
+            )
+        };
+        // gen_ai.usage.input_tokens = 750 uncached + 100 read + 50 written.
+        let call = call_from_span(&span(json!({
+            "gen_ai.usage.input_tokens": 900, "gen_ai.usage.output_tokens": 45,
+            "gen_ai.usage.cache_read.input_tokens": 100,
+            "gen_ai.usage.cache_creation.input_tokens": 50,
+        })))
+        .expect("a usage span");
+        assert_eq!(
+            tokens(call),
+            (Some(750), Some(45), Some(100), Some(50), Some(945)),
+            "each token once: the total is the span's 900 input and 45 output"
+        );
+
+        // OpenClaw sends both: openclaw.tokens.input is uncached already.
+        let call = call_from_span(&span(json!({
+            "openclaw.tokens.input": 1200, "openclaw.tokens.output": 80,
+            "openclaw.tokens.cache_read": 300, "openclaw.tokens.cache_write": 0,
+            "gen_ai.usage.input_tokens": 1500, "gen_ai.usage.output_tokens": 80,
+            "gen_ai.usage.cache_read.input_tokens": 300,
+            "gen_ai.usage.cache_creation.input_tokens": 0,
+        })))
+        .expect("a usage span");
+        assert_eq!(
+            tokens(call),
+            (Some(1200), Some(80), Some(300), Some(0), Some(1580))
+        );
+
+        // An exporter claiming more cache than input: no negative count.
+        let call = call_from_span(&span(json!({
+            "gen_ai.usage.input_tokens": 10,
+            "gen_ai.usage.cache_read.input_tokens": 50,
+        })))
+        .expect("a usage span");
+        assert_eq!(tokens(call), (Some(0), None, Some(50), None, Some(50)));
+
+        // Without cache counts, gen_ai input is all uncached.
+        let call =
+            call_from_span(&span(json!({"gen_ai.usage.input_tokens": 10}))).expect("a usage span");
+        assert_eq!(tokens(call), (Some(10), None, None, None, Some(10)));
     }
 
     #[test]

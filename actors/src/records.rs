@@ -35,11 +35,13 @@ pub struct LlmCall {
     pub input_text: Option<String>,
     /// The completion text, cut at `TRACE_MAX_TEXT_BYTES`.
     pub output_text: Option<String>,
-    /// Input tokens billed.
+    /// Input tokens billed at the input rate: **uncached** input only, the
+    /// cache's tokens being `cache_read_tokens` and `cache_write_tokens`
+    /// (see `llm_view`).
     pub prompt_tokens: Option<i64>,
     /// Output tokens billed.
     pub completion_tokens: Option<i64>,
-    /// All tokens billed.
+    /// All tokens billed: uncached input, cache read, cache write and output.
     pub total_tokens: Option<i64>,
     /// Input tokens read from the provider's prompt cache.
     pub cache_read_tokens: Option<i64>,

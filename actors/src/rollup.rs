@@ -27,6 +27,11 @@ pub fn hour_of(t: i64) -> i64 {
     t.div_euclid(HOUR_NS) * HOUR_NS
 }
 
+/// The start of the UTC day holding `t`.
+pub fn day_of(t: i64) -> i64 {
+    t.div_euclid(crate::time::DAY_NS) * crate::time::DAY_NS
+}
+
 /// A status that is not a failure.
 pub fn is_ok_status(status: &str) -> bool {
     matches!(status, "ok" | "success" | "OK" | "Ok")
@@ -124,21 +129,77 @@ impl Histogram {
     }
 }
 
+/// The two rollups: the calls per hour by provider, model and channel, and
+/// per day by session (sessions are many: kept apart, so the hourly rollup
+/// stays small whatever their number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Level {
+    /// `llm_rollup`: hour, source, provider, model, channel.
+    Hourly,
+    /// `llm_rollup_sessions`: day, source, session.
+    Sessions,
+}
+
+impl Level {
+    /// Both levels.
+    pub const ALL: [Level; 2] = [Level::Hourly, Level::Sessions];
+
+    /// The table.
+    pub fn table(self) -> &'static str {
+        match self {
+            Level::Hourly => "llm_rollup",
+            Level::Sessions => "llm_rollup_sessions",
+        }
+    }
+
+    /// The time a row covers, ns.
+    pub fn unit_ns(self) -> i64 {
+        match self {
+            Level::Hourly => HOUR_NS,
+            Level::Sessions => crate::time::DAY_NS,
+        }
+    }
+
+    /// The key's columns: the start of the unit, the source, then the rest.
+    pub fn key_columns(self) -> &'static [&'static str] {
+        match self {
+            Level::Hourly => &["hour_ns", "source", "provider", "model", "channel"],
+            Level::Sessions => &["day_ns", "source", "session_id"],
+        }
+    }
+}
+
 /// What a rollup row sums over.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RollupKey {
-    /// The start of the UTC hour, ns.
-    pub hour_ns: i64,
+    /// Which rollup.
+    pub level: Level,
+    /// The start of the hour or day, ns (UTC).
+    pub start_ns: i64,
     /// `llm_calls.source`.
     pub source: String,
-    /// The provider.
-    pub provider: String,
-    /// The model.
-    pub model: String,
-    /// The channel; `""` when none.
-    pub channel: String,
-    /// The session; `""` when none.
-    pub session_id: String,
+    /// The other key columns' values ([`Level::key_columns`] after the
+    /// first two); `""` for NULL.
+    pub parts: Vec<String>,
+}
+
+impl RollupKey {
+    fn values(&self) -> Vec<rusqlite::types::Value> {
+        let mut v: Vec<rusqlite::types::Value> =
+            vec![self.start_ns.into(), self.source.clone().into()];
+        v.extend(self.parts.iter().map(|p| p.clone().into()));
+        v
+    }
+
+    fn matches(&self) -> String {
+        self.level
+            .key_columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ?{}", i + 1))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
 }
 
 /// The sums of one group of calls.
@@ -296,27 +357,40 @@ impl CallFacts {
         })
     }
 
-    /// The rollup row this call adds to.
-    pub fn key(&self) -> RollupKey {
-        RollupKey {
-            hour_ns: hour_of(self.time_ns),
-            source: self.source.clone(),
-            provider: self.provider.clone(),
-            model: self.model.clone(),
-            channel: self.channel.clone(),
-            session_id: self.session_id.clone(),
-        }
+    /// The rollup rows this call adds to, one per level.
+    pub fn keys(&self) -> [RollupKey; 2] {
+        let start = |level: Level| self.time_ns.div_euclid(level.unit_ns()) * level.unit_ns();
+        [
+            RollupKey {
+                level: Level::Hourly,
+                start_ns: start(Level::Hourly),
+                source: self.source.clone(),
+                parts: vec![
+                    self.provider.clone(),
+                    self.model.clone(),
+                    self.channel.clone(),
+                ],
+            },
+            RollupKey {
+                level: Level::Sessions,
+                start_ns: start(Level::Sessions),
+                source: self.source.clone(),
+                parts: vec![self.session_id.clone()],
+            },
+        ]
     }
 }
 
-/// Changes to the rollup gathered over a batch, written by [`Delta::apply`].
+/// Changes to the rollups gathered over a batch, written by [`Delta::apply`].
 #[derive(Debug, Default)]
 pub struct Delta(HashMap<RollupKey, Sums>);
 
 impl Delta {
     /// Adds (sign 1) or takes away (sign -1) one call.
     pub fn add(&mut self, call: &CallFacts, sign: i64) {
-        self.0.entry(call.key()).or_default().add_call(call, sign);
+        for key in call.keys() {
+            self.0.entry(key).or_default().add_call(call, sign);
+        }
     }
 
     /// Whether nothing changes.
@@ -330,45 +404,34 @@ impl Delta {
         for (key, change) in self.0 {
             let mut sums = read_sums(conn, &key)?.unwrap_or_default();
             sums.merge(&change, 1);
+            let table = key.level.table();
+            let mut values = key.values();
             if sums.rows <= 0 {
-                conn.prepare_cached(
-                    "DELETE FROM llm_rollup WHERE hour_ns = ?1 AND source = ?2 AND provider = ?3
-                     AND model = ?4 AND channel = ?5 AND session_id = ?6",
-                )?
-                .execute(params![
-                    key.hour_ns,
-                    key.source,
-                    key.provider,
-                    key.model,
-                    key.channel,
-                    key.session_id
-                ])?;
+                conn.prepare_cached(&format!("DELETE FROM {table} WHERE {}", key.matches()))?
+                    .execute(rusqlite::params_from_iter(values))?;
                 continue;
             }
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO llm_rollup (hour_ns, source, provider, model, channel,
-                    session_id, rows, errors, input_tokens, output_tokens, cache_read_tokens,
-                    cache_write_tokens, cost_reported, cost_estimated, unpriced, latency)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            )?
-            .execute(params![
-                key.hour_ns,
-                key.source,
-                key.provider,
-                key.model,
-                key.channel,
-                key.session_id,
-                sums.rows,
-                sums.errors,
-                sums.input,
-                sums.output,
-                sums.cache_read,
-                sums.cache_write,
-                sums.cost_reported,
-                sums.cost_estimated,
-                sums.unpriced,
-                sums.latency.encode(),
-            ])?;
+            let columns = key.level.key_columns();
+            let placeholders: Vec<String> =
+                (1..=columns.len() + 10).map(|i| format!("?{i}")).collect();
+            values.extend([
+                sums.rows.into(),
+                sums.errors.into(),
+                sums.input.into(),
+                sums.output.into(),
+                sums.cache_read.into(),
+                sums.cache_write.into(),
+                sums.cost_reported.into(),
+                sums.cost_estimated.into(),
+                sums.unpriced.into(),
+                sums.latency.encode().into(),
+            ]);
+            conn.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO {table} ({}, {SUM_COLUMNS}) VALUES ({})",
+                columns.join(", "),
+                placeholders.join(", ")
+            ))?
+            .execute(rusqlite::params_from_iter(values))?;
         }
         Ok(())
     }
@@ -397,20 +460,13 @@ pub fn sums_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Sums> {
 
 fn read_sums(conn: &Connection, key: &RollupKey) -> rusqlite::Result<Option<Sums>> {
     conn.prepare_cached(&format!(
-        "SELECT {SUM_COLUMNS} FROM llm_rollup WHERE hour_ns = ?1 AND source = ?2
-         AND provider = ?3 AND model = ?4 AND channel = ?5 AND session_id = ?6"
+        "SELECT {SUM_COLUMNS} FROM {} WHERE {}",
+        key.level.table(),
+        key.matches()
     ))?
-    .query_row(
-        params![
-            key.hour_ns,
-            key.source,
-            key.provider,
-            key.model,
-            key.channel,
-            key.session_id
-        ],
-        |r| sums_from_row(r, 0),
-    )
+    .query_row(rusqlite::params_from_iter(key.values()), |r| {
+        sums_from_row(r, 0)
+    })
     .optional()
 }
 
@@ -555,20 +611,21 @@ pub fn reprice(
     })
 }
 
-/// Sums `llm_calls` into `llm_rollup` from scratch; returns the rollup rows.
+/// Sums `llm_calls` into both rollups from scratch; returns the rollup rows.
 pub fn rebuild(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.execute("DELETE FROM llm_rollup", [])?;
-    let mut all: HashMap<RollupKey, Sums> = HashMap::new();
+    for level in Level::ALL {
+        conn.execute(&format!("DELETE FROM {}", level.table()), [])?;
+    }
+    let mut all = Delta::default();
     {
         let mut stmt = conn.prepare(&format!("SELECT {FACT_COLUMNS} FROM llm_calls"))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let call = CallFacts::from_row(row, 0)?;
-            all.entry(call.key()).or_default().add_call(&call, 1);
+            all.add(&CallFacts::from_row(row, 0)?, 1);
         }
     }
-    let n = all.len() as u64;
-    Delta(all).apply(conn)?;
+    let n = all.0.len() as u64;
+    all.apply(conn)?;
     Ok(n)
 }
 

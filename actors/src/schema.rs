@@ -186,6 +186,22 @@ const MIGRATIONS: &[&str] = &[
         provider           TEXT    NOT NULL,
         model              TEXT    NOT NULL,
         channel            TEXT    NOT NULL,
+        rows               INTEGER NOT NULL,
+        errors             INTEGER NOT NULL,
+        input_tokens       INTEGER NOT NULL,
+        output_tokens      INTEGER NOT NULL,
+        cache_read_tokens  INTEGER NOT NULL,
+        cache_write_tokens INTEGER NOT NULL,
+        cost_reported      REAL    NOT NULL,
+        cost_estimated     REAL    NOT NULL,
+        unpriced           INTEGER NOT NULL,
+        latency            BLOB,
+        PRIMARY KEY (hour_ns, source, provider, model, channel)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE llm_rollup_sessions (
+        day_ns             INTEGER NOT NULL,
+        source             TEXT    NOT NULL,
         session_id         TEXT    NOT NULL,
         rows               INTEGER NOT NULL,
         errors             INTEGER NOT NULL,
@@ -197,7 +213,7 @@ const MIGRATIONS: &[&str] = &[
         cost_estimated     REAL    NOT NULL,
         unpriced           INTEGER NOT NULL,
         latency            BLOB,
-        PRIMARY KEY (hour_ns, source, provider, model, channel, session_id)
+        PRIMARY KEY (day_ns, source, session_id)
     ) WITHOUT ROWID;
 
     CREATE TABLE meta (

@@ -21,10 +21,18 @@ impl Daemon {
     /// Starts the benchmark-built daemon on port 0 with an empty database.
     pub fn start() -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("bench.db");
+        Daemon::start_on(dir, &db, &[])
+    }
+
+    /// Starts the daemon on the file `db` in `dir` (kept until the daemon
+    /// is dropped), with extra `env`.
+    pub fn start_on(dir: tempfile::TempDir, db: &std::path::Path, env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"))
             .env("TRACE_LISTEN_ADDR", "127.0.0.1:0")
-            .env("TRACE_DB_PATH", dir.path().join("bench.db"))
+            .env("TRACE_DB_PATH", db)
             .env("TRACE_LOG_LEVEL", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn daemon");

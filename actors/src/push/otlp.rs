@@ -8,7 +8,9 @@
 //!   histogram, summary; a native counter is a delta sum);
 //! - `events`, `llm_calls` and `errors` → `ExportLogsServiceRequest` to
 //!   `/v1/logs`: events as they came, LLM calls as `openclaw.llm_call` records
-//!   with `gen_ai.*` attributes, errors as `openclaw.error` records.
+//!   with `gen_ai.*` attributes (`gen_ai.usage.input_tokens` counting the
+//!   cache, as the conventions do, and the uncached input as
+//!   `openclaw.tokens.input`), errors as `openclaw.error` records.
 //!
 //! Rows without a resource of their own (native records, host samples) get
 //! `service.name = openclaw-trace` and `agent.id`.
@@ -375,6 +377,11 @@ fn severity_number(name: &str) -> i32 {
     }
 }
 
+/// A whole-number column, when set.
+fn int_of(row: &Map<String, Value>, key: &str) -> Option<i64> {
+    row.get(key).and_then(Value::as_i64)
+}
+
 fn log_of(table: Table, row: &Map<String, Value>) -> LogRecord {
     let mut attrs = Vec::new();
     let mut put = |key: &str, value: Option<&Value>| {
@@ -386,7 +393,18 @@ fn log_of(table: Table, row: &Map<String, Value>) -> LogRecord {
         Table::LlmCalls => {
             put("gen_ai.provider.name", row.get("provider"));
             put("gen_ai.request.model", row.get("model"));
-            put("gen_ai.usage.input_tokens", row.get("prompt_tokens"));
+            // `prompt_tokens` is uncached input (see `llm_view`), OpenClaw's
+            // `openclaw.tokens.input`; `gen_ai.usage.input_tokens` counts the
+            // cache too.
+            put("openclaw.tokens.input", row.get("prompt_tokens"));
+            let all_input = int_of(row, "prompt_tokens").map(|uncached| {
+                let cached = ["cache_read_tokens", "cache_write_tokens"]
+                    .iter()
+                    .filter_map(|k| int_of(row, k))
+                    .sum::<i64>();
+                Value::from(uncached.saturating_add(cached))
+            });
+            put("gen_ai.usage.input_tokens", all_input.as_ref());
             put("gen_ai.usage.output_tokens", row.get("completion_tokens"));
             put(
                 "gen_ai.usage.cache_read.input_tokens",
@@ -451,5 +469,48 @@ fn log_of(table: Table, row: &Map<String, Value>) -> LogRecord {
         span_id: hex_id(row, "span_id", 8),
         event_name,
         ..LogRecord::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn int_attribute(record: &LogRecord, key: &str) -> Option<i64> {
+        record
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                any_value::Value::IntValue(n) => Some(*n),
+                _ => None,
+            })
+    }
+
+    #[test]
+    fn an_llm_call_s_input_goes_out_uncached_and_in_all() {
+        let row = json!({
+            "provider": "anthropic", "model": "claude-sonnet-4-5",
+            "prompt_tokens": 750, "completion_tokens": 45,
+            "cache_read_tokens": 100, "cache_write_tokens": 50, "total_tokens": 945,
+        });
+        let row = row.as_object().expect("an object");
+        let record = log_of(Table::LlmCalls, row);
+        let tokens = |key| int_attribute(&record, key);
+        assert_eq!(tokens("openclaw.tokens.input"), Some(750));
+        assert_eq!(
+            tokens("gen_ai.usage.input_tokens"),
+            Some(900),
+            "750 + 100 + 50"
+        );
+        assert_eq!(tokens("gen_ai.usage.cache_read.input_tokens"), Some(100));
+        assert_eq!(tokens("gen_ai.usage.cache_creation.input_tokens"), Some(50));
+        assert_eq!(tokens("openclaw.tokens.total"), Some(945));
+
+        let bare = json!({"provider": "a", "model": "m", "completion_tokens": 3});
+        let record = log_of(Table::LlmCalls, bare.as_object().expect("an object"));
+        assert_eq!(int_attribute(&record, "gen_ai.usage.input_tokens"), None);
+        assert_eq!(int_attribute(&record, "openclaw.tokens.input"), None);
     }
 }

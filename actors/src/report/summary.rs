@@ -1,7 +1,8 @@
 //! `GET /v1/llm/summary`: calls, tokens, cost, errors and latency per group.
 //!
-//! Whole hours of the window are read from `llm_rollup`; the partial hours at
-//! its two ends from `llm_calls`. Both are summed by the same [`Sums`].
+//! Whole hours of the window are read from `llm_rollup` (whole days from
+//! `llm_rollup_sessions` when grouped by session); the partial units at its
+//! two ends from `llm_calls`. Both are summed by the same [`Sums`].
 //!
 //! **Sources.** OpenClaw reports each call twice when both its traces and
 //! its metrics are exported: once as a usage span (`otlp_span`) and again
@@ -16,7 +17,7 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::{llm_source, BadParameter, Params, ReportError, Window};
-use crate::rollup::{hour_of, sums_from_row, CallFacts, Sums, FACT_COLUMNS, HOUR_NS, SUM_COLUMNS};
+use crate::rollup::{sums_from_row, CallFacts, Level, Sums, FACT_COLUMNS, SUM_COLUMNS};
 use crate::time::{day_label, hour_label, rfc3339_ms};
 
 /// What a summary can be grouped by.
@@ -328,52 +329,44 @@ impl Gathered {
     }
 }
 
-/// Runs a summary.
+/// Where a summary reads whole units of its window from.
+fn plan(group_by: &[GroupBy]) -> Option<Level> {
+    let session = group_by.contains(&GroupBy::Session);
+    if !session {
+        return Some(Level::Hourly);
+    }
+    // Sessions are kept per day, with no provider, model or channel.
+    group_by
+        .iter()
+        .all(|g| matches!(g, GroupBy::Session | GroupBy::Day))
+        .then_some(Level::Sessions)
+}
+
+/// Runs a summary. Whole hours (days, when grouped by session) come from a
+/// rollup; the partial units at the ends from the calls themselves. Grouped
+/// by session and anything but day, every call of the window is read.
 pub fn summary(conn: &Connection, q: &SummaryQuery) -> Result<Summary, ReportError> {
     let Window { since_ns, until_ns } = q.window;
-    // Whole hours come from the rollup; the ends from the calls themselves.
-    let first_hour = hour_of(since_ns)
-        + if hour_of(since_ns) == since_ns {
-            0
-        } else {
-            HOUR_NS
-        };
-    let last_hour = hour_of(until_ns);
     let mut gathered = Gathered::default();
-    if first_hour < last_hour {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT hour_ns, source, provider, model, channel, session_id, {SUM_COLUMNS}
-             FROM llm_rollup WHERE hour_ns >= ?1 AND hour_ns < ?2"
-        ))?;
-        let mut rows = stmt.query([first_hour, last_hour])?;
-        while let Some(row) = rows.next()? {
-            let (source, provider, model, channel, session): (
-                String,
-                String,
-                String,
-                String,
-                String,
-            ) = (
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-            );
-            let id = Identity {
-                time_ns: row.get(0)?,
-                source: &source,
-                provider: &provider,
-                model: &model,
-                channel: &channel,
-                session: &session,
+    match plan(&q.group_by) {
+        Some(level) => {
+            let unit = level.unit_ns();
+            let floor = |t: i64| t.div_euclid(unit) * unit;
+            let first = if floor(since_ns) == since_ns {
+                since_ns
+            } else {
+                floor(since_ns) + unit
             };
-            gathered.add(&q.group_by, &id, &sums_from_row(row, 6)?);
+            let last = floor(until_ns);
+            if first < last {
+                rolled_up(conn, &q.group_by, level, first, last, &mut gathered)?;
+                raw(conn, &q.group_by, since_ns, first, &mut gathered)?;
+                raw(conn, &q.group_by, last, until_ns, &mut gathered)?;
+            } else {
+                raw(conn, &q.group_by, since_ns, until_ns, &mut gathered)?;
+            }
         }
-        raw(conn, &q.group_by, since_ns, first_hour, &mut gathered)?;
-        raw(conn, &q.group_by, last_hour, until_ns, &mut gathered)?;
-    } else {
-        raw(conn, &q.group_by, since_ns, until_ns, &mut gathered)?;
+        None => raw(conn, &q.group_by, since_ns, until_ns, &mut gathered)?,
     }
 
     let sources = choose_sources(q.source.as_deref(), &gathered.rows);
@@ -434,6 +427,44 @@ pub fn summary(conn: &Connection, q: &SummaryQuery) -> Result<Summary, ReportErr
             })
             .collect(),
     })
+}
+
+/// Adds the rollup rows of `level` for the units in `[from, to)`.
+fn rolled_up(
+    conn: &Connection,
+    group_by: &[GroupBy],
+    level: Level,
+    from: i64,
+    to: i64,
+    gathered: &mut Gathered,
+) -> Result<(), ReportError> {
+    let columns = level.key_columns();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {}, {SUM_COLUMNS} FROM {} WHERE {} >= ?1 AND {} < ?2",
+        columns.join(", "),
+        level.table(),
+        columns[0],
+        columns[0]
+    ))?;
+    let mut rows = stmt.query([from, to])?;
+    while let Some(row) = rows.next()? {
+        let source: String = row.get(1)?;
+        let (provider, model, channel, session): (String, String, String, String) = match level
+        {
+            Level::Hourly => (row.get(2)?, row.get(3)?, row.get(4)?, String::new()),
+            Level::Sessions => (String::new(), String::new(), String::new(), row.get(2)?),
+        };
+        let id = Identity {
+            time_ns: row.get(0)?,
+            source: &source,
+            provider: &provider,
+            model: &model,
+            channel: &channel,
+            session: &session,
+        };
+        gathered.add(group_by, &id, &sums_from_row(row, columns.len())?);
+    }
+    Ok(())
 }
 
 /// Adds the calls of `[from, to)` one by one.
