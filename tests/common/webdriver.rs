@@ -73,6 +73,8 @@ impl Browser {
             "--disable-sync".into(),
             "--disable-quic".into(),
             "--disable-extensions".into(),
+            "--disable-crash-reporter".into(),
+            "--disable-breakpad".into(),
             "--no-first-run".into(),
             "--no-default-browser-check".into(),
             "--hide-scrollbars".into(),
@@ -192,6 +194,21 @@ impl Browser {
             .expect("base64")
     }
 
+    /// A PNG of the whole page, beyond the window's height.
+    pub fn full_page_screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let v = self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Page.captureScreenshot", "params": {
+                "format": "png", "captureBeyondViewport": true,
+            }})),
+        );
+        base64::engine::general_purpose::STANDARD
+            .decode(v["data"].as_str().expect("base64 text"))
+            .expect("base64")
+    }
+
     /// The browser's console and network log since the last call: entries
     /// with `level` (`SEVERE`, `WARNING`, `INFO`...), `source` and `message`.
     pub fn logs(&self) -> Vec<Value> {
@@ -213,8 +230,18 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        if !self.session.is_empty() {
+        // Closing the session quits Chromium; /shutdown then lets the
+        // driver reap what is left before it exits. Killed only if it hangs.
+        if let Some((base, _)) = self.session.split_once("/session/") {
             let _ = try_call("DELETE", &self.session, None);
+            let _ = try_call("GET", &format!("{base}/shutdown"), None);
+        }
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.driver.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();

@@ -328,7 +328,7 @@ function render(d) {
 
   // Models and sessions.
   $('models').replaceChildren(byModel.groups.length ? table(
-    ['Model', ['Calls', 'num'], ['Tokens', 'num'], ['p95', 'num'], ['Cost', 'num']],
+    ['Model', ['Calls', 'num'], ['Tokens', 'num'], ['p95', 'num opt'], ['Cost', 'num']],
     byModel.groups.map((g) => [
       html('span', { class: 'clip', title: g.key.model, text: g.key.model ?? '(none)' }),
       count(g.calls), short(g.tokens.total), ms(g.latency_ms.p95), usd(g.cost_usd.total)]),
@@ -418,7 +418,7 @@ function drawCharts() {
   const x0 = buckets[0].t;
   const x1 = buckets[buckets.length - 1].t + step;
   charts.latency = latency.some((s) => s.points.length) ? lines($('chart-latency'), {
-    x0, x1, series: latency, fmt: ms, gap: step * 1.5, xfmt: axis, at: buckets.map((b) => [b.t + step / 2, b.label]),
+    x0, x1, series: [...latency].reverse(), fmt: ms, // p50 drawn last, on top gap: step * 1.5, xfmt: axis, at: buckets.map((b) => [b.t + step / 2, b.label]),
     label: `Latency percentiles per ${per}, ${R.words}: p50 ${ms(summary.totals.latency_ms.p50)}, p95 ${ms(summary.totals.latency_ms.p95)}, p99 ${ms(summary.totals.latency_ms.p99)}`,
   }) : show($('chart-latency'), hasCalls ? `No call with a latency in ${R.words}` : none);
   legend('legend-latency', charts.latency ? pcts.map(([p, cls]) => [cls, p, ms(summary.totals.latency_ms[p])]) : []);
@@ -468,7 +468,7 @@ function renderErrors({ errors, failed, range }) {
     ...errors.errors.map((e) => ({ time: e.time, what: e.error_type, detail: e.message, kind: e.severity || 'error', trace: e.trace_id })),
     ...failed.calls.map((c) => ({ time: c.time, what: c.error_type || 'LLM call failed', detail: `${c.provider} / ${c.model}`, kind: 'LLM call', trace: c.trace_id })),
   ].sort((a, b) => Date.parse(b.time) - Date.parse(a.time)).slice(0, 10);
-  $('errors').replaceChildren(rows.length ? table(['When', 'Error', 'Kind', 'Detail', 'Trace'], rows.map((r) => [
+  $('errors').replaceChildren(rows.length ? table(['When', 'Error', ['Kind', 'opt'], 'Detail', 'Trace'], rows.map((r) => [
     when(r.time), html('b', { text: r.what }), html('span', { class: 'badge muted', text: r.kind }),
     html('span', { class: 'msg', text: r.detail }), traceLink(r.trace),
   ])) : empty(`No errors in ${RANGES[range].words}`));
