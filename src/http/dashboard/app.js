@@ -414,11 +414,12 @@ function drawCharts() {
     name: p, cls,
     points: byTime.groups.filter((g) => g.latency_ms[p] != null).map((g) => [bucketTime(g.key) + step / 2, g.latency_ms[p]]),
   }));
-  const axis = { title: (t) => buckets.find((b) => b.t === t - step / 2)?.title ?? "" };
+  const axis = { title: (t) => buckets.find((b) => b.t === t - step / 2)?.title ?? '' };
   const x0 = buckets[0].t;
   const x1 = buckets[buckets.length - 1].t + step;
+  // Drawn p99 first, so p50 lies on top where the lines meet.
   charts.latency = latency.some((s) => s.points.length) ? lines($('chart-latency'), {
-    x0, x1, series: [...latency].reverse(), fmt: ms, // p50 drawn last, on top gap: step * 1.5, xfmt: axis, at: buckets.map((b) => [b.t + step / 2, b.label]),
+    x0, x1, series: [...latency].reverse(), fmt: ms, gap: step * 1.5, xfmt: axis, at: buckets.map((b) => [b.t + step / 2, b.label]),
     label: `Latency percentiles per ${per}, ${R.words}: p50 ${ms(summary.totals.latency_ms.p50)}, p95 ${ms(summary.totals.latency_ms.p95)}, p99 ${ms(summary.totals.latency_ms.p99)}`,
   }) : show($('chart-latency'), hasCalls ? `No call with a latency in ${R.words}` : none);
   legend('legend-latency', charts.latency ? pcts.map(([p, cls]) => [cls, p, ms(summary.totals.latency_ms[p])]) : []);
