@@ -50,6 +50,7 @@ fn the_page_shows_what_the_api_answers() {
     b.goto(&format!("{}/", d.base));
     wait_loaded(&b, "24h", 1);
     assert_shows_api_totals(&b, &d, None, "24h");
+    save_full_page(&b, "dashboard-24h.png");
 
     // A click on "7 d" reloads the page's data for seven days.
     b.click(&b.find("a[data-range='7d']"));

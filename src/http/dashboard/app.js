@@ -142,12 +142,13 @@ const HEIGHT = 210;
 const M = { l: 58, r: 10, t: 10, b: 24 };
 
 // Tick values from 0 to a round top at or above `max`.
-function ticks(max, n = 4) {
+function ticks(max, n = 4, whole = false) {
   if (!(max > 0)) max = 1;
   const raw = max / n;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const f = raw / mag;
-  const step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * mag;
+  let step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * mag;
+  if (whole) step = Math.max(1, Math.round(step));
   const top = Math.ceil(max / step - 1e-9) * step;
   const out = [];
   for (let i = 0; i * step <= top + step / 2; i++) out.push(i * step);
@@ -156,11 +157,11 @@ function ticks(max, n = 4) {
 
 // An empty plot area with its y grid; `x` labels are added by the caller.
 // Byte ticks fall on round numbers of the unit the top is shown in.
-function frame(el, label, max, fmt) {
+function frame(el, label, max, fmt, whole) {
   const w = Math.max(260, Math.floor(el.clientWidth || 600));
   const root = svg('svg', { class: 'plot', width: w, height: HEIGHT, viewBox: `0 0 ${w} ${HEIGHT}`, role: 'img', 'aria-label': label });
   const unit = fmt === bytes ? 1024 ** Math.max(0, Math.floor(Math.log(Math.max(max, 1)) / Math.log(1024))) : 1;
-  let { top, values } = ticks(max / unit);
+  let { top, values } = ticks(max / unit, 4, whole);
   top *= unit;
   values = values.map((v) => v * unit);
   const pw = w - M.l - M.r;
@@ -174,25 +175,22 @@ function frame(el, label, max, fmt) {
   return { root, w, pw, ph, y };
 }
 
-// X labels for `n` evenly spaced slots, thinned so they do not overlap.
-// `edges`: the first and last labels sit at the plot's edges, so they are
-// aligned inwards.
-function xLabels(f, n, xAt, labelOf, edges = false) {
+// X labels at `xAt(i)` for `n` slots, thinned so they do not overlap.
+function xLabels(f, n, xAt, labelOf) {
   const every = Math.max(1, Math.ceil((n * 46) / f.pw));
   for (let i = 0; i < n; i += every) {
-    const anchor = edges && i === 0 ? 'start' : edges && i === n - 1 ? 'end' : 'middle';
-    f.root.append(svg('text', { x: xAt(i), y: HEIGHT - 6, 'text-anchor': anchor, text: labelOf(i) }));
+    f.root.append(svg('text', { x: xAt(i), y: HEIGHT - 6, 'text-anchor': 'middle', text: labelOf(i) }));
   }
 }
 
 // Bars per time bucket: series stacked (`stack`) or drawn over each other
 // from the axis (`overlay`, for a part in front of its whole). Returns the
 // number of bars drawn.
-function bars(el, { buckets, series, fmt, label, overlay = false, tip }) {
+function bars(el, { buckets, series, fmt, label, overlay = false, tip, whole }) {
   const heights = buckets.map((_, i) => (overlay
     ? Math.max(0, ...series.map((s) => s.values[i] || 0))
     : series.reduce((sum, s) => sum + (s.values[i] || 0), 0)));
-  const f = frame(el, label, Math.max(0, ...heights), fmt);
+  const f = frame(el, label, Math.max(0, ...heights), fmt, whole);
   const band = f.pw / buckets.length;
   const bw = Math.max(2, Math.min(44, band * 0.72));
   const cx = (i) => M.l + band * i + band / 2;
@@ -250,14 +248,18 @@ function lines(el, { x0, x1, series, fmt, label, max, gap, xfmt, at }) {
       drawn++;
     }
   }
-  if (at) {
-    xLabels(f, at.length, (i) => x(at[i][0]), (i) => at[i][1]);
-  } else {
-    const n = Math.max(2, Math.min(7, Math.floor(f.pw / 90)));
-    xLabels(f, n, (i) => M.l + (i / (n - 1)) * f.pw, (i) => xfmt.tick(x0 + (i / (n - 1)) * (x1 - x0)), true);
-  }
+  at = at || timeTicks(x0, x1, Math.max(2, Math.floor(f.pw / 80)));
+  xLabels(f, at.length, (i) => x(at[i][0]), (i) => at[i][1]);
   el.replaceChildren(f.root);
   return drawn;
+}
+
+// At most `n` labelled times between x0 and x1, on round UTC hours or days.
+function timeTicks(x0, x1, n) {
+  const step = [1, 2, 3, 6, 12, 24, 48, 120, 168, 336].map((h) => h * HOUR).find((st) => (x1 - x0) / st <= n) || 28 * DAY;
+  const out = [];
+  for (let t = Math.ceil(x0 / step) * step; t <= x1; t += step) out.push([t, step < DAY ? hourLabel(t) : dayLabel(t)]);
+  return out;
 }
 
 function legend(id, items) {
@@ -397,7 +399,7 @@ function drawCharts() {
   // Calls, with the failed ones in front.
   const rate = new Map(byTime.groups.map((g) => [bucketTime(g.key), g.error_rate]));
   charts.calls = summary.totals.calls > 0 ? bars($('chart-calls'), {
-    buckets, fmt: short, overlay: true, label: `LLM calls per ${per}, ${R.words}: ${count(summary.totals.calls)} calls, ${count(summary.totals.errors)} failed`,
+    buckets, fmt: short, overlay: true, whole: true, label: `LLM calls per ${per}, ${R.words}: ${count(summary.totals.calls)} calls, ${count(summary.totals.errors)} failed`,
     series: [
       { name: 'calls', cls: 's0', values: perBucket(buckets, byTime.groups, (g) => g.calls) },
       { name: 'failed', cls: 'sbad', values: perBucket(buckets, byTime.groups, (g) => g.errors) },
@@ -425,7 +427,7 @@ function drawCharts() {
   legend('legend-latency', charts.latency ? pcts.map(([p, cls]) => [cls, p, ms(summary.totals.latency_ms[p])]) : []);
 
   // Host utilisation and the agent's memory, over the window.
-  const hx = { tick: R.bucket === 'hour' ? hourLabel : dayLabel, title: (t) => utc(t, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }) + ' UTC' };
+  const hx = { title: (t) => utc(t, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }) + ' UTC' };
   const pts = (name) => (host.series[name] || []).map(([t, v]) => [Date.parse(t), v]);
   const lastOf = (p) => (p.length ? p[p.length - 1][1] : null);
   const util = [['cpu_utilization', 'CPU', 's0'], ['memory_utilization', 'memory', 's3'],
@@ -531,8 +533,8 @@ async function refresh() {
     const [byTimeModel, byTime, byModel, bySession, errors, failed, host] = await Promise.all([
       summary(`${R.bucket},model`), summary(R.bucket), summary('model'),
       api(`/v1/llm/summary?${w}&group_by=session&limit=10`),
-      api(`/v1/errors?${w}&limit=25`),
-      api(`/v1/llm/calls?${w}&status=error&limit=25`),
+      api(`/v1/errors?${w}&limit=10`),
+      api(`/v1/llm/calls?${w}&status=error&limit=10`),
       api(`/v1/host?${w}`),
     ]);
     if (seq !== loadSeq) return; // a newer load (another range) has started
