@@ -149,7 +149,7 @@ pub async fn run(
                 db_dir,
                 chunk_rows: ROTATION_CHUNK_ROWS,
             },
-            pricing: openclaw_trace_actors::rollup::Pricing::none(),
+            pricing: Arc::clone(&config.prices).into(),
         },
         &log,
     )

@@ -102,6 +102,29 @@ fn usage_metrics(at_ms: i64, provider: &str, model: &str, tokens: [i64; 4], cost
     .to_string()
 }
 
+/// USD per 1M tokens of `provider`'s `model` in the built-in table: input,
+/// output, cache read, cache write ("-" falls back to the input rate).
+fn rates(provider: &str, model: &str) -> [f64; 4] {
+    let table = include_str!("../actors/data/prices.txt");
+    let line = table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() == 6 && f[0] == provider && f[1] == model)
+        .unwrap_or_else(|| panic!("{provider} {model} is not in the built-in table"));
+    let input: f64 = line[2].parse().expect("input");
+    let rate = |v: &str| v.parse().unwrap_or(input);
+    [input, rate(line[3]), rate(line[4]), rate(line[5])]
+}
+
+/// What `tokens` (input, output, cache read, cache write) cost at `rates`.
+fn cost(rates: [f64; 4], tokens: [i64; 4]) -> f64 {
+    rates
+        .iter()
+        .zip(tokens)
+        .map(|(r, n)| r * n as f64 / 1e6)
+        .sum()
+}
+
 fn get_ok(d: &Daemon, path: &str) -> Value {
     let r = d.get(path);
     assert_eq!(r.status, 200, "{path}: {}", r.body);
@@ -214,11 +237,23 @@ fn summary_totals_each_group_once_whatever_the_sources() {
     let p99 = claude["latency_ms"]["p99"].as_f64().expect("p99");
     assert!((p99 - 2000.0).abs() / 2000.0 <= 0.026, "{claude}");
 
+    assert!(
+        close(&claude["cost_usd"]["estimated"], 0.0),
+        "reported costs stand: {claude}"
+    );
+
+    // No cost sent: estimated from the built-in table.
     let gpt = group(&s, "model", "gpt-4o");
     assert_eq!(gpt["calls"], 1);
     assert_eq!(gpt["errors"], 1);
     assert_eq!(gpt["error_rate"], 1.0);
     assert!(close(&gpt["cost_usd"]["reported"], 0.0), "{gpt}");
+    let gpt_cost = cost(rates("openai", "gpt-4o"), [300, 30, 0, 0]);
+    assert!(
+        close(&gpt["cost_usd"]["estimated"], gpt_cost),
+        "{gpt} vs {gpt_cost}"
+    );
+    assert_eq!(gpt["cost_usd"]["unpriced_calls"], 0);
 
     // The OpenClaw calls, counted from their spans only.
     let gemini = group(&s, "model", "gemini-2.5-pro");
@@ -229,11 +264,24 @@ fn summary_totals_each_group_once_whatever_the_sources() {
         json!({"input": 150, "output": 15, "cache_read": 1000, "cache_write": 500, "total": 1665})
     );
     assert!(close(&gemini["cost_usd"]["reported"], 0.0), "{gemini}");
+    let g = rates("google", "gemini-2.5-pro");
+    let gemini_cost = cost(g, [100, 10, 1000, 0]) + cost(g, [50, 5, 0, 500]);
+    assert!(
+        close(&gemini["cost_usd"]["estimated"], gemini_cost),
+        "{gemini} vs {gemini_cost}"
+    );
 
     assert_eq!(s["totals"]["calls"], 5);
     assert_eq!(s["totals"]["errors"], 2);
     assert_eq!(s["totals"]["tokens"]["total"], 6230 + 330 + 1665);
     assert!(close(&s["totals"]["cost_usd"]["reported"], 0.75), "{s}");
+    assert!(
+        close(
+            &s["totals"]["cost_usd"]["total"],
+            0.75 + gpt_cost + gemini_cost
+        ),
+        "{s}"
+    );
     assert_eq!(s["groups_total"], 3);
     assert_eq!(s["truncated"], false);
 
@@ -566,4 +614,82 @@ fn host_series_are_downsampled_means() {
             .is_some_and(|s| s.len() <= 2),
         "{coarse}"
     );
+}
+
+#[test]
+fn estimated_costs_follow_a_new_prices_file_and_reported_ones_stand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prices = dir.path().join("prices.txt");
+    std::fs::write(&prices, "acme  acme-1  1  2  0.5  -\n").expect("write");
+    let prices_env = prices.to_str().expect("path").to_string();
+    let d = Daemon::start(&[("TRACE_PRICES_FILE", &prices_env)]);
+    let r = d.post_json(
+        "/v1/traces",
+        &json!([
+            {"provider": "acme", "model": "acme-1", "prompt_tokens": 1_000_000,
+             "completion_tokens": 1_000_000, "cache_read_tokens": 1_000_000},
+            {"provider": "acme", "model": "acme-1", "prompt_tokens": 5, "cost_usd": 0.125},
+            {"provider": "acme", "model": "unheard-of", "prompt_tokens": 5}
+        ])
+        .to_string(),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let costs = |d: &Daemon| -> Vec<(String, Option<f64>)> {
+        let page = get_ok(d, "/v1/llm/calls");
+        let mut v: Vec<(String, Option<f64>)> = page["calls"]
+            .as_array()
+            .expect("calls")
+            .iter()
+            .map(|c| {
+                (
+                    c["cost_source"].as_str().expect("source").to_string(),
+                    c["cost_usd"].as_f64(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.1.unwrap_or(-1.0).total_cmp(&b.1.unwrap_or(-1.0)))
+        });
+        v
+    };
+    assert_eq!(
+        costs(&d),
+        [
+            ("estimated".to_string(), Some(3.5)),
+            ("reported".to_string(), Some(0.125)),
+            ("unknown".to_string(), None)
+        ]
+    );
+
+    // New prices, and a price for the unknown model: re-priced at start.
+    std::fs::write(
+        &prices,
+        "acme  acme-1  10  20  5  -\nacme  unheard-of  2  2  -  -\n",
+    )
+    .expect("write");
+    let d = d.restart();
+    let start = Instant::now();
+    while !costs(&d).contains(&("estimated".to_string(), Some(35.0))) {
+        assert!(start.elapsed() < Duration::from_secs(30), "{:?}", costs(&d));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        costs(&d),
+        [
+            ("estimated".to_string(), Some(0.00001)),
+            ("estimated".to_string(), Some(35.0)),
+            ("reported".to_string(), Some(0.125))
+        ]
+    );
+    d.wait_status("re-pricing done", |_| {
+        d.logged("stored LLM calls priced with the current price table")
+    });
+    let s = get_ok(&d, "/v1/llm/summary");
+    assert!(
+        close(&s["totals"]["cost_usd"]["estimated"], 35.00001),
+        "{s}"
+    );
+    assert!(close(&s["totals"]["cost_usd"]["reported"], 0.125), "{s}");
+    assert_eq!(s["totals"]["cost_usd"]["unpriced_calls"], 0, "{s}");
 }

@@ -68,22 +68,16 @@ impl Engine {
     /// inside an actix system.
     pub fn start(config: EngineConfig, log: &Logger) -> Result<Engine, SchemaError> {
         let mut conn = schema::open_writer(&config.db_path)?;
-        // Before anything is written: rows priced by other prices (or by
-        // none, before the rollup existed) are priced again, and the rollup
-        // rebuilt. A no-op when the prices have not changed.
-        let repriced = rollup::reprice(
-            &mut conn,
-            &config.pricing.fingerprint,
-            config.pricing.estimate.as_ref(),
-        )?;
+        // Rows priced by other prices (or by none: an upgraded file) are
+        // priced again by the store, a step at a time between writes.
+        let repricing = rollup::repricing_due(&conn, &config.pricing.fingerprint)?;
+        if let Some(job) = &repricing {
+            slog::info!(log, "the price table changed; pricing stored LLM calls again in the background";
+                "rows_up_to_id" => job.upto_id, "fingerprint" => &config.pricing.fingerprint);
+        }
         // Counted once here; the store keeps the counts from now on.
         let counts = crate::query::count_rows(&mut conn).map_err(query_error)?;
         let dead_letters = crate::query::count_dead_letters(&conn).map_err(query_error)?;
-        if repriced.ran {
-            slog::info!(log, "priced LLM calls with the current price table";
-                "rows_changed" => repriced.rows_changed, "rollup_rows" => repriced.rollup_rows,
-                "fingerprint" => &config.pricing.fingerprint);
-        }
         let pool = schema::read_pool(&config.db_path)?;
         let stats = Arc::new(Stats::default());
         stats.rows.set(&counts, dead_letters);
@@ -98,6 +92,7 @@ impl Engine {
             let watch = Watch::new(Arc::clone(&rotation_settings), trigger.clone());
             Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| {
                 StoreActor::new(path, conn, stats, log, Some(watch), pricing.clone())
+                    .repricing(repricing)
             })
         };
         let ingest = {

@@ -393,11 +393,6 @@ impl Delta {
         }
     }
 
-    /// Whether nothing changes.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Writes the changes: each key's row is read, changed and written back,
     /// or deleted once it sums no row.
     pub fn apply(self, conn: &Connection) -> rusqlite::Result<()> {
@@ -524,6 +519,26 @@ impl Pricing {
     }
 }
 
+impl From<std::sync::Arc<crate::prices::PriceTable>> for Pricing {
+    fn from(table: std::sync::Arc<crate::prices::PriceTable>) -> Pricing {
+        Pricing {
+            fingerprint: table.fingerprint(),
+            estimate: std::sync::Arc::new(move |p: &PricingInput<'_>| {
+                table.estimate(
+                    p.provider,
+                    p.model,
+                    &crate::prices::Usage {
+                        input: p.input,
+                        output: p.output,
+                        cache_read: p.cache_read,
+                        cache_write: p.cache_write,
+                    },
+                )
+            }),
+        }
+    }
+}
+
 impl std::fmt::Debug for Pricing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pricing")
@@ -532,29 +547,23 @@ impl std::fmt::Debug for Pricing {
     }
 }
 
-/// What a change of prices did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Repriced {
-    /// Whether the stored fingerprint differed, so anything was done.
-    pub ran: bool,
-    /// Rows whose estimated cost changed.
-    pub rows_changed: u64,
-    /// Rollup rows written.
-    pub rollup_rows: u64,
+/// Where a re-pricing stands: rows up to `upto_id` (the last row stored
+/// before the prices changed; later rows were priced on insert) are priced
+/// again, `after_id` is the last one done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repricing {
+    /// The last row priced again.
+    pub after_id: i64,
+    /// The last row to price again.
+    pub upto_id: i64,
+    /// Rows whose cost changed so far.
+    pub changed: u64,
 }
 
-/// When the prices' `fingerprint` differs from the one the file was last
-/// priced with (or the file was never priced): estimates every row that has
-/// no reported cost again with `estimate`, rebuilds `llm_rollup` from
-/// `llm_calls`, and records the fingerprint, in one transaction. Reported
-/// costs are never touched.
-pub fn reprice(
-    conn: &mut Connection,
-    fingerprint: &str,
-    estimate: &dyn Fn(&PricingInput<'_>) -> Option<f64>,
-) -> rusqlite::Result<Repriced> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let stored: Option<String> = tx
+/// A re-pricing to do when the file was last priced with other prices than
+/// `fingerprint` (or never priced: an upgraded file); `None` when current.
+pub fn repricing_due(conn: &Connection, fingerprint: &str) -> rusqlite::Result<Option<Repricing>> {
+    let stored: Option<String> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = 'prices_fingerprint'",
             [],
@@ -562,71 +571,86 @@ pub fn reprice(
         )
         .optional()?;
     if stored.as_deref() == Some(fingerprint) {
-        return Ok(Repriced::default());
+        return Ok(None);
     }
-    let mut rows_changed = 0u64;
-    {
-        let mut select = tx.prepare(
-            "SELECT id, provider, model, prompt_tokens, completion_tokens, cache_read_tokens,
-                cache_write_tokens, cost_usd, cost_source
-             FROM llm_calls WHERE cost_source <> 'reported'",
-        )?;
-        let mut update =
-            tx.prepare("UPDATE llm_calls SET cost_usd = ?2, cost_source = ?3 WHERE id = ?1")?;
-        let mut rows = select.query([])?;
-        while let Some(row) = rows.next()? {
-            let provider: String = row.get(1)?;
-            let model: String = row.get(2)?;
-            let input = PricingInput {
-                provider: &provider,
-                model: &model,
-                input: row.get(3)?,
-                output: row.get(4)?,
-                cache_read: row.get(5)?,
-                cache_write: row.get(6)?,
-            };
-            let old: Option<f64> = row.get(7)?;
-            let old_source: String = row.get(8)?;
-            let new = estimate(&input);
-            let source = match new {
-                Some(_) => CostSource::Estimated,
-                None => CostSource::Unknown,
-            };
-            if new != old || source.as_str() != old_source {
-                update.execute(params![row.get::<_, i64>(0)?, new, source.as_str()])?;
-                rows_changed += 1;
-            }
-        }
-    }
-    let rollup_rows = rebuild(&tx)?;
-    tx.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('prices_fingerprint', ?1)",
-        [fingerprint],
-    )?;
-    tx.commit()?;
-    Ok(Repriced {
-        ran: true,
-        rows_changed,
-        rollup_rows,
-    })
+    let upto_id: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM llm_calls", [], |r| {
+        r.get(0)
+    })?;
+    Ok(Some(Repricing {
+        after_id: 0,
+        upto_id,
+        changed: 0,
+    }))
 }
 
-/// Sums `llm_calls` into both rollups from scratch; returns the rollup rows.
-pub fn rebuild(conn: &Connection) -> rusqlite::Result<u64> {
-    for level in Level::ALL {
-        conn.execute(&format!("DELETE FROM {}", level.table()), [])?;
-    }
-    let mut all = Delta::default();
+/// Prices up to `limit` more rows of a re-pricing again, in one
+/// transaction: a row whose estimate changes is updated, and its old figures
+/// taken out of the rollups and the new ones put in, so the rollups agree
+/// with the rows after every step. Reported costs are never touched. Once
+/// the last row is done, the fingerprint is recorded; returns whether done.
+pub fn reprice_step(
+    conn: &mut Connection,
+    pricing: &Pricing,
+    job: &mut Repricing,
+    limit: usize,
+) -> rusqlite::Result<bool> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut delta = Delta::default();
+    let mut scanned = 0;
     {
-        let mut stmt = conn.prepare(&format!("SELECT {FACT_COLUMNS} FROM llm_calls"))?;
-        let mut rows = stmt.query([])?;
+        let mut select = tx.prepare_cached(&format!(
+            "SELECT id, {FACT_COLUMNS}, prompt_tokens, completion_tokens, cache_read_tokens,
+                cache_write_tokens FROM llm_calls
+             WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
+        ))?;
+        let mut update = tx
+            .prepare_cached("UPDATE llm_calls SET cost_usd = ?2, cost_source = ?3 WHERE id = ?1")?;
+        let mut rows = select.query(params![job.after_id, job.upto_id, limit as i64])?;
         while let Some(row) = rows.next()? {
-            all.add(&CallFacts::from_row(row, 0)?, 1);
+            scanned += 1;
+            let id: i64 = row.get(0)?;
+            job.after_id = id;
+            let old = CallFacts::from_row(row, 1)?;
+            if old.cost_source == CostSource::Reported {
+                continue;
+            }
+            let (cost_usd, cost_source) = pricing.cost_of(
+                None,
+                &PricingInput {
+                    provider: &old.provider,
+                    model: &old.model,
+                    input: row.get(15)?,
+                    output: row.get(16)?,
+                    cache_read: row.get(17)?,
+                    cache_write: row.get(18)?,
+                },
+            );
+            if cost_usd == old.cost_usd && cost_source == old.cost_source {
+                continue;
+            }
+            update.execute(params![id, cost_usd, cost_source.as_str()])?;
+            delta.add(&old, -1);
+            delta.add(
+                &CallFacts {
+                    cost_usd,
+                    cost_source,
+                    ..old
+                },
+                1,
+            );
+            job.changed += 1;
         }
     }
-    let n = all.0.len() as u64;
-    all.apply(conn)?;
-    Ok(n)
+    delta.apply(&tx)?;
+    let done = scanned < limit || job.after_id >= job.upto_id;
+    if done {
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('prices_fingerprint', ?1)",
+            [&pricing.fingerprint],
+        )?;
+    }
+    tx.commit()?;
+    Ok(done)
 }
 
 #[cfg(test)]

@@ -174,8 +174,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 2: where each call's cost came from, the hourly rollup the owner's
     // summary reads, and a place for facts about the file itself. The
-    // rollup starts empty: the first start after this migration prices the
-    // rows and fills it (`rollup::reprice`).
+    // rollups are filled from the calls already held; the first start after
+    // this migration prices them again (`rollup::reprice_step`).
     r#"
     ALTER TABLE llm_calls ADD COLUMN cost_source TEXT NOT NULL DEFAULT 'unknown';
     UPDATE llm_calls SET cost_source = 'reported' WHERE cost_usd IS NOT NULL;
@@ -220,6 +220,25 @@ const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     ) WITHOUT ROWID;
+
+    -- The rollups of the calls already held. Their latencies are not in
+    -- the histograms (SQL cannot build them); their estimated costs come
+    -- from the re-pricing that follows at start.
+    INSERT INTO llm_rollup
+    SELECT (time_ns / 3600000000000) * 3600000000000, source, provider, model,
+        coalesce(channel, ''), count(*),
+        sum(status NOT IN ('ok', 'success', 'OK', 'Ok')),
+        coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+        coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),
+        coalesce(sum(cost_usd), 0.0), 0.0, count(*) - count(cost_usd), NULL
+    FROM llm_calls GROUP BY 1, 2, 3, 4, 5;
+    INSERT INTO llm_rollup_sessions
+    SELECT (time_ns / 86400000000000) * 86400000000000, source, coalesce(session_id, ''),
+        count(*), sum(status NOT IN ('ok', 'success', 'OK', 'Ok')),
+        coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+        coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),
+        coalesce(sum(cost_usd), 0.0), 0.0, count(*) - count(cost_usd), NULL
+    FROM llm_calls GROUP BY 1, 2, 3;
 
     -- The list endpoints filter by these and page newest first.
     CREATE INDEX errors_trace ON errors (trace_id);

@@ -24,7 +24,9 @@ use crate::records::{
     Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, LlmOrigin, MetricPoint, Source,
     SpanRecord, Stamp, Table,
 };
-use crate::rollup::{is_ok_status, CallFacts, Delta, Pricing, PricingInput, FACT_COLUMNS};
+use crate::rollup::{
+    self, is_ok_status, CallFacts, Delta, Pricing, PricingInput, Repricing, FACT_COLUMNS,
+};
 use crate::rotate::{self, RotationSettings, RotationTrigger, Target};
 use crate::schema;
 use crate::stats::{ActorName, Stats};
@@ -264,6 +266,24 @@ impl Watch {
 #[rtype(result = "()")]
 struct Flush;
 
+/// Price another step of stored rows again (sent by the actor to itself).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RepriceStep;
+
+/// Rows looked at per re-pricing step: a few milliseconds of work.
+const REPRICE_STEP_ROWS: usize = 2000;
+
+impl Handler<RepriceStep> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, _: RepriceStep, ctx: &mut Context<Self>) {
+        if !self.closed {
+            self.reprice_step(ctx);
+        }
+    }
+}
+
 /// An append waiting for the next group commit.
 struct Parked {
     batches: Vec<Batch>,
@@ -291,6 +311,8 @@ pub struct StoreActor {
     watch: Option<Watch>,
     /// Prices for rows that come without a cost.
     pricing: Pricing,
+    /// Stored rows still to be priced again after a change of prices.
+    repricing: Option<Repricing>,
     /// A fault armed by a test, run at the next flush.
     #[cfg(feature = "fault-injection")]
     fault: Option<crate::fault::FaultKind>,
@@ -317,8 +339,42 @@ impl StoreActor {
             log,
             watch,
             pricing,
+            repricing: None,
             #[cfg(feature = "fault-injection")]
             fault: None,
+        }
+    }
+
+    /// Prices stored rows again, a step at a time, after a change of prices.
+    pub fn repricing(mut self, job: Option<Repricing>) -> Self {
+        self.repricing = job;
+        self
+    }
+
+    /// Runs one step of the re-pricing, then queues the next behind whatever
+    /// else is waiting, so ingest is never held for long.
+    fn reprice_step(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut job) = self.repricing else {
+            return;
+        };
+        let pricing = self.pricing.clone();
+        let step = self.write_now(ctx, |conn| {
+            rollup::reprice_step(conn, &pricing, &mut job, REPRICE_STEP_ROWS)
+        });
+        match step {
+            Ok(true) => {
+                info!(self.log, "stored LLM calls priced with the current price table";
+                    "rows_changed" => job.changed, "fingerprint" => &pricing.fingerprint);
+                self.repricing = None;
+            }
+            Ok(false) => {
+                self.repricing = Some(job);
+                ctx.notify(RepriceStep);
+            }
+            Err(e) => {
+                warn!(self.log, "pricing stored LLM calls again failed; retrying in 10s"; "error" => e.to_string());
+                ctx.run_later(Duration::from_secs(10), |act, ctx| act.reprice_step(ctx));
+            }
         }
     }
 
@@ -462,6 +518,9 @@ impl Actor for StoreActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.reopen(ctx);
+        if self.repricing.is_some() {
+            ctx.notify(RepriceStep);
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {

@@ -449,8 +449,7 @@ fn rolled_up(
     let mut rows = stmt.query([from, to])?;
     while let Some(row) = rows.next()? {
         let source: String = row.get(1)?;
-        let (provider, model, channel, session): (String, String, String, String) = match level
-        {
+        let (provider, model, channel, session): (String, String, String, String) = match level {
             Level::Hourly => (row.get(2)?, row.get(3)?, row.get(4)?, String::new()),
             Level::Sessions => (String::new(), String::new(), String::new(), row.get(2)?),
         };
