@@ -11,8 +11,9 @@
 //! - [`config`]: `TRACE_*` environment variables, validated at start-up.
 //! - [`logging`]: JSON lines on stdout through slog; `log` bridged in; a
 //!   failed write drops and counts the line, and logging resumes.
-//! - [`http`]: the routes: ingest, `/health`, `/v1/status`, `/metrics`; the
-//!   body budget, request timeouts and the connection watchdog.
+//! - [`http`]: the routes: ingest, `/health`, `/v1/status`, `/metrics`, the
+//!   query API, and the dashboard page at `/` (`http/dashboard/`, embedded);
+//!   the body budget, request timeouts and the connection watchdog.
 //! - [`wire`]: request bodies into records (native JSON, OTLP), counted on
 //!   the wire before they are decoded; gzip.
 //!

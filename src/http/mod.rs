@@ -6,6 +6,7 @@
 
 mod api;
 pub mod conn_watch;
+mod dashboard;
 mod error;
 mod otlp_response;
 mod prom;
@@ -159,6 +160,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/v1/llm/calls", web::get().to(api::llm_calls))
     .route("/v1/traces/{trace_id}", web::get().to(api::trace))
     .route("/v1/host", web::get().to(api::host))
+    .route("/", web::get().to(dashboard::index))
+    .route("/assets/{name}", web::get().to(dashboard::asset))
     .route("/_test/fault/{actor}/{kind}", web::post().to(inject_fault));
 }
 

@@ -7,6 +7,7 @@
 pub mod fixtures;
 pub mod receiver;
 pub mod tmpfs;
+pub mod webdriver;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
