@@ -191,6 +191,21 @@ impl RollupKey {
         v
     }
 
+    /// Whether `call` adds to this row.
+    fn is_of(&self, call: &CallFacts) -> bool {
+        let unit = self.level.unit_ns();
+        self.start_ns == call.time_ns.div_euclid(unit) * unit
+            && self.source == call.source
+            && match self.level {
+                Level::Hourly => {
+                    self.parts[0] == call.provider
+                        && self.parts[1] == call.model
+                        && self.parts[2] == call.channel
+                }
+                Level::Sessions => self.parts[0] == call.session_id,
+            }
+    }
+
     fn matches(&self) -> String {
         self.level
             .key_columns()
@@ -383,27 +398,42 @@ impl CallFacts {
 
 /// Changes to the rollups gathered over a batch, written by [`Delta::apply`].
 #[derive(Debug, Default)]
-pub struct Delta(HashMap<RollupKey, Sums>);
+pub struct Delta {
+    sums: HashMap<RollupKey, Sums>,
+    /// The keys of the last call added: the calls of a batch mostly share
+    /// them, and reusing them saves building keys (allocations) per call.
+    last: Vec<RollupKey>,
+}
 
 impl Delta {
     /// Adds (sign 1) or takes away (sign -1) one call.
     pub fn add(&mut self, call: &CallFacts, sign: i64) {
-        for key in call.keys() {
-            self.0.entry(key).or_default().add_call(call, sign);
+        if !(self.last.len() == 2 && self.last.iter().all(|k| k.is_of(call))) {
+            self.last = call.keys().to_vec();
+        }
+        for key in &self.last {
+            match self.sums.get_mut(key) {
+                Some(sums) => sums.add_call(call, sign),
+                None => {
+                    let mut sums = Sums::default();
+                    sums.add_call(call, sign);
+                    self.sums.insert(key.clone(), sums);
+                }
+            }
         }
     }
 
     /// Adds another delta's changes.
     pub fn merge(&mut self, other: Delta) {
-        for (key, sums) in other.0 {
-            self.0.entry(key).or_default().merge(&sums, 1);
+        for (key, sums) in other.sums {
+            self.sums.entry(key).or_default().merge(&sums, 1);
         }
     }
 
     /// Writes the changes: each key's row is read, changed and written back,
     /// or deleted once it sums no row.
     pub fn apply(self, conn: &Connection) -> rusqlite::Result<()> {
-        for (key, change) in self.0 {
+        for (key, change) in self.sums {
             let mut sums = read_sums(conn, &key)?.unwrap_or_default();
             sums.merge(&change, 1);
             let table = key.level.table();
@@ -526,21 +556,54 @@ impl Pricing {
     }
 }
 
+/// Rates looked up per provider and model, kept: an agent uses a handful of
+/// models, and a lookup (names lowercased, dates and prefixes tried off) costs
+/// about a microsecond. Emptied when full, so hostile names cannot grow it.
+type RatesMemo = std::sync::Mutex<HashMap<String, HashMap<String, Option<crate::prices::Rates>>>>;
+
+/// Models whose rates are kept at most.
+const RATES_MEMO_MAX: usize = 1024;
+
 impl From<std::sync::Arc<crate::prices::PriceTable>> for Pricing {
     fn from(table: std::sync::Arc<crate::prices::PriceTable>) -> Pricing {
+        let memo = RatesMemo::default();
         Pricing {
             fingerprint: table.fingerprint(),
             estimate: std::sync::Arc::new(move |p: &PricingInput<'_>| {
-                table.estimate(
-                    p.provider,
-                    p.model,
-                    &crate::prices::Usage {
-                        input: p.input,
-                        output: p.output,
-                        cache_read: p.cache_read,
-                        cache_write: p.cache_write,
-                    },
-                )
+                let usage = crate::prices::Usage {
+                    input: p.input,
+                    output: p.output,
+                    cache_read: p.cache_read,
+                    cache_write: p.cache_write,
+                };
+                if [
+                    usage.input,
+                    usage.output,
+                    usage.cache_read,
+                    usage.cache_write,
+                ]
+                .iter()
+                .all(Option::is_none)
+                {
+                    return None;
+                }
+                let rates = {
+                    let mut memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+                    match memo.get(p.provider).and_then(|m| m.get(p.model)) {
+                        Some(r) => *r,
+                        None => {
+                            if memo.values().map(HashMap::len).sum::<usize>() >= RATES_MEMO_MAX {
+                                memo.clear();
+                            }
+                            let r = table.lookup(p.provider, p.model).copied();
+                            memo.entry(p.provider.to_string())
+                                .or_default()
+                                .insert(p.model.to_string(), r);
+                            r
+                        }
+                    }
+                };
+                rates.map(|r| r.cost(&usage))
             }),
         }
     }
