@@ -418,6 +418,10 @@ pub fn events(
 
 /// Spans of one trace answered at most.
 const TRACE_SPANS_MAX: usize = 2000;
+/// How far before and after a trace's spans and errors its LLM calls are
+/// looked for (a call's time is its start; an agent's clock may lag).
+const TRACE_SLACK_NS: i64 = 3_600_000_000_000;
+
 /// Levels of the span tree at most.
 const TREE_DEPTH_MAX: usize = 32;
 /// LLM calls and errors of one trace answered at most.
@@ -507,20 +511,42 @@ pub fn trace(conn: &Connection, trace_id: &str) -> Result<Trace, ReportError> {
             });
         }
     }
-    let llm_calls = {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {CALL_COLUMNS} FROM llm_calls WHERE trace_id = ?1 ORDER BY time_ns, id LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(rusqlite::params![id, TRACE_ROWS_MAX as i64], |r| {
-            call_row(r, false)
-        })?;
-        rows.collect::<Result<Vec<_>, _>>()?
-    };
     let errors = {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {ERROR_COLUMNS} FROM errors WHERE trace_id = ?1 ORDER BY time_ns, id LIMIT ?2"
         ))?;
         let rows = stmt.query_map(rusqlite::params![id, TRACE_ROWS_MAX as i64], error_row)?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    // `llm_calls` has no index on trace ids (it would halve ingest): its
+    // rows are looked for by time, around the trace's spans and errors, and
+    // only when the trace has neither, through the whole table.
+    let (first, last) = conn.query_row(
+        "SELECT min(t), max(t) FROM (
+            SELECT min(start_ns) AS t FROM spans WHERE trace_id = ?1
+            UNION ALL SELECT max(end_ns) FROM spans WHERE trace_id = ?1
+            UNION ALL SELECT min(time_ns) FROM errors WHERE trace_id = ?1
+            UNION ALL SELECT max(time_ns) FROM errors WHERE trace_id = ?1)",
+        [&id],
+        |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)),
+    )?;
+    let (from, to) = match (first, last) {
+        (Some(a), Some(b)) => (
+            a.saturating_sub(TRACE_SLACK_NS),
+            b.saturating_add(TRACE_SLACK_NS),
+        ),
+        _ => (i64::MIN, i64::MAX),
+    };
+    let llm_calls = {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM llm_calls
+             WHERE time_ns >= ?3 AND time_ns <= ?4 AND trace_id = ?1
+             ORDER BY time_ns, id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(
+            rusqlite::params![id, TRACE_ROWS_MAX as i64, from, to],
+            |r| call_row(r, false),
+        )?;
         rows.collect::<Result<Vec<_>, _>>()?
     };
     if flat.is_empty() && llm_calls.is_empty() && errors.is_empty() {
