@@ -47,7 +47,13 @@ fn baseline(records: usize, per_batch: usize) -> f64 {
     let start = Instant::now();
     let tx = conn.transaction().expect("tx");
     for batch in &batches {
-        store::insert_batch(&tx, batch, &stamp, &openclaw_trace_actors::rollup::Pricing::none()).expect("insert");
+        store::insert_batch(
+            &tx,
+            batch,
+            &stamp,
+            &openclaw_trace_actors::rollup::Pricing::none(),
+        )
+        .expect("insert");
     }
     tx.commit().expect("commit");
     records as f64 / start.elapsed().as_secs_f64()

@@ -141,7 +141,13 @@ fn baseline(bodies: &[Vec<u8>]) -> f64 {
     let start = Instant::now();
     let tx = conn.transaction().expect("tx");
     for batch in &batches {
-        store::insert_batch(&tx, batch, &stamp, &openclaw_trace_actors::rollup::Pricing::none()).expect("insert");
+        store::insert_batch(
+            &tx,
+            batch,
+            &stamp,
+            &openclaw_trace_actors::rollup::Pricing::none(),
+        )
+        .expect("insert");
     }
     tx.commit().expect("commit");
     spans as f64 / start.elapsed().as_secs_f64()

@@ -92,7 +92,13 @@ fn main() {
         let tx = conn.transaction().expect("tx");
         for chunk in 0..rows / 1000 {
             let calls = (0..1000).map(|i| llm_call(chunk * 1000 + i)).collect();
-            store::insert_batch(&tx, &Batch::LlmCalls(calls), &stamp, &openclaw_trace_actors::rollup::Pricing::none()).expect("insert");
+            store::insert_batch(
+                &tx,
+                &Batch::LlmCalls(calls),
+                &stamp,
+                &openclaw_trace_actors::rollup::Pricing::none(),
+            )
+            .expect("insert");
         }
         tx.commit().expect("commit");
     }

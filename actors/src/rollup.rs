@@ -453,7 +453,11 @@ impl Pricing {
     }
 
     /// The cost of a row and where it came from.
-    pub fn cost_of(&self, reported: Option<f64>, input: &PricingInput<'_>) -> (Option<f64>, CostSource) {
+    pub fn cost_of(
+        &self,
+        reported: Option<f64>,
+        input: &PricingInput<'_>,
+    ) -> (Option<f64>, CostSource) {
         match reported {
             Some(c) => (Some(c), CostSource::Reported),
             None => match (self.estimate)(input) {

@@ -94,7 +94,10 @@ mod tests {
 
     #[test]
     fn reads_rfc3339_and_durations() {
-        assert_eq!(parse_instant("1970-01-01T00:00:01Z", NOW), Ok(1_000_000_000));
+        assert_eq!(
+            parse_instant("1970-01-01T00:00:01Z", NOW),
+            Ok(1_000_000_000)
+        );
         assert_eq!(
             parse_instant("1970-01-01T01:00:01+01:00", NOW),
             Ok(1_000_000_000)

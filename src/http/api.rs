@@ -47,14 +47,18 @@ fn pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, HttpResponse> {
 async fn answer<T, F>(req: &HttpRequest, state: &AppState, query: F) -> HttpResponse
 where
     T: Serialize + Send + 'static,
-    F: FnOnce(&openclaw_trace_actors::rusqlite::Connection) -> Result<T, ReportError> + Send + 'static,
+    F: FnOnce(&openclaw_trace_actors::rusqlite::Connection) -> Result<T, ReportError>
+        + Send
+        + 'static,
 {
     if let Err(e) = super::authorize(req, state.config.ingest_token.as_deref()) {
         return refuse(StatusCode::UNAUTHORIZED, "unauthorized", &e.message, None);
     }
     let pool = state.engine.pool.clone();
     let ran = web::block(move || -> Result<T, ReportError> {
-        let conn = pool.get().map_err(openclaw_trace_actors::query::QueryError::from)?;
+        let conn = pool
+            .get()
+            .map_err(openclaw_trace_actors::query::QueryError::from)?;
         query(&conn)
     })
     .await;
@@ -103,7 +107,10 @@ pub async fn llm_calls(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
         Ok(p) => p,
         Err(r) => return r,
     };
-    answer(&req, &state, move |conn| lists::calls(conn, &pairs, now_ns())).await
+    answer(&req, &state, move |conn| {
+        lists::calls(conn, &pairs, now_ns())
+    })
+    .await
 }
 
 /// `GET /v1/errors`.
@@ -112,7 +119,10 @@ pub async fn errors(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Ok(p) => p,
         Err(r) => return r,
     };
-    answer(&req, &state, move |conn| lists::errors(conn, &pairs, now_ns())).await
+    answer(&req, &state, move |conn| {
+        lists::errors(conn, &pairs, now_ns())
+    })
+    .await
 }
 
 /// `GET /v1/events`.
@@ -121,7 +131,10 @@ pub async fn events(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Ok(p) => p,
         Err(r) => return r,
     };
-    answer(&req, &state, move |conn| lists::events(conn, &pairs, now_ns())).await
+    answer(&req, &state, move |conn| {
+        lists::events(conn, &pairs, now_ns())
+    })
+    .await
 }
 
 /// `GET /v1/traces/{trace_id}`.

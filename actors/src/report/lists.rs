@@ -81,9 +81,11 @@ fn page<T>(
 ) -> Result<(Vec<T>, Option<String>), ReportError> {
     let max_id = match page.cursor {
         Some(c) => c.max_id,
-        None => conn.query_row(&format!("SELECT coalesce(max(id), 0) FROM {table}"), [], |r| {
-            r.get(0)
-        })?,
+        None => conn.query_row(
+            &format!("SELECT coalesce(max(id), 0) FROM {table}"),
+            [],
+            |r| r.get(0),
+        )?,
     };
     let mut sql = format!(
         "SELECT {columns}, time_ns, id FROM {table} WHERE time_ns >= ? AND time_ns < ? AND id <= ?"
@@ -118,10 +120,14 @@ fn page<T>(
         out.push(read(row)?);
         last = Some((row.get::<_, i64>(n)?, row.get::<_, i64>(n + 1)?));
     }
-    let next = more
-        .then_some(last)
-        .flatten()
-        .map(|(time_ns, id)| Cursor { time_ns, id, max_id }.encode());
+    let next = more.then_some(last).flatten().map(|(time_ns, id)| {
+        Cursor {
+            time_ns,
+            id,
+            max_id,
+        }
+        .encode()
+    });
     Ok((out, next))
 }
 
@@ -471,10 +477,11 @@ pub fn trace(conn: &Connection, trace_id: &str) -> Result<Trace, ReportError> {
         return Err(BadParameter::new("trace_id", "is not 32 hex digits or a UUID").into());
     }
     let mut flat: Vec<SpanNode> = Vec::new();
-    let span_count: i64 =
-        conn.query_row("SELECT count(*) FROM spans WHERE trace_id = ?1", [&id], |r| {
-            r.get(0)
-        })?;
+    let span_count: i64 = conn.query_row(
+        "SELECT count(*) FROM spans WHERE trace_id = ?1",
+        [&id],
+        |r| r.get(0),
+    )?;
     {
         let mut stmt = conn.prepare_cached(
             "SELECT span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
@@ -601,10 +608,7 @@ fn tree(flat: Vec<SpanNode>) -> Vec<SpanNode> {
         while let Some((n, ready)) = stack.pop() {
             if ready {
                 let mut node = slots[n].take().unwrap_or_else(|| unreachable_node());
-                node.children = children[n]
-                    .iter()
-                    .filter_map(|c| built.remove(c))
-                    .collect();
+                node.children = children[n].iter().filter_map(|c| built.remove(c)).collect();
                 built.insert(n, node);
             } else {
                 stack.push((n, true));
@@ -795,7 +799,11 @@ mod tests {
             flat.push(node(&i.to_string(), Some(&(i - 1).to_string())));
         }
         let t = tree(flat);
-        assert_eq!(t.len(), 2000usize.div_ceil(TREE_DEPTH_MAX), "cut into roots");
+        assert_eq!(
+            t.len(),
+            2000usize.div_ceil(TREE_DEPTH_MAX),
+            "cut into roots"
+        );
         let mut depth = 0;
         let mut at = &t[0];
         while let Some(c) = at.children.first() {
@@ -804,7 +812,8 @@ mod tests {
         }
         assert_eq!(depth, TREE_DEPTH_MAX - 1);
         let json = serde_json::to_string(&t).expect("serializes");
-        let back: Vec<SpanNode> = serde_json::from_str(&json).expect("reads back within serde's nesting limit");
+        let back: Vec<SpanNode> =
+            serde_json::from_str(&json).expect("reads back within serde's nesting limit");
         assert_eq!(back.len(), t.len());
     }
 

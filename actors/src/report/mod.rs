@@ -73,7 +73,10 @@ impl<'a> Params<'a> {
             if !known.contains(&name.as_str()) {
                 return Err(BadParameter::new(
                     name,
-                    format!("unknown parameter; this endpoint takes {}", known.join(", ")),
+                    format!(
+                        "unknown parameter; this endpoint takes {}",
+                        known.join(", ")
+                    ),
                 ));
             }
             if !seen.insert(name.as_str()) {

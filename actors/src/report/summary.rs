@@ -93,9 +93,7 @@ impl SummaryQuery {
             let Some(g) = GroupBy::ALL.into_iter().find(|g| g.name() == name) else {
                 return Err(BadParameter::new(
                     "group_by",
-                    format!(
-                        "{name:?} is not one of provider, model, day, hour, channel, session"
-                    ),
+                    format!("{name:?} is not one of provider, model, day, hour, channel, session"),
                 ));
             };
             if group_by.contains(&g) {
@@ -334,7 +332,12 @@ impl Gathered {
 pub fn summary(conn: &Connection, q: &SummaryQuery) -> Result<Summary, ReportError> {
     let Window { since_ns, until_ns } = q.window;
     // Whole hours come from the rollup; the ends from the calls themselves.
-    let first_hour = hour_of(since_ns) + if hour_of(since_ns) == since_ns { 0 } else { HOUR_NS };
+    let first_hour = hour_of(since_ns)
+        + if hour_of(since_ns) == since_ns {
+            0
+        } else {
+            HOUR_NS
+        };
     let last_hour = hour_of(until_ns);
     let mut gathered = Gathered::default();
     if first_hour < last_hour {
@@ -344,8 +347,19 @@ pub fn summary(conn: &Connection, q: &SummaryQuery) -> Result<Summary, ReportErr
         ))?;
         let mut rows = stmt.query([first_hour, last_hour])?;
         while let Some(row) = rows.next()? {
-            let (source, provider, model, channel, session): (String, String, String, String, String) =
-                (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?);
+            let (source, provider, model, channel, session): (
+                String,
+                String,
+                String,
+                String,
+                String,
+            ) = (
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+            );
             let id = Identity {
                 time_ns: row.get(0)?,
                 source: &source,
