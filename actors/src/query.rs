@@ -39,6 +39,11 @@ pub struct TableCounts {
 /// transaction so the numbers agree with each other.
 pub fn table_counts(pool: &ReadPool) -> Result<Vec<TableCounts>, QueryError> {
     let mut conn = pool.get()?;
+    count_rows(&mut conn)
+}
+
+/// [`table_counts`] on a connection.
+pub fn count_rows(conn: &mut rusqlite::Connection) -> Result<Vec<TableCounts>, QueryError> {
     let tx = conn.transaction()?;
     let mut counts = Vec::with_capacity(Table::ALL.len());
     for table in Table::ALL {
@@ -162,6 +167,11 @@ pub fn scan_unpushed(
 /// Rows the remote refused for good.
 pub fn dead_letter_count(pool: &ReadPool) -> Result<u64, QueryError> {
     let conn = pool.get()?;
+    count_dead_letters(&conn)
+}
+
+/// [`dead_letter_count`] on a connection.
+pub fn count_dead_letters(conn: &rusqlite::Connection) -> Result<u64, QueryError> {
     let n: i64 = conn.query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?;
     Ok(n as u64)
 }
