@@ -607,7 +607,7 @@ fn tree(flat: Vec<SpanNode>) -> Vec<SpanNode> {
         let mut built: HashMap<usize, SpanNode> = HashMap::new();
         while let Some((n, ready)) = stack.pop() {
             if ready {
-                let mut node = slots[n].take().unwrap_or_else(|| unreachable_node());
+                let mut node = slots[n].take().unwrap_or_else(unreachable_node);
                 node.children = children[n].iter().filter_map(|c| built.remove(c)).collect();
                 built.insert(n, node);
             } else {
@@ -659,30 +659,33 @@ pub struct Host {
     pub series: std::collections::BTreeMap<String, Vec<(String, f64)>>,
 }
 
+/// A series' answer name, metric, and required attribute.
+type HostSeries = (&'static str, &'static str, Option<(&'static str, String)>);
+
 /// The series `/v1/host` answers: its name, the metric, and the attribute
 /// the point must have (`None`: no attributes at all).
-fn host_series(mountpoint: &str) -> [(&'static str, &'static str, Option<(String, String)>); 5] {
+fn host_series(mountpoint: &str) -> [HostSeries; 5] {
     [
         ("cpu_utilization", "system.cpu.utilization", None),
         (
             "memory_utilization",
             "system.memory.utilization",
-            Some(("state".into(), "used".into())),
+            Some(("state", "used".into())),
         ),
         (
             "disk_utilization",
             "system.filesystem.utilization",
-            Some(("mountpoint".into(), mountpoint.into())),
+            Some(("mountpoint", mountpoint.into())),
         ),
         (
             "agent_cpu_utilization",
             "process.cpu.utilization",
-            Some(("process".into(), "agent".into())),
+            Some(("process", "agent".into())),
         ),
         (
             "agent_rss_bytes",
             "process.memory.usage",
-            Some(("process".into(), "agent".into())),
+            Some(("process", "agent".into())),
         ),
     ]
 }
