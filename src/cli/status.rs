@@ -299,7 +299,7 @@ struct FileReport<'a> {
     note: &'static str,
 }
 
-const FILE_NOTE: &str = "read from the file alone; the daemon's live state (health, counters, the push in progress, warnings) is not included";
+const FILE_NOTE: &str = "read from the file alone: the daemon's live state (health, counters, the push in progress, warnings) is not included";
 
 /// Reads the file.
 fn from_file(path: &Path, max_bytes: u64, json: bool) -> Result<Exit, CliError> {
@@ -319,7 +319,7 @@ fn from_file(path: &Path, max_bytes: u64, json: bool) -> Result<Exit, CliError> 
         println!("{text}");
         return Ok(Exit::Ok);
     }
-    let mut out = format!("database file {}\n({FILE_NOTE})\n\n", path.display());
+    let mut out = format!("database file {}\n{FILE_NOTE}\n\n", path.display());
     let mut facts = Table::new(vec![
         (String::new(), Align::Left),
         (String::new(), Align::Left),
