@@ -210,6 +210,24 @@ fn post_until_refused(d: &Daemon) -> common::Reply {
 }
 
 #[test]
+fn a_daemon_that_never_answers_is_given_up_on_with_exit_3() {
+    // The kernel completes the handshake for the listener's backlog; nothing
+    // ever reads the request or answers it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let target = silent.local_addr().expect("addr").to_string();
+    for command in ["status", "report"] {
+        let run = cli(&[command], &[("TRACE_LISTEN_ADDR", &target)]);
+        assert_eq!(run.code, 3, "{run:?}");
+        assert!(
+            run.stderr
+                .contains(&format!("{target} did not answer within 5s")),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn status_exits_1_while_the_disk_is_full() {
     let Some(volume) = Tmpfs::mount("16m") else {
         return;

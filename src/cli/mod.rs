@@ -186,6 +186,24 @@ impl Flags {
     }
 }
 
+/// Writes `text` to stdout. A reader that went away (`| head`) is not an
+/// error; any other failed write is.
+fn output(text: &str) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::new(
+            Exit::Trouble,
+            format!("cannot write to stdout: {e}"),
+        )),
+    }
+}
+
 /// The configuration from the environment, as the daemon reads it; a bad
 /// variable is a usage error.
 fn config() -> Result<Config, CliError> {

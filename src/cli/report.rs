@@ -10,7 +10,7 @@ use openclaw_trace_actors::time::now_ns;
 
 use super::client::{self, Target};
 use super::table::{count, money, Align, Table};
-use super::{config, dbfile, CliError, Exit, Flags, EXIT_CODES};
+use super::{config, dbfile, output, CliError, Exit, Flags, EXIT_CODES};
 
 /// `report --help`.
 fn help() -> String {
@@ -76,7 +76,7 @@ pub fn run(args: &[String]) -> Result<Exit, CliError> {
         &["json", "help"],
     )?;
     if flags.switch("help") {
-        print!("{}", help());
+        output(&help())?;
         return Ok(Exit::Ok);
     }
     let pairs = pairs(&flags);
@@ -88,9 +88,9 @@ pub fn run(args: &[String]) -> Result<Exit, CliError> {
         None => from_daemon(&Target::from_config(&config()?), &pairs)?,
     };
     if json {
-        println!("{}", answer.json);
+        output(&format!("{}\n", answer.json))?;
     } else {
-        print!("{}", render(&answer.summary));
+        output(&render(&answer.summary))?;
     }
     Ok(Exit::Ok)
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{self, Answer, Target};
 use super::table::{bytes, count, Align, Table};
-use super::{config, dbfile, CliError, Exit, Flags, EXIT_CODES};
+use super::{config, dbfile, output, CliError, Exit, Flags, EXIT_CODES};
 
 /// `status --help`.
 fn help() -> String {
@@ -89,7 +89,7 @@ struct Push {
 pub fn run(args: &[String]) -> Result<Exit, CliError> {
     let flags = Flags::parse(args, "status", &["db"], &["json", "help"])?;
     if flags.switch("help") {
-        print!("{}", help());
+        output(&help())?;
         return Ok(Exit::Ok);
     }
     let config = config()?;
@@ -130,9 +130,9 @@ fn from_daemon(target: &Target, json: bool) -> Result<Exit, CliError> {
     })?;
     let verdict = Verdict::of(&health, &parsed);
     if json {
-        println!("{}", String::from_utf8_lossy(&status.body));
+        output(&format!("{}\n", String::from_utf8_lossy(&status.body)))?;
     } else {
-        print!("{}", render_daemon(target, &parsed, &verdict));
+        output(&render_daemon(target, &parsed, &verdict))?;
     }
     Ok(if verdict.problems.is_empty() {
         Exit::Ok
@@ -316,7 +316,7 @@ fn from_file(path: &Path, max_bytes: u64, json: bool) -> Result<Exit, CliError> 
         };
         let text = serde_json::to_string(&report)
             .map_err(|e| CliError::new(Exit::Trouble, format!("encoding: {e}")))?;
-        println!("{text}");
+        output(&format!("{text}\n"))?;
         return Ok(Exit::Ok);
     }
     let mut out = format!("database file {}\n{FILE_NOTE}\n\n", path.display());
@@ -364,6 +364,6 @@ fn from_file(path: &Path, max_bytes: u64, json: bool) -> Result<Exit, CliError> 
         ]);
     }
     out.push_str(&tables.render());
-    print!("{out}");
+    output(&out)?;
     Ok(Exit::Ok)
 }
