@@ -186,6 +186,15 @@ impl Flags {
     }
 }
 
+/// `TRACE_LISTEN_ADDR`'s default, as `--help` shows it (from the one table
+/// of variables in `config`).
+fn listen_addr_default() -> &'static str {
+    crate::config::VARIABLES
+        .iter()
+        .find(|(name, _, _)| *name == "TRACE_LISTEN_ADDR")
+        .map_or("", |(_, default, _)| default)
+}
+
 /// Writes `text` to stdout. A reader that went away (`| head`) is not an
 /// error; any other failed write is.
 fn output(text: &str) -> Result<(), CliError> {

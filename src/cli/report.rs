@@ -10,7 +10,7 @@ use openclaw_trace_actors::time::now_ns;
 
 use super::client::{self, Target};
 use super::table::{count, money, Align, Table};
-use super::{config, dbfile, output, CliError, Exit, Flags, EXIT_CODES};
+use super::{config, dbfile, listen_addr_default, output, CliError, Exit, Flags, EXIT_CODES};
 
 /// `report --help`.
 fn help() -> String {
@@ -21,7 +21,7 @@ fn help() -> String {
 LLM calls, errors, tokens (input, output, cache read, cache write) and cost in USD
 (reported by the agent, estimated from the price table, total) per group, with a
 totals row and the sources counted. It asks the running daemon at TRACE_LISTEN_ADDR
-(default 127.0.0.1:9090; GET /v1/llm/summary) with TRACE_INGEST_TOKEN as its token.
+(default {listen}; GET /v1/llm/summary) with TRACE_INGEST_TOKEN as its token.
 
 Options:
   --since T    start of the window: a duration back from now (90m, 24h, 7d) or
@@ -37,7 +37,8 @@ Options:
                run or not), with the same query as the API
   -h, --help   this text
 
-{EXIT_CODES}"
+{EXIT_CODES}",
+        listen = listen_addr_default()
     )
 }
 

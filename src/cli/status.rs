@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{self, Answer, Target};
 use super::table::{bytes, count, Align, Table};
-use super::{config, dbfile, output, CliError, Exit, Flags, EXIT_CODES};
+use super::{config, dbfile, listen_addr_default, output, CliError, Exit, Flags, EXIT_CODES};
 
 /// `status --help`.
 fn help() -> String {
@@ -21,7 +21,7 @@ fn help() -> String {
 
 The daemon's health: its database's size against TRACE_DB_MAX_BYTES, rows not yet
 pushed, the last push, and its warnings. It asks the running daemon at
-TRACE_LISTEN_ADDR (default 127.0.0.1:9090; GET /health and /v1/status).
+TRACE_LISTEN_ADDR (default {listen}; GET /health and /v1/status).
 
 Options:
   --json       print /v1/status's JSON as the daemon sends it (with --db: the
@@ -32,7 +32,8 @@ Options:
                file. Exits 0 when the file could be read.
   -h, --help   this text
 
-{EXIT_CODES}"
+{EXIT_CODES}",
+        listen = listen_addr_default()
     )
 }
 
@@ -366,4 +367,46 @@ fn from_file(path: &Path, max_bytes: u64, json: bool) -> Result<Exit, CliError> 
     out.push_str(&tables.render());
     output(&out)?;
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(disk_full: bool, dropped: u64, warnings: &[&str]) -> DaemonStatus {
+        serde_json::from_value(serde_json::json!({
+            "version": "0.1.0", "agent_id": "a", "uptime_seconds": 5, "db_status": "ok",
+            "warnings": warnings,
+            "database": {"path": "/data/t.db", "size_bytes": 4096, "wal_size_bytes": 0,
+                         "max_bytes": 1 << 20, "disk_full": disk_full},
+            "rotation": {"dropped_total": dropped},
+            "tables": {"llm_calls": {"rows": 3, "unpushed": 1}},
+            "push": {"enabled": false, "reason": "TRACE_PUSH_ENDPOINT is not set",
+                     "dead_lettered_rows": 0},
+            "last_push_time": null, "last_push_status": "disabled", "unsynced_count": 1,
+        }))
+        .expect("a /v1/status the daemon sends")
+    }
+
+    fn health(code: u16) -> Answer {
+        Answer {
+            status: code,
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_refused_or_lost_records_are_critical() {
+        let ordinary = ["volume /data is 85% full", "agent process not found"];
+        assert!(Verdict::of(&health(200), &status(false, 0, &ordinary))
+            .problems
+            .is_empty());
+        let lost = Verdict::of(&health(200), &status(false, 3, &[]));
+        assert_eq!(
+            lost.problems,
+            ["rotation deleted 3 rows that were never pushed"]
+        );
+        let full = Verdict::of(&health(503), &status(true, 0, &[]));
+        assert_eq!(full.problems.len(), 2, "{:?}", full.problems);
+    }
 }
