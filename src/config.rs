@@ -651,7 +651,12 @@ pub fn help_text() -> String {
     let mut out = format!(
         "openclaw-trace {}\nObservability sidecar for an OpenClaw AI agent: stores traces, LLM calls, errors,\n\
          events and metrics it receives over HTTP in a local SQLite file.\n\n\
-         Usage: openclaw-trace [--help | --version]\n\nConfiguration (environment variables):\n",
+         Usage: openclaw-trace                  run the daemon\n\
+         \x20      openclaw-trace status [...]     the daemon's health (status --help)\n\
+         \x20      openclaw-trace report [...]     LLM calls, tokens and cost (report --help)\n\
+         \x20      openclaw-trace --help | --version\n\n\
+         Configuration (environment variables; status and report read\n\
+         TRACE_LISTEN_ADDR, TRACE_INGEST_TOKEN and TRACE_DB_MAX_BYTES too):\n",
         env!("CARGO_PKG_VERSION")
     );
     for (name, default, meaning) in VARIABLES {

@@ -7,7 +7,10 @@
 //!
 //! # Layout
 //!
-//! - `main.rs`: thin: arguments, config, logging, signals, then [`run`].
+//! - `main.rs`: thin: arguments, config, logging, signals, then [`run`]
+//!   (or a command of [`cli`]).
+//! - [`cli`]: the `status` and `report` commands, for the person on the
+//!   machine: they ask the daemon's API, or read its file read-only.
 //! - [`config`]: `TRACE_*` environment variables, validated at start-up.
 //! - [`logging`]: JSON lines on stdout through slog; `log` bridged in; a
 //!   failed write drops and counts the line, and logging resumes.
@@ -20,6 +23,7 @@
 //! [`run`] takes its listener and its shutdown future, so tests can bind
 //! port 0 and run the real server.
 
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod logging;

@@ -1,5 +1,6 @@
 //! The `openclaw-trace` binary: reads its configuration, installs logging and
-//! signal handling, and runs the daemon until SIGTERM or SIGINT.
+//! signal handling, and runs the daemon until SIGTERM or SIGINT; or runs a
+//! command of the command line (`status`, `report`: [`openclaw_trace::cli`]).
 
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -23,9 +24,9 @@ fn main() -> ExitCode {
             println!("openclaw-trace {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Some(other) => {
-            eprintln!("openclaw-trace: unknown argument {other:?}; configuration is by environment variables, see --help");
-            return ExitCode::from(2);
+        Some(_) => {
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            return openclaw_trace::cli::run(&args);
         }
         None => {}
     }

@@ -1,6 +1,7 @@
 //! The owner's view: the queries behind `/v1/llm/summary`, `/v1/llm/calls`,
 //! `/v1/errors`, `/v1/events`, `/v1/traces/{id}` and `/v1/host`
-//! (docs/API.md), and behind the `report` command.
+//! (docs/API.md), and behind the `report` command; and what the file alone
+//! says for `status --db` ([`file_status`]).
 //!
 //! Each query takes parameters as the query string gives them (name, value
 //! pairs), checks every one (a [`BadParameter`] names it), and runs on a
@@ -8,6 +9,7 @@
 //! `--db` mode (over a read-only file) give the same answers. They block:
 //! call them from a blocking thread. Answers are typed and bounded.
 
+pub mod file_status;
 pub mod lists;
 pub mod summary;
 
