@@ -1,8 +1,9 @@
 //! A real browser for tests: Debian's headless Chromium, driven by its
 //! ChromeDriver over the W3C WebDriver protocol (a handful of JSON calls,
-//! sent with `ureq`). The test installs nothing: `.ci/run` installs the
-//! packages `chromium` and `chromium-driver`, and a machine without them
-//! fails the test with a message saying so.
+//! sent with `ureq`). Like the OTLP tests' exporters, the browser is set up
+//! by the test itself when missing: the packages `chromium` and
+//! `chromium-driver` from Debian, with apt-get (as root, or through sudo),
+//! once per test run; where that fails the test fails saying what to install.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -20,6 +21,40 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long to wait for the browser, or for something on the page, before
 /// failing the test (a hang guard, not a performance bound).
 pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Installs Debian's `chromium` and `chromium-driver` when either is
+/// missing, once per test process; the caller checks the result.
+fn install_chromium() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+            return;
+        }
+        eprintln!("installing chromium and chromium-driver from Debian's packages");
+        // SAFETY: geteuid(2) has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let apt = |args: &[&str]| {
+            let mut cmd = if root {
+                Command::new("apt-get")
+            } else {
+                let mut c = Command::new("sudo");
+                c.arg("-n").arg("apt-get");
+                c
+            };
+            cmd.args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdout(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        let installed = apt(&["update", "-qq"])
+            && apt(&["install", "-y", "-qq", "chromium", "chromium-driver"]);
+        if !installed {
+            eprintln!("apt-get could not install chromium and chromium-driver");
+        }
+    });
+}
 
 /// The key a WebDriver element reference is given under (W3C).
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -39,11 +74,12 @@ impl Browser {
     /// `width` × `height` window. Panics, saying what to install, when
     /// Chromium or ChromeDriver is missing.
     pub fn start(width: u32, height: u32) -> Browser {
+        install_chromium();
         for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
             assert!(
                 Path::new(path).exists(),
                 "{path} is missing: this test drives Debian's headless Chromium; install it with \
-                 `apt-get install chromium chromium-driver` (.ci/run does) — package {package}"
+                 `apt-get install chromium chromium-driver` (the test tried and could not) — package {package}"
             );
         }
         let port = TcpListener::bind("127.0.0.1:0")
