@@ -137,7 +137,16 @@ fn main() {
 
     // The daemon's first start on this file prices it and builds the rollup.
     let start = Instant::now();
-    let d = Daemon::start_on(dir, &db, &[("TRACE_DB_MAX_BYTES", "4GiB")]);
+    let d = Daemon::start_on(
+        dir,
+        &db,
+        &[
+            // Nothing may go while measuring: the rows span 30 days.
+            ("TRACE_DB_MAX_BYTES", "4GiB"),
+            ("TRACE_DB_ROTATE_DAYS", "0"),
+            ("TRACE_DISK_MAX_PERCENT", "100"),
+        ],
+    );
     let first_start_s = start.elapsed().as_secs_f64();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(60)))
@@ -175,6 +184,20 @@ fn main() {
     println!("/v1/status: {status:.2} ms");
     println!("/metrics: {metrics:.2} ms");
     println!("daemon peak RSS: {} KiB", d.peak_rss_kib());
+    let status: serde_json::Value = serde_json::from_str(
+        &agent
+            .get(q("/v1/status"))
+            .call()
+            .expect("status")
+            .into_body()
+            .read_to_string()
+            .expect("body"),
+    )
+    .expect("status json");
+    assert_eq!(
+        status["tables"]["llm_calls"]["rows"], rows,
+        "every row still held after the measurements"
+    );
 }
 
 fn common_open(db: &std::path::Path) -> openclaw_trace_actors::rusqlite::Connection {
