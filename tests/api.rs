@@ -326,7 +326,9 @@ fn the_rollup_follows_rotation_and_status_counts_stay_exact() {
     let calls: Vec<Value> = (0..40)
         .map(|i| {
             json!({"provider": "p", "model": if i % 2 == 0 { "old" } else { "new" },
-                   "prompt_tokens": 10, "cost_usd": 0.001, "latency_ms": 50.0,
+                   "prompt_tokens": 10, "cost_usd": 0.001,
+                   "latency_ms": if i % 2 == 0 { 5000.0 } else { 50.0 },
+                   "session_id": "s", "channel": "c",
                    "timestamp": if i % 2 == 0 { old - i } else { now - HOUR_MS - i }})
         })
         .collect();
@@ -340,6 +342,16 @@ fn the_rollup_follows_rotation_and_status_counts_stay_exact() {
     });
     let after = get_ok(&d, "/v1/llm/summary?since=7d&group_by=model");
     assert_eq!(after["totals"]["calls"], 20, "{after}");
+    // The deleted calls' latencies left the histograms of both rollups too.
+    for path in [
+        "/v1/llm/summary?since=7d&group_by=model",
+        "/v1/llm/summary?since=7d&group_by=session",
+        "/v1/llm/summary?since=7d&group_by=day,session",
+    ] {
+        let s = get_ok(&d, path);
+        let p99 = s["totals"]["latency_ms"]["p99"].as_f64().expect("p99");
+        assert!((p99 - 50.0).abs() / 50.0 <= 0.026, "{path}: {s}");
+    }
     assert_eq!(after["groups"][0]["key"]["model"], "new", "{after}");
     assert!(
         close(&after["totals"]["cost_usd"]["reported"], 0.02),
@@ -481,7 +493,7 @@ fn bad_parameters_are_named() {
         ("/v1/events?since=7x", "since"),
         ("/v1/host?step=0s", "step"),
         ("/v1/host?since=30d&step=1s", "step"),
-        ("/v1/traces/not-a-trace", "trace_id"),
+        (&format!("/v1/traces/{}", "x".repeat(129)), "trace_id"),
         ("/v1/llm/summary?since=%ZZ", "since"),
     ] {
         let r = d.get(path);
@@ -546,10 +558,36 @@ fn a_trace_is_a_tree_with_its_calls_and_errors() {
     assert_eq!(t["llm_calls"].as_array().map(Vec::len), Some(2), "{t}");
     assert_eq!(t["errors"][0]["message"], "model call slow", "{t}");
 
+    // A native trace id is found as the agent sent it, whatever its case.
+    let native = "Order-42:ABC";
+    let r = d.post_json(
+        "/v1/errors",
+        &json!([{"error_type": "Refused", "message": "card declined", "trace_id": native}])
+            .to_string(),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = d.post_json(
+        "/v1/traces",
+        &json!([{"provider": "p", "model": "m", "trace_id": native}]).to_string(),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let t = get_ok(&d, &format!("/v1/traces/{native}"));
+    assert_eq!(t["errors"][0]["message"], "card declined", "{t}");
+    assert_eq!(t["llm_calls"].as_array().map(Vec::len), Some(1), "{t}");
+
     // Errors and events list newest first with the same conventions.
     let errors = get_ok(&d, "/v1/errors?since=1h&limit=1");
-    assert_eq!(errors["errors"][0]["trace_id"], trace);
-    assert!(errors["next_cursor"].is_null());
+    assert_eq!(errors["errors"][0]["trace_id"], native);
+    assert!(errors["next_cursor"].is_string());
+    let older = get_ok(
+        &d,
+        &format!(
+            "/v1/errors?since=1h&limit=1&cursor={}",
+            errors["next_cursor"].as_str().unwrap_or_default()
+        ),
+    );
+    assert_eq!(older["errors"][0]["trace_id"], trace);
+    assert!(older["next_cursor"].is_null());
 }
 
 #[test]
@@ -627,9 +665,10 @@ fn estimated_costs_follow_a_new_prices_file_and_reported_ones_stand() {
         "/v1/traces",
         &json!([
             {"provider": "acme", "model": "acme-1", "prompt_tokens": 1_000_000,
-             "completion_tokens": 1_000_000, "cache_read_tokens": 1_000_000},
-            {"provider": "acme", "model": "acme-1", "prompt_tokens": 5, "cost_usd": 0.125},
-            {"provider": "acme", "model": "unheard-of", "prompt_tokens": 5}
+             "completion_tokens": 1_000_000, "cache_read_tokens": 1_000_000, "latency_ms": 100.0},
+            {"provider": "acme", "model": "acme-1", "prompt_tokens": 5, "cost_usd": 0.125,
+             "latency_ms": 100.0},
+            {"provider": "acme", "model": "unheard-of", "prompt_tokens": 5, "latency_ms": 100.0}
         ])
         .to_string(),
     );
@@ -692,4 +731,26 @@ fn estimated_costs_follow_a_new_prices_file_and_reported_ones_stand() {
     );
     assert!(close(&s["totals"]["cost_usd"]["reported"], 0.125), "{s}");
     assert_eq!(s["totals"]["cost_usd"]["unpriced_calls"], 0, "{s}");
+    // Re-pricing moved costs, not latencies: still three calls of 100 ms.
+    for table in ["llm_rollup", "llm_rollup_sessions"] {
+        let blobs: Vec<Vec<u8>> = d
+            .db()
+            .prepare(&format!("SELECT latency FROM {table}"))
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        // (bucket u16, count u32) pairs, little-endian.
+        let latencies: u32 = blobs
+            .iter()
+            .flat_map(|b| b.chunks_exact(6))
+            .map(|p| u32::from_le_bytes([p[2], p[3], p[4], p[5]]))
+            .sum();
+        assert_eq!(latencies, 3, "{table}: {s}");
+    }
+    let p99 = s["totals"]["latency_ms"]["p99"].as_f64().expect("p99");
+    assert!((p99 - 100.0).abs() / 100.0 <= 0.026, "{s}");
+    let by_session = get_ok(&d, "/v1/llm/summary?group_by=session");
+    assert_eq!(by_session["totals"]["calls"], 3, "{by_session}");
 }

@@ -12,7 +12,7 @@
 //!
 //! Latency percentiles come from the histogram: log-scale buckets 5% wide,
 //! answered at the bucket's geometric middle, so within 2.5% of the exact
-//! value. The buckets are ours rather than a sketch crate's because a rollup
+//! value from 1 ms up (all below 1 ms is one bucket, answered as 0.5 ms). The buckets are ours rather than a sketch crate's because a rollup
 //! row must also be subtracted from when rotation deletes calls.
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,12 +69,21 @@ impl Histogram {
         self.add_bucket(bucket_of(ms), n);
     }
 
+    /// Counts may go below zero: a delta takes latencies away before it is
+    /// applied to the stored counts. Only a count back at zero is dropped.
     fn add_bucket(&mut self, bucket: u16, n: i64) {
         let count = self.0.entry(bucket).or_insert(0);
         *count += n;
-        if *count <= 0 {
+        if *count == 0 {
             self.0.remove(&bucket);
         }
+    }
+
+    /// Drops buckets below zero: what is stored holds only counts (a row
+    /// taken away that was never counted, such as a call stored before the
+    /// rollups had latencies, cannot make a count negative).
+    fn settle(&mut self) {
+        self.0.retain(|_, n| *n > 0);
     }
 
     /// Adds (or, with `sign` -1, takes away) every count of `other`.
@@ -86,7 +95,7 @@ impl Histogram {
 
     /// Latencies counted.
     pub fn count(&self) -> i64 {
-        self.0.values().sum()
+        self.0.values().filter(|n| **n > 0).sum()
     }
 
     /// The `q` quantile (0 to 1), `None` when empty.
@@ -98,7 +107,7 @@ impl Histogram {
         // The rank of the quantile, 1-based, as "nearest rank" does.
         let rank = ((q * total as f64).ceil() as i64).clamp(1, total);
         let mut seen = 0;
-        for (b, n) in &self.0 {
+        for (b, n) in self.0.iter().filter(|(_, n)| **n > 0) {
             seen += n;
             if seen >= rank {
                 return Some((bucket_value(*b) * 100.0).round() / 100.0);
@@ -110,7 +119,7 @@ impl Histogram {
     /// The stored form: (bucket u16, count u32) pairs, little-endian.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.0.len() * 6);
-        for (b, n) in &self.0 {
+        for (b, n) in self.0.iter().filter(|(_, n)| **n > 0) {
             out.extend_from_slice(&b.to_le_bytes());
             out.extend_from_slice(&(u32::try_from(*n).unwrap_or(u32::MAX)).to_le_bytes());
         }
@@ -436,6 +445,7 @@ impl Delta {
         for (key, change) in self.sums {
             let mut sums = read_sums(conn, &key)?.unwrap_or_default();
             sums.merge(&change, 1);
+            sums.latency.settle();
             let table = key.level.table();
             let mut values = key.values();
             if sums.rows <= 0 {
@@ -770,6 +780,26 @@ mod tests {
         gone.merge(&h, -1);
         assert_eq!(gone, Histogram::default());
         assert!(gone.encode().is_empty());
+    }
+
+    #[test]
+    fn a_delta_takes_latencies_away_from_what_is_stored() {
+        let mut stored = Histogram::default();
+        stored.add(100.0, 3);
+        stored.add(5_000.0, 1);
+        // A delta built alone: the row taken away, then (re-priced) put back,
+        // and another taken away.
+        let mut delta = Histogram::default();
+        delta.add(5_000.0, -1);
+        delta.add(100.0, -1);
+        delta.add(100.0, 1);
+        delta.add(100.0, -1);
+        stored.merge(&delta, 1);
+        stored.settle();
+        let mut want = Histogram::default();
+        want.add(100.0, 2);
+        assert_eq!(stored, want);
+        assert_eq!(Histogram::decode(&stored.encode()), want);
     }
 
     #[test]

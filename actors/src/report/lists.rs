@@ -471,15 +471,20 @@ pub struct Trace {
     pub errors: Vec<ErrorRow>,
 }
 
-/// Reads one trace. `trace_id` must be 32 hex digits, or (for native
-/// records, whose trace ids are UUIDs) a UUID.
+/// Reads one trace: OTLP's 32 hex digits in any case, or a native trace id
+/// as the agent sent it.
 pub fn trace(conn: &Connection, trace_id: &str) -> Result<Trace, ReportError> {
-    let id = trace_id.trim().to_ascii_lowercase();
-    let hex32 = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
-    let uuid = uuid::Uuid::parse_str(&id).is_ok() && id.len() == 36;
-    if !hex32 && !uuid {
-        return Err(BadParameter::new("trace_id", "is not 32 hex digits or a UUID").into());
+    // OTLP ids are stored as lowercase hex; native ones as the agent sent
+    // them (a UUID, or any text): both spellings are looked for.
+    let given = trace_id.trim();
+    if given.is_empty() || given.len() > 128 || !given.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(BadParameter::new(
+            "trace_id",
+            "must be 1 to 128 visible ASCII characters (32 hex digits for OTLP, or a native trace id)",
+        )
+        .into());
     }
+    let id = given.to_ascii_lowercase();
     let mut flat: Vec<SpanNode> = Vec::new();
     let span_count: i64 = conn.query_row(
         "SELECT count(*) FROM spans WHERE trace_id = ?1",
@@ -513,9 +518,13 @@ pub fn trace(conn: &Connection, trace_id: &str) -> Result<Trace, ReportError> {
     }
     let errors = {
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ERROR_COLUMNS} FROM errors WHERE trace_id = ?1 ORDER BY time_ns, id LIMIT ?2"
+            "SELECT {ERROR_COLUMNS} FROM errors WHERE trace_id IN (?1, ?3)
+             ORDER BY time_ns, id LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(rusqlite::params![id, TRACE_ROWS_MAX as i64], error_row)?;
+        let rows = stmt.query_map(
+            rusqlite::params![id, TRACE_ROWS_MAX as i64, given],
+            error_row,
+        )?;
         rows.collect::<Result<Vec<_>, _>>()?
     };
     // `llm_calls` has no index on trace ids (it would halve ingest): its
@@ -525,9 +534,9 @@ pub fn trace(conn: &Connection, trace_id: &str) -> Result<Trace, ReportError> {
         "SELECT min(t), max(t) FROM (
             SELECT min(start_ns) AS t FROM spans WHERE trace_id = ?1
             UNION ALL SELECT max(end_ns) FROM spans WHERE trace_id = ?1
-            UNION ALL SELECT min(time_ns) FROM errors WHERE trace_id = ?1
-            UNION ALL SELECT max(time_ns) FROM errors WHERE trace_id = ?1)",
-        [&id],
+            UNION ALL SELECT min(time_ns) FROM errors WHERE trace_id IN (?1, ?2)
+            UNION ALL SELECT max(time_ns) FROM errors WHERE trace_id IN (?1, ?2))",
+        [&id, given],
         |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)),
     )?;
     let (from, to) = match (first, last) {
@@ -540,11 +549,11 @@ pub fn trace(conn: &Connection, trace_id: &str) -> Result<Trace, ReportError> {
     let llm_calls = {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {CALL_COLUMNS} FROM llm_calls
-             WHERE time_ns >= ?3 AND time_ns <= ?4 AND trace_id = ?1
+             WHERE time_ns >= ?3 AND time_ns <= ?4 AND trace_id IN (?1, ?5)
              ORDER BY time_ns, id LIMIT ?2"
         ))?;
         let rows = stmt.query_map(
-            rusqlite::params![id, TRACE_ROWS_MAX as i64, from, to],
+            rusqlite::params![id, TRACE_ROWS_MAX as i64, from, to, given],
             |r| call_row(r, false),
         )?;
         rows.collect::<Result<Vec<_>, _>>()?
@@ -667,6 +676,11 @@ fn unreachable_node() -> SpanNode {
     }
 }
 
+/// Default steps, in seconds: round ones.
+const NICE_STEPS_S: [i64; 18] = [
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
+];
+
 /// Points per host series at most.
 const HOST_POINTS_MAX: i64 = 300;
 
@@ -746,7 +760,12 @@ pub fn host(
             }
             asked.max(min_step_ns)
         }
-        None => fit.max(min_step_ns).max(1),
+        // The first round step that fits, so points fall on round times.
+        None => NICE_STEPS_S
+            .iter()
+            .map(|s| s * 1_000_000_000)
+            .find(|s| *s >= fit.max(min_step_ns))
+            .unwrap_or_else(|| fit.max(min_step_ns)),
     };
     let mut series = std::collections::BTreeMap::new();
     for (name, metric, attr) in host_series(mountpoint) {

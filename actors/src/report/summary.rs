@@ -238,7 +238,10 @@ struct Acc {
 impl Acc {
     fn add(&mut self, source: &str, sums: &Sums) {
         self.all.merge(sums, 1);
-        if source != "otlp_metric" {
+        if source == "otlp_metric" {
+            // Intervals, not calls: their cost counts, their rows do not.
+            self.all.unpriced -= sums.unpriced;
+        } else {
             self.calls += sums.rows;
             self.errors += sums.errors;
         }
@@ -308,6 +311,10 @@ fn group_key(group_by: &[GroupBy], id: &Identity<'_>) -> Vec<Option<String>> {
         .collect()
 }
 
+/// Groups a summary holds at most while reading, whatever `limit` says:
+/// grouped by session over a long window, a busy agent has very many.
+const GROUPS_HELD_MAX: usize = 20_000;
+
 /// Everything read for the window, before sources are chosen.
 #[derive(Default)]
 struct Gathered {
@@ -315,17 +322,25 @@ struct Gathered {
     by_source: HashMap<String, HashMap<Vec<Option<String>>, Acc>>,
     /// Rows per source.
     rows: HashMap<String, i64>,
+    /// Groups held, over all sources.
+    groups: usize,
+    /// Set once a group past [`GROUPS_HELD_MAX`] was met.
+    overflow: bool,
 }
 
 impl Gathered {
     fn add(&mut self, group_by: &[GroupBy], id: &Identity<'_>, sums: &Sums) {
         *self.rows.entry(id.source.to_string()).or_default() += sums.rows;
-        self.by_source
-            .entry(id.source.to_string())
-            .or_default()
-            .entry(group_key(group_by, id))
-            .or_default()
-            .add(id.source, sums);
+        let groups = self.by_source.entry(id.source.to_string()).or_default();
+        let key = group_key(group_by, id);
+        match groups.get_mut(&key) {
+            Some(acc) => acc.add(id.source, sums),
+            None if self.groups >= GROUPS_HELD_MAX => self.overflow = true,
+            None => {
+                self.groups += 1;
+                groups.entry(key).or_default().add(id.source, sums);
+            }
+        }
     }
 }
 
@@ -369,6 +384,16 @@ pub fn summary(conn: &Connection, q: &SummaryQuery) -> Result<Summary, ReportErr
         None => raw(conn, &q.group_by, since_ns, until_ns, &mut gathered)?,
     }
 
+    if gathered.overflow {
+        return Err(BadParameter::new(
+            "group_by",
+            format!(
+                "the window holds more than {GROUPS_HELD_MAX} groups; group by fewer keys or \
+                 narrow since and until"
+            ),
+        )
+        .into());
+    }
     let sources = choose_sources(q.source.as_deref(), &gathered.rows);
     let mut groups: HashMap<Vec<Option<String>>, Acc> = HashMap::new();
     for source in &sources.used {
