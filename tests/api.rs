@@ -192,8 +192,9 @@ fn fill(d: &Daemon, now: i64) {
     // The same two calls in the usage metrics: the running totals.
     let r = d.post_json(
         "/v1/metrics",
+        // At the second span's start: in an hour that holds usage spans.
         &usage_metrics(
-            now - 15 * 60_000,
+            now - 20 * 60_000,
             "google",
             "gemini-2.5-pro",
             [150, 15, 1000, 500],
@@ -285,13 +286,56 @@ fn summary_totals_each_group_once_whatever_the_sources() {
     assert_eq!(s["groups_total"], 3);
     assert_eq!(s["truncated"], false);
 
+    // Usage metrics in an hour with no usage spans are counted: an agent
+    // that exported only metrics then loses nothing.
+    let r = d.post_json(
+        "/v1/metrics",
+        &usage_metrics(
+            now - 6 * HOUR_MS,
+            "google",
+            "gemini-2.5-flash",
+            [7, 3, 0, 0],
+            0.002,
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let both = get_ok(&d, "/v1/llm/summary?since=24h&group_by=model");
+    assert_eq!(
+        both["sources"]["used"],
+        json!(["native", "otlp_span", "otlp_metric"]),
+        "{both}"
+    );
+    assert_eq!(
+        both["sources"]["skipped"][0]["source"], "otlp_metric",
+        "{both}"
+    );
+    let flash = group(&both, "model", "gemini-2.5-flash");
+    assert_eq!(flash["calls"], 0, "{flash}");
+    assert_eq!(flash["tokens"]["total"], 10, "{flash}");
+    assert!(close(&flash["cost_usd"]["reported"], 0.002), "{flash}");
+    assert_eq!(
+        group(&both, "model", "gemini-2.5-pro")["tokens"],
+        gemini["tokens"]
+    );
+    assert_eq!(both["totals"]["tokens"]["total"], 6230 + 330 + 1665 + 10);
+
     // The metrics alone, when asked for, hold the same usage, and their
     // reported cost; their rows are intervals, not calls.
-    let m = get_ok(&d, "/v1/llm/summary?since=24h&source=otlp_metric");
+    let m = get_ok(
+        &d,
+        "/v1/llm/summary?since=24h&source=otlp_metric&group_by=model",
+    );
     assert_eq!(m["sources"]["used"], json!(["otlp_metric"]), "{m}");
-    assert_eq!(m["totals"]["tokens"], gemini["tokens"], "{m}");
+    let pro = group(&m, "model", "gemini-2.5-pro");
+    assert_eq!(pro["tokens"], gemini["tokens"], "{m}");
     assert_eq!(m["totals"]["calls"], 0, "{m}");
-    assert!(close(&m["totals"]["cost_usd"]["reported"], 0.01), "{m}");
+    assert!(close(&pro["cost_usd"]["reported"], 0.01), "{m}");
+    assert!(close(&m["totals"]["cost_usd"]["reported"], 0.012), "{m}");
+    assert!(m["sources"]["skipped"]
+        .as_array()
+        .is_some_and(|s| s.iter().all(|x| x["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not asked")))));
 
     // By session and by day and model.
     let by_session = get_ok(&d, "/v1/llm/summary?since=24h&group_by=session");

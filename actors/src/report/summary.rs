@@ -7,17 +7,19 @@
 //! **Sources.** OpenClaw reports each call twice when both its traces and
 //! its metrics are exported: once as a usage span (`otlp_span`) and again
 //! inside its usage metrics (`otlp_metric`). Unless `source` is given, the
-//! summary uses every source except `otlp_metric` when `otlp_span` rows are
-//! in the window too, and says so in `sources.skipped`. Native records are
-//! posted by the agent's own code and are counted alongside.
+//! summary leaves out `otlp_metric` rows in the hours (days, when grouped by
+//! session) that hold `otlp_span` rows, and counts them elsewhere, so an
+//! agent that exported only metrics for part of the window loses nothing; it
+//! says so in `sources.skipped`. Native records are posted by the agent's own
+//! code and are counted alongside.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::{llm_source, BadParameter, Params, ReportError, Window};
-use crate::rollup::{sums_from_row, CallFacts, Level, Sums, FACT_COLUMNS, SUM_COLUMNS};
+use crate::rollup::{sums_from_row, CallFacts, Level, Sums, FACT_COLUMNS, HOUR_NS, SUM_COLUMNS};
 use crate::time::{day_label, hour_label, rfc3339_ms};
 
 /// What a summary can be grouped by.
@@ -315,13 +317,22 @@ fn group_key(group_by: &[GroupBy], id: &Identity<'_>) -> Vec<Option<String>> {
 /// grouped by session over a long window, a busy agent has very many.
 const GROUPS_HELD_MAX: usize = 20_000;
 
-/// Everything read for the window, before sources are chosen.
+/// Everything read for the window, with the rows of sources left out
+/// counted instead of summed.
 #[derive(Default)]
 struct Gathered {
     /// Per source, per group.
     by_source: HashMap<String, HashMap<Vec<Option<String>>, Acc>>,
-    /// Rows per source.
+    /// Rows summed, per source.
     rows: HashMap<String, i64>,
+    /// Rows left out, per source, and why.
+    left_out: HashMap<String, (i64, String)>,
+    /// Only this source is summed, when asked.
+    asked: Option<String>,
+    /// The hours (days, by session) with usage spans, and their length: in
+    /// those, usage metrics repeat the spans and are left out.
+    span_units: HashSet<i64>,
+    unit_ns: i64,
     /// Groups held, over all sources.
     groups: usize,
     /// Set once a group past [`GROUPS_HELD_MAX`] was met.
@@ -330,6 +341,31 @@ struct Gathered {
 
 impl Gathered {
     fn add(&mut self, group_by: &[GroupBy], id: &Identity<'_>, sums: &Sums) {
+        let why =
+            match &self.asked {
+                Some(a) if a != id.source => Some(format!("not asked for (source={a})")),
+                None if id.source == "otlp_metric"
+                    && self
+                        .span_units
+                        .contains(&(id.time_ns.div_euclid(self.unit_ns) * self.unit_ns)) =>
+                {
+                    Some(format!(
+                    "otlp_metric repeats the usage of otlp_span: OpenClaw exports each call both \
+                     as a usage span and in its usage metrics, so in the {} with usage spans \
+                     only the spans are counted",
+                    if self.unit_ns == HOUR_NS { "hours" } else { "days" }
+                ))
+                }
+                _ => None,
+            };
+        if let Some(why) = why {
+            let entry = self
+                .left_out
+                .entry(id.source.to_string())
+                .or_insert((0, why));
+            entry.0 += sums.rows;
+            return;
+        }
         *self.rows.entry(id.source.to_string()).or_default() += sums.rows;
         let groups = self.by_source.entry(id.source.to_string()).or_default();
         let key = group_key(group_by, id);
@@ -342,6 +378,41 @@ impl Gathered {
             }
         }
     }
+}
+
+/// The starts of the units of `[from, to)` that hold usage spans: from
+/// `level`'s rollup when given, else from the calls.
+fn span_units(
+    conn: &Connection,
+    level: Option<Level>,
+    unit_ns: i64,
+    from: i64,
+    to: i64,
+    into: &mut HashSet<i64>,
+) -> Result<(), ReportError> {
+    if from >= to {
+        return Ok(());
+    }
+    let sql = match level {
+        Some(level) => {
+            let start = level.key_columns()[0];
+            format!(
+                "SELECT DISTINCT {start} FROM {} WHERE {start} >= ?1 AND {start} < ?2
+                 AND source = 'otlp_span'",
+                level.table()
+            )
+        }
+        None => format!(
+            "SELECT DISTINCT (time_ns / {unit_ns}) * {unit_ns} FROM llm_calls
+             WHERE time_ns >= ?1 AND time_ns < ?2 AND source = 'otlp_span'"
+        ),
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let units = stmt.query_map([from, to], |r| r.get::<_, i64>(0))?;
+    for unit in units {
+        into.insert(unit?);
+    }
+    Ok(())
 }
 
 /// Where a summary reads whole units of its window from.
@@ -362,26 +433,42 @@ fn plan(group_by: &[GroupBy]) -> Option<Level> {
 /// by session and anything but day, every call of the window is read.
 pub fn summary(conn: &Connection, q: &SummaryQuery) -> Result<Summary, ReportError> {
     let Window { since_ns, until_ns } = q.window;
-    let mut gathered = Gathered::default();
-    match plan(&q.group_by) {
-        Some(level) => {
-            let unit = level.unit_ns();
-            let floor = |t: i64| t.div_euclid(unit) * unit;
-            let first = if floor(since_ns) == since_ns {
-                since_ns
-            } else {
-                floor(since_ns) + unit
-            };
-            let last = floor(until_ns);
-            if first < last {
-                rolled_up(conn, &q.group_by, level, first, last, &mut gathered)?;
-                raw(conn, &q.group_by, since_ns, first, &mut gathered)?;
-                raw(conn, &q.group_by, last, until_ns, &mut gathered)?;
-            } else {
-                raw(conn, &q.group_by, since_ns, until_ns, &mut gathered)?;
-            }
-        }
-        None => raw(conn, &q.group_by, since_ns, until_ns, &mut gathered)?,
+    let level = plan(&q.group_by);
+    let unit = level.map_or(HOUR_NS, Level::unit_ns);
+    let mut gathered = Gathered {
+        asked: q.source.clone(),
+        unit_ns: unit,
+        ..Gathered::default()
+    };
+    let floor = |t: i64| t.div_euclid(unit) * unit;
+    let first = if floor(since_ns) == since_ns {
+        since_ns
+    } else {
+        floor(since_ns) + unit
+    };
+    let last = floor(until_ns);
+    // The whole units come from the rollup, the ends from the calls; with no
+    // rollup for the grouping, all from the calls.
+    let (rolled, ends) = match level {
+        Some(level) if first < last => (
+            Some((level, first, last)),
+            [(since_ns, first), (last, until_ns)],
+        ),
+        _ => (None, [(since_ns, until_ns), (until_ns, until_ns)]),
+    };
+    let mut spans = HashSet::new();
+    if let Some((level, from, to)) = rolled {
+        span_units(conn, Some(level), unit, from, to, &mut spans)?;
+    }
+    for (from, to) in ends {
+        span_units(conn, None, unit, from, to, &mut spans)?;
+    }
+    gathered.span_units = spans;
+    if let Some((level, from, to)) = rolled {
+        rolled_up(conn, &q.group_by, level, from, to, &mut gathered)?;
+    }
+    for (from, to) in ends {
+        raw(conn, &q.group_by, from, to, &mut gathered)?;
     }
 
     if gathered.overflow {
@@ -394,7 +481,7 @@ pub fn summary(conn: &Connection, q: &SummaryQuery) -> Result<Summary, ReportErr
         )
         .into());
     }
-    let sources = choose_sources(q.source.as_deref(), &gathered.rows);
+    let sources = sources(&gathered);
     let mut groups: HashMap<Vec<Option<String>>, Acc> = HashMap::new();
     for source in &sources.used {
         for (key, acc) in gathered.by_source.remove(source).unwrap_or_default() {
@@ -523,40 +610,37 @@ fn raw(
     Ok(())
 }
 
-/// Which sources to sum: see the module's doc.
-fn choose_sources(asked: Option<&str>, rows: &HashMap<String, i64>) -> Sources {
-    let mut present: Vec<(&String, i64)> = rows
+/// The sources summed and those left out, with why, in the order the
+/// summary prefers them.
+fn sources(gathered: &Gathered) -> Sources {
+    let order = |s: &str| {
+        super::LLM_SOURCES
+            .iter()
+            .position(|x| *x == s)
+            .unwrap_or(usize::MAX)
+    };
+    let mut used: Vec<String> = gathered
+        .rows
         .iter()
         .filter(|(_, n)| **n > 0)
-        .map(|(s, n)| (s, *n))
+        .map(|(s, _)| s.clone())
         .collect();
-    present.sort();
-    let mut used = Vec::new();
-    let mut skipped = Vec::new();
-    let spans = rows.get("otlp_span").copied().unwrap_or(0) > 0;
-    for (source, n) in present {
-        let reason = match asked {
-            Some(a) if a != source => Some(format!("not asked for (source={a})")),
-            None if source == "otlp_metric" && spans => Some(
-                "otlp_metric repeats the usage of otlp_span: OpenClaw exports each call both as a \
-                 usage span and in its usage metrics, so only the spans are counted"
-                    .to_string(),
-            ),
-            _ => None,
-        };
-        match reason {
-            Some(reason) => skipped.push(Skipped {
-                source: source.clone(),
-                rows: n,
-                reason,
-            }),
-            None => used.push(source.clone()),
+    if let Some(a) = &gathered.asked {
+        if !used.contains(a) {
+            used.push(a.clone());
         }
     }
-    if let Some(a) = asked {
-        if !used.iter().any(|s| s == a) {
-            used.push(a.to_string());
-        }
-    }
+    used.sort_by_key(|s| (order(s), s.clone()));
+    let mut skipped: Vec<Skipped> = gathered
+        .left_out
+        .iter()
+        .filter(|(_, (n, _))| *n > 0)
+        .map(|(source, (rows, reason))| Skipped {
+            source: source.clone(),
+            rows: *rows,
+            reason: reason.clone(),
+        })
+        .collect();
+    skipped.sort_by_key(|s| (order(&s.source), s.source.clone()));
     Sources { used, skipped }
 }
