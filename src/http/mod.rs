@@ -26,6 +26,7 @@ use openclaw_trace_actors::stats::{ActorName, RejectReason, Signal};
 use openclaw_trace_actors::Engine;
 use serde_json::json;
 use slog::{debug, Logger};
+use subtle::ConstantTimeEq;
 
 pub use error::ApiError;
 
@@ -425,7 +426,9 @@ fn authorize(req: &HttpRequest, token: Option<&str>) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
     match given {
-        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
+        // Compared in constant time, so the answer's timing tells nothing of the
+        // token (the length may show: tokens are not secret in length).
+        Some(given) if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
         Some(_) => Err(ApiError::new(
             RejectReason::Unauthorized,
             StatusCode::UNAUTHORIZED,
@@ -447,11 +450,6 @@ fn bearer_token(value: &str) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
-}
-
-/// Compares two secrets without an early exit that would leak their common prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Reads the whole body, refusing it as soon as it passes `limit` bytes
