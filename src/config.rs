@@ -72,7 +72,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "TRACE_INGEST_TOKEN",
         "(unset)",
-        "when set, ingest requires Authorization: Bearer <token>",
+        "when set, ingest and the query API require Authorization: Bearer <token>",
     ),
     (
         "TRACE_ROTATE_INTERVAL",
@@ -93,6 +93,46 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "TRACE_DISK_MAX_PERCENT",
         "90",
         "while the database's volume is fuller than this, the sidecar gives back space from its own rows",
+    ),
+    (
+        "TRACE_METRICS_INTERVAL",
+        "30s",
+        "time between host samples, like 30s or 5m (at least 1s)",
+    ),
+    (
+        "TRACE_AGENT_PROCESS",
+        "openclaw, else node",
+        "text the agent process's command line (or name) contains; the oldest match is the agent",
+    ),
+    (
+        "TRACE_PUSH_ENDPOINT",
+        "(unset: no pushing)",
+        "URL batches are POSTed to (its query string is masked in logs and status)",
+    ),
+    (
+        "TRACE_PUSH_INTERVAL",
+        "5m",
+        "time between pushes",
+    ),
+    (
+        "TRACE_PUSH_API_KEY",
+        "(unset)",
+        "sent as Authorization: Bearer <key>; never logged, masked in status",
+    ),
+    (
+        "TRACE_PUSH_FORMAT",
+        "native",
+        "native (the Go sidecar's envelope) or otlp (OTLP/HTTP protobuf to <endpoint>/v1/traces, /v1/metrics, /v1/logs)",
+    ),
+    (
+        "TRACE_PUSH_MAX_BATCH_BYTES",
+        "5MiB",
+        "largest batch before compression",
+    ),
+    (
+        "TRACE_PUSH_TIMEOUT",
+        "30s",
+        "time allowed for one send",
     ),
     (
         "TRACE_PRICES_FILE",
@@ -670,6 +710,33 @@ pub fn help_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names in `text` that look like `pattern` followed by a variable.
+    fn names(text: &str, before: &str, after: char) -> std::collections::BTreeSet<String> {
+        text.split(before)
+            .skip(1)
+            .filter_map(|rest| rest.split(after).next())
+            .filter(|n| {
+                n.starts_with("TRACE_") && n.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn help_and_readme_list_every_variable_the_configuration_reads() {
+        let read = names(include_str!("config.rs"), "envconfig(from = \"", '"');
+        let help: std::collections::BTreeSet<String> =
+            VARIABLES.iter().map(|(n, _, _)| n.to_string()).collect();
+        let readme = names(include_str!("../README.md"), "\n| `", '`');
+        assert!(read.len() >= 24, "{read:?}");
+        assert_eq!(help, read, "--help (VARIABLES) and the variables read");
+        assert_eq!(readme, read, "the README's table and the variables read");
+        let text = help_text();
+        for name in &read {
+            assert!(text.contains(name.as_str()), "--help lacks {name}");
+        }
+    }
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let vars = pairs
