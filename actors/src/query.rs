@@ -74,7 +74,7 @@ pub fn count_rows(conn: &mut rusqlite::Connection) -> Result<Vec<TableCounts>, Q
 }
 
 /// Sizes of the database's files on disk, in bytes.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct FileSizes {
     /// The main database file.
     pub db_bytes: u64,

@@ -170,7 +170,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             &unpushed,
         );
     }
-    let files = query::file_sizes(&engine.db_path);
+    // A stat can block (a slow or stuck volume): not on an HTTP worker.
+    let path = engine.db_path.clone();
+    let files = web::block(move || query::file_sizes(&path))
+        .await
+        .unwrap_or_default();
     f.gauge(
         "database_size_bytes",
         "Size of the database's files.",

@@ -55,7 +55,11 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     };
     // Kept by the store as it writes: no scan, whatever the file's size.
     let tables: Vec<TableCounts> = state.engine.stats.rows.tables();
-    let files = query::file_sizes(&state.engine.db_path);
+    // A stat can block (a slow or stuck volume): not on an HTTP worker.
+    let path = state.engine.db_path.clone();
+    let files = web::block(move || query::file_sizes(&path))
+        .await
+        .unwrap_or_default();
     let stats = state.engine.stats.snapshot();
     let config = &state.config;
 

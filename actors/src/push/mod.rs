@@ -381,7 +381,7 @@ fn build_batch(
             };
             let done = native::Finished {
                 batch_id: format!("{agent_id}:{}:{first}-{last}", table.name()),
-                json: otlp::encode(table, &rows, agent_id),
+                body: otlp::encode(table, &rows, agent_id),
                 first_id: first,
                 last_id: last,
                 rows: rows.len(),
@@ -396,10 +396,10 @@ fn build_batch(
         }
     };
     let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(done.json.len() / 4),
+        Vec::with_capacity(done.body.len() / 4),
         flate2::Compression::fast(),
     );
-    std::io::Write::write_all(&mut gz, &done.json)
+    std::io::Write::write_all(&mut gz, &done.body)
         .map_err(|e| query::QueryError::Encode(e.to_string()))?;
     let body = gz
         .finish()
@@ -466,7 +466,7 @@ impl PushRun {
                 Ok(Ok(Some(b))) => b,
                 Ok(Ok(None)) => return true,
                 Ok(Err(e)) => {
-                    error!(self.log, "reading rows to push failed"; "table" => table.name(), "error" => e.to_string());
+                    error!(self.log, "building a batch to push failed (reading its rows or compressing them)"; "table" => table.name(), "error" => e.to_string());
                     return false;
                 }
                 Err(e) => {

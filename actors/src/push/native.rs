@@ -236,7 +236,7 @@ impl NativeBatch {
         out.extend_from_slice(b"]}");
         Some(Finished {
             batch_id,
-            json: out,
+            body: out,
             first_id: first,
             last_id: last,
             rows: self.rows,
@@ -249,8 +249,9 @@ impl NativeBatch {
 pub struct Finished {
     /// Its idempotency key: agent, table and row range.
     pub batch_id: String,
-    /// The envelope, uncompressed.
-    pub json: Vec<u8>,
+    /// The request body, uncompressed: the native JSON envelope, or an
+    /// OTLP protobuf message.
+    pub body: Vec<u8>,
     /// First row covered.
     pub first_id: i64,
     /// Last row covered.
