@@ -16,7 +16,9 @@
 //! - [`rotate`]: the RotationActor: age, size and volume bounds, a full disk healed.
 //! - [`llm_view`]: token usage and cost read out of OTLP spans and metrics.
 //! - [`prices`]: model prices (LiteLLM's, built in, plus overrides) to estimate cost.
-//! - [`query`]: read-side queries (status counts, file sizes).
+//! - [`query`]: read-side queries (status counts, file sizes, rows to push).
+//! - [`rollup`]: the hourly and per-session sums of LLM calls, kept by the store.
+//! - [`report`]: the owner's queries: summary, lists, traces, host series.
 //! - [`records`]: the record types every stage passes along.
 //! - [`stats`]: the shared counters behind `/v1/status`.
 //! - [`supervise`]: panic containment for actor handlers.

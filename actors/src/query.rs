@@ -1,4 +1,5 @@
-//! Read-side queries over the read pool (status now; push and rotation later).
+//! Read-side queries: table counts, file sizes, push cursors and the rows to
+//! push. The owner's queries are in [`crate::report`].
 //! They block: call them from a blocking thread, never from an actor or an
 //! HTTP worker directly.
 

@@ -1,14 +1,15 @@
-//! `llm_rollup`: the LLM calls summed per hour, so the owner's summary reads
-//! a few thousand rows instead of every call.
+//! The rollups: the LLM calls summed per hour (`llm_rollup`, by source,
+//! provider, model and channel) and per day (`llm_rollup_sessions`, by
+//! source and session), so the owner's summary reads a few thousand rows
+//! instead of every call.
 //!
-//! One rollup row sums the `llm_calls` rows of one UTC hour that share a
-//! source, provider, model, channel and session: rows, errors, the four token
-//! counts, reported and estimated cost, calls with no cost at all, and a
-//! latency histogram. The store keeps it equal to what `llm_calls` holds: each
-//! insert adds to it and each delete subtracts from it in the same
-//! transaction, and a change of prices rebuilds it ([`reprice`]). So a
-//! summary over whole hours is exact without reading `llm_calls`; the partial
-//! hours at the ends of a window are read from `llm_calls` itself.
+//! A rollup row sums rows, errors, the four token counts, reported and
+//! estimated cost, calls with no cost at all, and a latency histogram. The
+//! store keeps both equal to what `llm_calls` holds: each group commit adds
+//! its calls in the same transaction, each delete takes its calls away, and
+//! a change of prices adjusts them a step at a time ([`reprice_step`]). So a
+//! summary over whole hours (days) is exact without reading `llm_calls`; the
+//! partial units at the ends of a window are read from `llm_calls` itself.
 //!
 //! Latency percentiles come from the histogram: log-scale buckets 5% wide,
 //! answered at the bucket's geometric middle, so within 2.5% of the exact

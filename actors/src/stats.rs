@@ -1,5 +1,5 @@
-//! Counters every part of the daemon updates and `/v1/status` (later
-//! `/metrics`) reads. Plain atomics: updating one costs a few nanoseconds and
+//! Counters every part of the daemon updates and `/v1/status` and
+//! `/metrics` read, and the row counts the store keeps. Plain atomics: updating one costs a few nanoseconds and
 //! no lock is ever held across an await or a database call.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

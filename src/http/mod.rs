@@ -1,5 +1,6 @@
 //! The HTTP API: ingest endpoints (native JSON and OTLP/HTTP), `/health`,
-//! `/v1/status`.
+//! `/v1/status`, `/metrics`, the owner's query API ([`api`]) and the
+//! dashboard page.
 //!
 //! Handlers only read, decode and answer; admission and storage are the
 //! actors' work. [`routes`] is used by the daemon and by tests alike.
