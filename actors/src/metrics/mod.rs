@@ -11,6 +11,7 @@
 //! The actor runs on its own arbiter: a sample takes milliseconds of blocking
 //! reads, which must not hold up HTTP or the store.
 
+pub mod names;
 pub mod points;
 pub mod probes;
 

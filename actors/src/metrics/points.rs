@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::HostSample;
+use super::{names, HostSample};
 use crate::records::{JsonObject, MetricKind, MetricPoint};
 
 /// Collects points that share a timestamp.
@@ -43,10 +43,10 @@ pub fn points(sample: &HostSample) -> Vec<MetricPoint> {
         out: Vec::with_capacity(64),
     };
     if let Some(cpu) = &sample.cpu {
-        p.add("system.cpu.utilization", "1", cpu.utilization, &[]);
+        p.add(names::SYSTEM_CPU_UTILIZATION, "1", cpu.utilization, &[]);
         for (i, core) in cpu.per_core.iter().enumerate() {
             p.add(
-                "system.cpu.utilization",
+                names::SYSTEM_CPU_UTILIZATION,
                 "1",
                 *core,
                 &[("cpu", &format!("cpu{i}"))],
@@ -54,38 +54,38 @@ pub fn points(sample: &HostSample) -> Vec<MetricPoint> {
         }
     }
     if let Some([one, five, fifteen]) = sample.load_average {
-        p.add("system.cpu.load_average.1m", "{thread}", one, &[]);
-        p.add("system.cpu.load_average.5m", "{thread}", five, &[]);
-        p.add("system.cpu.load_average.15m", "{thread}", fifteen, &[]);
+        p.add(names::SYSTEM_CPU_LOAD_AVERAGE_1M, "{thread}", one, &[]);
+        p.add(names::SYSTEM_CPU_LOAD_AVERAGE_5M, "{thread}", five, &[]);
+        p.add(names::SYSTEM_CPU_LOAD_AVERAGE_15M, "{thread}", fifteen, &[]);
     }
     let m = &sample.memory;
-    p.add("system.memory.limit", "By", m.total_bytes as f64, &[]);
+    p.add(names::SYSTEM_MEMORY_LIMIT, "By", m.total_bytes as f64, &[]);
     p.add(
-        "system.memory.usage",
+        names::SYSTEM_MEMORY_USAGE,
         "By",
         m.used_bytes as f64,
         &[("state", "used")],
     );
     p.add(
-        "system.memory.usage",
+        names::SYSTEM_MEMORY_USAGE,
         "By",
         m.available_bytes as f64,
         &[("state", "available")],
     );
     p.add(
-        "system.memory.utilization",
+        names::SYSTEM_MEMORY_UTILIZATION,
         "1",
         m.utilization,
         &[("state", "used")],
     );
     p.add(
-        "system.paging.usage",
+        names::SYSTEM_PAGING_USAGE,
         "By",
         m.swap_used_bytes as f64,
         &[("state", "used")],
     );
     p.add(
-        "system.paging.usage",
+        names::SYSTEM_PAGING_USAGE,
         "By",
         m.swap_total_bytes.saturating_sub(m.swap_used_bytes) as f64,
         &[("state", "free")],
@@ -98,54 +98,64 @@ pub fn points(sample: &HostSample) -> Vec<MetricPoint> {
         };
         opt(
             &mut p,
-            "container.memory.limit",
+            names::CONTAINER_MEMORY_LIMIT,
             "By",
             c.memory_limit_bytes.map(|v| v as f64),
         );
         opt(
             &mut p,
-            "container.memory.usage",
+            names::CONTAINER_MEMORY_USAGE,
             "By",
             c.memory_usage_bytes.map(|v| v as f64),
         );
         opt(
             &mut p,
-            "container.memory.utilization",
+            names::CONTAINER_MEMORY_UTILIZATION,
             "1",
             c.memory_utilization,
         );
-        opt(&mut p, "container.cpu.limit", "{cpu}", c.cpu_limit_cores);
-        opt(&mut p, "container.cpu.utilization", "1", c.cpu_utilization);
+        opt(
+            &mut p,
+            names::CONTAINER_CPU_LIMIT,
+            "{cpu}",
+            c.cpu_limit_cores,
+        );
+        opt(
+            &mut p,
+            names::CONTAINER_CPU_UTILIZATION,
+            "1",
+            c.cpu_utilization,
+        );
     }
     for fs in &sample.filesystems {
         let mp = fs.mountpoint.as_str();
         let u = &fs.usage;
         p.add(
-            "system.filesystem.usage",
+            names::SYSTEM_FILESYSTEM_USAGE,
             "By",
             u.used_bytes as f64,
             &[("mountpoint", mp), ("state", "used")],
         );
         p.add(
-            "system.filesystem.usage",
+            names::SYSTEM_FILESYSTEM_USAGE,
             "By",
             u.available_bytes as f64,
             &[("mountpoint", mp), ("state", "free")],
         );
         p.add(
-            "system.filesystem.utilization",
+            names::SYSTEM_FILESYSTEM_UTILIZATION,
             "1",
             fs.utilization,
             &[("mountpoint", mp)],
         );
         p.add(
-            "system.filesystem.inodes.usage",
+            names::SYSTEM_FILESYSTEM_INODES_USAGE,
             "{inode}",
             u.inodes_used as f64,
             &[("mountpoint", mp), ("state", "used")],
         );
         p.add(
-            "system.filesystem.inodes.usage",
+            names::SYSTEM_FILESYSTEM_INODES_USAGE,
             "{inode}",
             u.inodes_total.saturating_sub(u.inodes_used) as f64,
             &[("mountpoint", mp), ("state", "free")],
@@ -153,25 +163,25 @@ pub fn points(sample: &HostSample) -> Vec<MetricPoint> {
     }
     if let Some(io) = &sample.disk_io {
         p.add(
-            "system.disk.io",
+            names::SYSTEM_DISK_IO,
             "By/s",
             io.read_bytes_per_second,
             &[("direction", "read")],
         );
         p.add(
-            "system.disk.io",
+            names::SYSTEM_DISK_IO,
             "By/s",
             io.write_bytes_per_second,
             &[("direction", "write")],
         );
         p.add(
-            "system.disk.operations",
+            names::SYSTEM_DISK_OPERATIONS,
             "{operation}/s",
             io.reads_per_second,
             &[("direction", "read")],
         );
         p.add(
-            "system.disk.operations",
+            names::SYSTEM_DISK_OPERATIONS,
             "{operation}/s",
             io.writes_per_second,
             &[("direction", "write")],
@@ -180,37 +190,37 @@ pub fn points(sample: &HostSample) -> Vec<MetricPoint> {
     for n in &sample.network {
         let d = n.device.as_str();
         p.add(
-            "system.network.io",
+            names::SYSTEM_NETWORK_IO,
             "By/s",
             n.receive_bytes_per_second,
             &[("device", d), ("direction", "receive")],
         );
         p.add(
-            "system.network.io",
+            names::SYSTEM_NETWORK_IO,
             "By/s",
             n.transmit_bytes_per_second,
             &[("device", d), ("direction", "transmit")],
         );
         p.add(
-            "system.network.packets",
+            names::SYSTEM_NETWORK_PACKETS,
             "{packet}/s",
             n.receive_packets_per_second,
             &[("device", d), ("direction", "receive")],
         );
         p.add(
-            "system.network.packets",
+            names::SYSTEM_NETWORK_PACKETS,
             "{packet}/s",
             n.transmit_packets_per_second,
             &[("device", d), ("direction", "transmit")],
         );
         p.add(
-            "system.network.errors",
+            names::SYSTEM_NETWORK_ERRORS,
             "{error}/s",
             n.receive_errors_per_second,
             &[("device", d), ("direction", "receive")],
         );
         p.add(
-            "system.network.errors",
+            names::SYSTEM_NETWORK_ERRORS,
             "{error}/s",
             n.transmit_errors_per_second,
             &[("device", d), ("direction", "transmit")],
@@ -218,7 +228,7 @@ pub fn points(sample: &HostSample) -> Vec<MetricPoint> {
     }
     for (state, count) in &sample.tcp_connections {
         p.add(
-            "system.network.connections",
+            names::SYSTEM_NETWORK_CONNECTIONS,
             "{connection}",
             *count as f64,
             &[("protocol", "tcp"), ("state", state)],
@@ -226,44 +236,39 @@ pub fn points(sample: &HostSample) -> Vec<MetricPoint> {
     }
     let procs = &sample.processes;
     p.add(
-        "system.processes.count",
+        names::SYSTEM_PROCESSES_COUNT,
         "{process}",
         procs.count as f64,
         &[("status", "all")],
     );
     p.add(
-        "system.processes.count",
+        names::SYSTEM_PROCESSES_COUNT,
         "{process}",
         procs.zombies.len() as f64,
         &[("status", "zombies")],
     );
     if let Some(a) = &sample.agent {
         let who = [("process", "agent")];
-        p.add("process.cpu.utilization", "1", a.cpu_utilization, &who);
-        p.add("process.memory.usage", "By", a.rss_bytes as f64, &who);
+        p.add(names::PROCESS_CPU_UTILIZATION, "1", a.cpu_utilization, &who);
+        p.add(names::PROCESS_MEMORY_USAGE, "By", a.rss_bytes as f64, &who);
         if let Some(t) = a.threads {
-            p.add("process.threads", "{thread}", t as f64, &who);
+            p.add(names::PROCESS_THREADS, "{thread}", t as f64, &who);
         }
         if let Some(f) = a.open_fds {
-            p.add(
-                "process.open_file_descriptor.count",
-                "{count}",
-                f as f64,
-                &who,
-            );
+            p.add(names::PROCESS_OPEN_FDS, "{count}", f as f64, &who);
         }
-        p.add("process.uptime", "s", a.uptime_seconds as f64, &who);
+        p.add(names::PROCESS_UPTIME, "s", a.uptime_seconds as f64, &who);
     }
     p.add(
-        "process.restarts",
+        names::PROCESS_RESTARTS,
         "{restart}",
         sample.agent_restarts as f64,
         &[("process", "agent")],
     );
     if let Some(s) = &sample.sidecar {
         let who = [("process", "sidecar")];
-        p.add("process.cpu.utilization", "1", s.cpu_utilization, &who);
-        p.add("process.memory.usage", "By", s.rss_bytes as f64, &who);
+        p.add(names::PROCESS_CPU_UTILIZATION, "1", s.cpu_utilization, &who);
+        p.add(names::PROCESS_MEMORY_USAGE, "By", s.rss_bytes as f64, &who);
     }
     p.out
 }

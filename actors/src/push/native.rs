@@ -11,6 +11,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::metrics::names;
 use crate::records::Table;
 
 /// Builds the events of one batch, row by row, within a byte budget.
@@ -281,16 +282,16 @@ fn system_metric(agent_id: &str, time_ns: i64, points: &[Map<String, Value>]) ->
     // The database's filesystem when it is watched apart from "/".
     let mountpoint = points
         .iter()
-        .filter(|p| p.get("name").and_then(Value::as_str) == Some("system.filesystem.usage"))
+        .filter(|p| p.get("name").and_then(Value::as_str) == Some(names::SYSTEM_FILESYSTEM_USAGE))
         .filter_map(|p| p["attributes"].get("mountpoint").and_then(Value::as_str))
         .find(|m| *m != "/")
         .unwrap_or("/");
     let disk_used = value(
-        "system.filesystem.usage",
+        names::SYSTEM_FILESYSTEM_USAGE,
         &[("mountpoint", mountpoint), ("state", "used")],
     );
     let disk_free = value(
-        "system.filesystem.usage",
+        names::SYSTEM_FILESYSTEM_USAGE,
         &[("mountpoint", mountpoint), ("state", "free")],
     );
     let mut all = Map::new();
@@ -311,10 +312,10 @@ fn system_metric(agent_id: &str, time_ns: i64, points: &[Map<String, Value>]) ->
     let as_u64 = |v: Option<f64>| v.map(|v| v as u64);
     json!({"type": "system_metric", "data": {
         "trace_id": format!("{agent_id}-host-{time_ns}"),
-        "cpu_pct": value("system.cpu.utilization", &[]).map(|v| v * 100.0),
-        "mem_rss_bytes": as_u64(value("system.memory.usage", &[("state", "used")])),
-        "mem_available": as_u64(value("system.memory.usage", &[("state", "available")])),
-        "mem_total": as_u64(value("system.memory.limit", &[])),
+        "cpu_pct": value(names::SYSTEM_CPU_UTILIZATION, &[]).map(|v| v * 100.0),
+        "mem_rss_bytes": as_u64(value(names::SYSTEM_MEMORY_USAGE, &[("state", "used")])),
+        "mem_available": as_u64(value(names::SYSTEM_MEMORY_USAGE, &[("state", "available")])),
+        "mem_total": as_u64(value(names::SYSTEM_MEMORY_LIMIT, &[])),
         "disk_used_bytes": as_u64(disk_used),
         "disk_total_bytes": as_u64(disk_used.zip(disk_free).map(|(u, f)| u + f)),
         "disk_free_bytes": as_u64(disk_free),

@@ -13,6 +13,7 @@ use rusqlite::{params_from_iter, Connection, Row};
 use serde::{Deserialize, Serialize};
 
 use super::{llm_source, BadParameter, Params, ReportError, Window};
+use crate::metrics::names;
 use crate::time::{parse_duration_ns, rfc3339_ms};
 
 /// Rows per page by default and at most.
@@ -706,25 +707,25 @@ type HostSeries = (&'static str, &'static str, Option<(&'static str, String)>);
 /// the point must have (`None`: no attributes at all).
 fn host_series(mountpoint: &str) -> [HostSeries; 5] {
     [
-        ("cpu_utilization", "system.cpu.utilization", None),
+        ("cpu_utilization", names::SYSTEM_CPU_UTILIZATION, None),
         (
             "memory_utilization",
-            "system.memory.utilization",
+            names::SYSTEM_MEMORY_UTILIZATION,
             Some(("state", "used".into())),
         ),
         (
             "disk_utilization",
-            "system.filesystem.utilization",
+            names::SYSTEM_FILESYSTEM_UTILIZATION,
             Some(("mountpoint", mountpoint.into())),
         ),
         (
             "agent_cpu_utilization",
-            "process.cpu.utilization",
+            names::PROCESS_CPU_UTILIZATION,
             Some(("process", "agent".into())),
         ),
         (
             "agent_rss_bytes",
-            "process.memory.usage",
+            names::PROCESS_MEMORY_USAGE,
             Some(("process", "agent".into())),
         ),
     ]
