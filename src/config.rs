@@ -747,6 +747,40 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_value_of_each_checked_variable_is_refused_by_name() {
+        for (name, bad) in [
+            ("TRACE_LISTEN_ADDR", "localhost"),
+            ("TRACE_LOG_LEVEL", "loud"),
+            ("TRACE_MAX_TEXT_BYTES", "-1"),
+            ("TRACE_MAX_BODY_BYTES", "lots"),
+            ("TRACE_MAX_RECORDS_PER_REQUEST", "0"),
+            ("TRACE_MAX_PENDING_RECORDS", "many"),
+            ("TRACE_MAX_INFLIGHT_BODY_BYTES", "12 parsecs"),
+            ("TRACE_REQUEST_TIMEOUT", "soon"),
+            ("TRACE_METRICS_INTERVAL", "0s"),
+            ("TRACE_PUSH_ENDPOINT", "not a url"),
+            ("TRACE_PUSH_INTERVAL", "never"),
+            ("TRACE_PUSH_FORMAT", "xml"),
+            ("TRACE_PUSH_MAX_BATCH_BYTES", "huge"),
+            ("TRACE_PUSH_TIMEOUT", "-3s"),
+            ("TRACE_ROTATE_INTERVAL", "ten minutes"),
+            ("TRACE_DB_ROTATE_DAYS", "a week"),
+            ("TRACE_DB_MAX_BYTES", "1 bucket"),
+            ("TRACE_DISK_MAX_PERCENT", "150"),
+            ("TRACE_PRICES_FILE", "/nonexistent/prices.txt"),
+        ] {
+            let mut pairs = vec![(name, bad)];
+            if name.starts_with("TRACE_PUSH_") && name != "TRACE_PUSH_ENDPOINT" {
+                pairs.push(("TRACE_PUSH_ENDPOINT", "http://127.0.0.1:1/ingest"));
+            }
+            match config(&pairs) {
+                Ok(_) => panic!("{name}={bad:?} was accepted"),
+                Err(e) => assert!(e.to_string().contains(name), "{name}: {e}"),
+            }
+        }
+    }
+
+    #[test]
     fn defaults_apply_when_nothing_is_set() {
         let c = config(&[]).expect("defaults are valid");
         assert_eq!(c.listen_addr.to_string(), "127.0.0.1:9090");
