@@ -37,15 +37,9 @@ pub struct TableCounts {
 }
 
 /// Counts rows and not-yet-pushed rows of every record table, in one read
-/// transaction so the numbers agree with each other.
-/// Scans every table, so it takes time on a large file: the daemon does it
-/// once at start and keeps the counts from then on ([`crate::stats::RowCounts`]).
-pub fn table_counts(pool: &ReadPool) -> Result<Vec<TableCounts>, QueryError> {
-    let mut conn = pool.get()?;
-    count_rows(&mut conn)
-}
-
-/// [`table_counts`] on a connection.
+/// transaction so the numbers agree with each other. Scans every table, so
+/// it takes time on a large file: the daemon does it once at start and keeps
+/// the counts from then on ([`crate::stats::RowCounts`]).
 pub fn count_rows(conn: &mut rusqlite::Connection) -> Result<Vec<TableCounts>, QueryError> {
     let tx = conn.transaction()?;
     let mut counts = Vec::with_capacity(Table::ALL.len());
@@ -168,12 +162,6 @@ pub fn scan_unpushed(
 }
 
 /// Rows the remote refused for good.
-pub fn dead_letter_count(pool: &ReadPool) -> Result<u64, QueryError> {
-    let conn = pool.get()?;
-    count_dead_letters(&conn)
-}
-
-/// [`dead_letter_count`] on a connection.
 pub fn count_dead_letters(conn: &rusqlite::Connection) -> Result<u64, QueryError> {
     let n: i64 = conn.query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?;
     Ok(n as u64)

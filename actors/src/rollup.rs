@@ -28,11 +28,6 @@ pub fn hour_of(t: i64) -> i64 {
     t.div_euclid(HOUR_NS) * HOUR_NS
 }
 
-/// The start of the UTC day holding `t`.
-pub fn day_of(t: i64) -> i64 {
-    t.div_euclid(crate::time::DAY_NS) * crate::time::DAY_NS
-}
-
 /// A status that is not a failure.
 pub fn is_ok_status(status: &str) -> bool {
     matches!(status, "ok" | "success" | "OK" | "Ok")
@@ -151,9 +146,6 @@ pub enum Level {
 }
 
 impl Level {
-    /// Both levels.
-    pub const ALL: [Level; 2] = [Level::Hourly, Level::Sessions];
-
     /// The table.
     pub fn table(self) -> &'static str {
         match self {
