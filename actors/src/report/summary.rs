@@ -240,7 +240,7 @@ struct Acc {
 impl Acc {
     fn add(&mut self, source: &str, sums: &Sums) {
         self.all.merge(sums, 1);
-        if source == "otlp_metric" {
+        if source == METRIC {
             // Intervals, not calls: their cost counts, their rows do not.
             self.all.unpriced -= sums.unpriced;
         } else {
@@ -329,90 +329,94 @@ struct Gathered {
     left_out: HashMap<String, (i64, String)>,
     /// Only this source is summed, when asked.
     asked: Option<String>,
-    /// The hours (days, by session) with usage spans, and their length: in
-    /// those, usage metrics repeat the spans and are left out.
-    span_units: HashSet<i64>,
+    /// The length of a unit: an hour, or a day when grouped by session.
     unit_ns: i64,
-    /// Groups held, over all sources.
+    /// The units that hold usage spans, seen so far.
+    span_units: HashSet<i64>,
+    /// Usage metrics per unit and group, held until every unit's spans are
+    /// seen: in a unit with spans they repeat the spans and are left out.
+    metrics: HashMap<(i64, Vec<Option<String>>), Sums>,
+    /// Groups held, over all sources and the metrics held back.
     groups: usize,
     /// Set once a group past [`GROUPS_HELD_MAX`] was met.
     overflow: bool,
 }
 
+/// The source whose rows repeat another's, and the one they repeat.
+const METRIC: &str = "otlp_metric";
+const SPAN: &str = "otlp_span";
+
 impl Gathered {
     fn add(&mut self, group_by: &[GroupBy], id: &Identity<'_>, sums: &Sums) {
-        let why =
-            match &self.asked {
-                Some(a) if a != id.source => Some(format!("not asked for (source={a})")),
-                None if id.source == "otlp_metric"
-                    && self
-                        .span_units
-                        .contains(&(id.time_ns.div_euclid(self.unit_ns) * self.unit_ns)) =>
-                {
-                    Some(format!(
-                    "otlp_metric repeats the usage of otlp_span: OpenClaw exports each call both \
-                     as a usage span and in its usage metrics, so in the {} with usage spans \
-                     only the spans are counted",
-                    if self.unit_ns == HOUR_NS { "hours" } else { "days" }
-                ))
-                }
-                _ => None,
-            };
-        if let Some(why) = why {
-            let entry = self
-                .left_out
-                .entry(id.source.to_string())
-                .or_insert((0, why));
-            entry.0 += sums.rows;
-            return;
-        }
-        *self.rows.entry(id.source.to_string()).or_default() += sums.rows;
-        let groups = self.by_source.entry(id.source.to_string()).or_default();
-        let key = group_key(group_by, id);
-        match groups.get_mut(&key) {
-            Some(acc) => acc.add(id.source, sums),
-            None if self.groups >= GROUPS_HELD_MAX => self.overflow = true,
+        match &self.asked {
+            Some(a) if a != id.source => {
+                let why = format!("not asked for (source={a})");
+                self.left_out
+                    .entry(id.source.to_string())
+                    .or_insert((0, why))
+                    .0 += sums.rows;
+            }
+            Some(_) => self.sum(id.source, group_key(group_by, id), sums),
             None => {
-                self.groups += 1;
-                groups.entry(key).or_default().add(id.source, sums);
+                let unit = id.time_ns.div_euclid(self.unit_ns) * self.unit_ns;
+                if id.source == SPAN {
+                    self.span_units.insert(unit);
+                }
+                if id.source != METRIC {
+                    self.sum(id.source, group_key(group_by, id), sums);
+                    return;
+                }
+                let key = (unit, group_key(group_by, id));
+                match self.metrics.get_mut(&key) {
+                    Some(held) => held.merge(sums, 1),
+                    None if self.groups >= GROUPS_HELD_MAX => self.overflow = true,
+                    None => {
+                        self.groups += 1;
+                        self.metrics.insert(key, sums.clone());
+                    }
+                }
             }
         }
     }
-}
 
-/// The starts of the units of `[from, to)` that hold usage spans: from
-/// `level`'s rollup when given, else from the calls.
-fn span_units(
-    conn: &Connection,
-    level: Option<Level>,
-    unit_ns: i64,
-    from: i64,
-    to: i64,
-    into: &mut HashSet<i64>,
-) -> Result<(), ReportError> {
-    if from >= to {
-        return Ok(());
-    }
-    let sql = match level {
-        Some(level) => {
-            let start = level.key_columns()[0];
-            format!(
-                "SELECT DISTINCT {start} FROM {} WHERE {start} >= ?1 AND {start} < ?2
-                 AND source = 'otlp_span'",
-                level.table()
-            )
+    /// Adds `sums` to `source`'s group `key`.
+    fn sum(&mut self, source: &str, key: Vec<Option<String>>, sums: &Sums) {
+        *self.rows.entry(source.to_string()).or_default() += sums.rows;
+        let groups = self.by_source.entry(source.to_string()).or_default();
+        match groups.get_mut(&key) {
+            Some(acc) => acc.add(source, sums),
+            None if self.groups >= GROUPS_HELD_MAX => self.overflow = true,
+            None => {
+                self.groups += 1;
+                groups.entry(key).or_default().add(source, sums);
+            }
         }
-        None => format!(
-            "SELECT DISTINCT (time_ns / {unit_ns}) * {unit_ns} FROM llm_calls
-             WHERE time_ns >= ?1 AND time_ns < ?2 AND source = 'otlp_span'"
-        ),
-    };
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let units = stmt.query_map([from, to], |r| r.get::<_, i64>(0))?;
-    for unit in units {
-        into.insert(unit?);
     }
-    Ok(())
+
+    /// Once everything is read: the usage metrics held back are summed,
+    /// except in the units that hold usage spans.
+    fn settle_metrics(&mut self) {
+        let unit_name = if self.unit_ns == HOUR_NS {
+            "hours"
+        } else {
+            "days"
+        };
+        for ((unit, key), sums) in std::mem::take(&mut self.metrics) {
+            if self.span_units.contains(&unit) {
+                let why = format!(
+                    "otlp_metric repeats the usage of otlp_span: OpenClaw exports each call both \
+                     as a usage span and in its usage metrics, so in the {unit_name} with usage \
+                     spans only the spans are counted"
+                );
+                self.left_out
+                    .entry(METRIC.to_string())
+                    .or_insert((0, why))
+                    .0 += sums.rows;
+            } else {
+                self.sum(METRIC, key, &sums);
+            }
+        }
+    }
 }
 
 /// Where a summary reads whole units of its window from.
@@ -456,20 +460,13 @@ pub fn summary(conn: &Connection, q: &SummaryQuery) -> Result<Summary, ReportErr
         ),
         _ => (None, [(since_ns, until_ns), (until_ns, until_ns)]),
     };
-    let mut spans = HashSet::new();
-    if let Some((level, from, to)) = rolled {
-        span_units(conn, Some(level), unit, from, to, &mut spans)?;
-    }
-    for (from, to) in ends {
-        span_units(conn, None, unit, from, to, &mut spans)?;
-    }
-    gathered.span_units = spans;
     if let Some((level, from, to)) = rolled {
         rolled_up(conn, &q.group_by, level, from, to, &mut gathered)?;
     }
     for (from, to) in ends {
         raw(conn, &q.group_by, from, to, &mut gathered)?;
     }
+    gathered.settle_metrics();
 
     if gathered.overflow {
         return Err(BadParameter::new(
