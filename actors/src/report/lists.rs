@@ -627,54 +627,28 @@ fn tree(flat: Vec<SpanNode>) -> Vec<SpanNode> {
             }
         }
     }
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); flat.len()];
+    // Deepest first, so each span's children are complete before it is hung
+    // under its own parent; no recursion, so a deep chain cannot overflow
+    // the stack. Siblings keep the input's order (by start time).
+    let mut order: Vec<usize> = (0..flat.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(depth[*i]));
+    let mut nodes: Vec<Option<SpanNode>> = flat.into_iter().map(Some).collect();
+    let mut children: Vec<Vec<(usize, SpanNode)>> = vec![Vec::new(); nodes.len()];
     let mut roots = Vec::new();
-    for (i, p) in parent.iter().enumerate() {
-        match p {
-            Some(p) => children[*p].push(i),
-            None => roots.push(i),
+    for i in order {
+        let Some(mut node) = nodes[i].take() else {
+            continue;
+        };
+        let mut mine = std::mem::take(&mut children[i]);
+        mine.sort_by_key(|(j, _)| *j);
+        node.children = mine.into_iter().map(|(_, c)| c).collect();
+        match parent[i] {
+            Some(p) => children[p].push((i, node)),
+            None => roots.push((i, node)),
         }
     }
-    let mut slots: Vec<Option<SpanNode>> = flat.into_iter().map(Some).collect();
-    // Builds bottom-up without recursion, so a deep chain cannot overflow
-    // the stack: a node is taken once all its children are built.
-    fn build(i: usize, slots: &mut [Option<SpanNode>], children: &[Vec<usize>]) -> SpanNode {
-        let mut stack = vec![(i, false)];
-        let mut built: HashMap<usize, SpanNode> = HashMap::new();
-        while let Some((n, ready)) = stack.pop() {
-            if ready {
-                let mut node = slots[n].take().unwrap_or_else(unreachable_node);
-                node.children = children[n].iter().filter_map(|c| built.remove(c)).collect();
-                built.insert(n, node);
-            } else {
-                stack.push((n, true));
-                stack.extend(children[n].iter().map(|c| (*c, false)));
-            }
-        }
-        built.remove(&i).unwrap_or_else(unreachable_node)
-    }
-    roots
-        .into_iter()
-        .map(|r| build(r, &mut slots, &children))
-        .collect()
-}
-
-/// A placeholder never reached: each node is built exactly once.
-fn unreachable_node() -> SpanNode {
-    SpanNode {
-        span_id: String::new(),
-        parent_span_id: None,
-        name: String::new(),
-        kind: 0,
-        start: String::new(),
-        end: String::new(),
-        duration_ms: 0.0,
-        status_code: 0,
-        status_message: None,
-        service_name: None,
-        attributes: None,
-        children: Vec::new(),
-    }
+    roots.sort_by_key(|(j, _)| *j);
+    roots.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Default steps, in seconds: round ones.
@@ -817,11 +791,29 @@ pub fn host(
 mod tests {
     use super::*;
 
+    /// A span with every field empty.
+    fn blank() -> SpanNode {
+        SpanNode {
+            span_id: String::new(),
+            parent_span_id: None,
+            name: String::new(),
+            kind: 0,
+            start: String::new(),
+            end: String::new(),
+            duration_ms: 0.0,
+            status_code: 0,
+            status_message: None,
+            service_name: None,
+            attributes: None,
+            children: Vec::new(),
+        }
+    }
+
     fn node(id: &str, parent: Option<&str>) -> SpanNode {
         SpanNode {
             span_id: id.into(),
             parent_span_id: parent.map(str::to_string),
-            ..unreachable_node()
+            ..blank()
         }
     }
 
