@@ -45,6 +45,8 @@ pub mod schema;
 pub mod stats;
 pub mod store;
 pub mod supervise;
+#[cfg(test)]
+mod test_support;
 pub mod time;
 
 pub use engine::{Engine, EngineConfig, FaultError};

@@ -1407,3 +1407,7 @@ fn insert_span(conn: &Connection, r: &SpanRecord, s: &Stamp) -> Result<i64, rusq
     ])?;
     Ok(conn.last_insert_rowid())
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod store_tests;
