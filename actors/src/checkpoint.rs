@@ -1,15 +1,22 @@
 //! The WAL checkpointer: copies committed pages from the write-ahead log
 //! into the database file on a connection and a thread of its own, so the
-//! store's commits do not wait for it.
+//! store's commits mostly do not wait for it.
 //!
 //! Without it, the commit that takes the WAL past `wal_autocheckpoint`
 //! copies the whole log on the store's thread (a tenth of that thread's time
 //! under load, plus two `fsync`s). The store asks for a checkpoint after its
 //! commits through a [`CheckpointRequest`]; the checkpointer runs a
-//! `PASSIVE` checkpoint (it never waits for, nor blocks, readers or the
-//! writer) at most every [`MIN_GAP`], and not at all while nothing is
-//! written. The writer keeps its own `wal_autocheckpoint` as the bound: it
-//! fires only when this actor falls behind, so the WAL is bounded as before.
+//! `PASSIVE` checkpoint, which copies what it can and never waits for, nor
+//! blocks, readers or the writer. While the store writes steadily it runs
+//! again as soon as it is asked; after a checkpoint with little to copy it
+//! waits [`MIN_GAP`] (each one costs two `fsync`s); with nothing written it
+//! does not run at all.
+//!
+//! The writer keeps its own `wal_autocheckpoint`, which bounds the WAL as
+//! before. A log only starts over when a write begins with every frame
+//! copied, which under a steady stream of commits a checkpoint on another
+//! connection never sees: so the writer's own checkpoint still runs at its
+//! threshold, but it finds all but the last few frames copied already.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,10 +27,13 @@ use actix::prelude::*;
 use rusqlite::{Connection, OpenFlags};
 use slog::{debug, warn, Logger};
 
-/// Checkpoints are at least this far apart: each costs two `fsync`s, and
-/// under load the log gains a few MB in this time (the writer's own
-/// threshold is 4 MB at the default bound).
+/// Checkpoints that find little to copy are at least this far apart: each
+/// costs two `fsync`s.
 pub const MIN_GAP: Duration = Duration::from_millis(50);
+
+/// A checkpoint that copied at least this many frames is followed by the
+/// next one without [`MIN_GAP`]: the store is writing steadily.
+const BUSY_FRAMES: i64 = 64;
 
 /// Checkpoint now (sent by the store after a commit, at most one waiting).
 #[derive(Message)]
@@ -69,6 +79,10 @@ pub struct Checkpointer {
     waiting: Arc<AtomicBool>,
     /// When the last checkpoint ended.
     last: Option<Instant>,
+    /// The last checkpoint copied at least [`BUSY_FRAMES`].
+    busy: bool,
+    /// Frames of the log copied so far, as the last checkpoint counted.
+    backfilled: i64,
     /// A checkpoint is scheduled.
     scheduled: bool,
     /// The last checkpoint failed (logged once per run of failures).
@@ -84,6 +98,8 @@ impl Checkpointer {
     pub fn new(path: PathBuf, waiting: Arc<AtomicBool>, log: Logger) -> Self {
         Checkpointer {
             path,
+            busy: false,
+            backfilled: 0,
             conn: None,
             waiting,
             last: None,
@@ -94,32 +110,34 @@ impl Checkpointer {
         }
     }
 
-    /// The connection, opened read-write on the existing file (never
+    /// Opens the connection, read-write on the existing file (never
     /// created, never migrated: the store did that).
-    fn connection(&mut self) -> rusqlite::Result<&Connection> {
-        let conn = match self.conn.take() {
-            Some(conn) => conn,
-            None => {
-                let conn = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                // A checkpoint reads frames from the log and writes pages
-                // to the file; it needs no page cache of its own.
-                conn.pragma_update(None, "cache_size", -64)?;
-                conn
-            }
-        };
-        Ok(self.conn.insert(conn))
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // A checkpoint reads frames from the log and writes pages to the
+        // file; it needs no page cache of its own.
+        conn.pragma_update(None, "cache_size", -64)?;
+        Ok(conn)
     }
 
-    /// One `PASSIVE` checkpoint; returns (frames in the log, frames copied).
+    /// A `PASSIVE` checkpoint; returns (frames in the log, frames copied).
     fn run(&mut self) -> rusqlite::Result<(i64, i64)> {
         self.waiting.store(false, Ordering::Release);
-        let conn = self.connection()?;
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get(1)?, r.get(2)?))
-        })
+        });
+        // After an error the connection is opened anew next time.
+        if done.is_ok() {
+            self.conn = Some(conn);
+        }
+        done
     }
 }
 
@@ -143,9 +161,10 @@ impl Handler<Checkpoint> for Checkpointer {
             return;
         }
         self.scheduled = true;
-        let wait = self
-            .last
-            .map_or(Duration::ZERO, |t| MIN_GAP.saturating_sub(t.elapsed()));
+        let wait = match self.last {
+            Some(t) if !self.busy => MIN_GAP.saturating_sub(t.elapsed()),
+            _ => Duration::ZERO,
+        };
         ctx.run_later(wait, |act, _| {
             act.scheduled = false;
             if act.quiet {
@@ -154,6 +173,15 @@ impl Handler<Checkpoint> for Checkpointer {
             match act.run() {
                 Ok((frames, copied)) => {
                     act.failing = false;
+                    // The count is of the log so far; a log started over
+                    // counts from zero.
+                    let new = if copied >= act.backfilled {
+                        copied - act.backfilled
+                    } else {
+                        copied
+                    };
+                    act.backfilled = copied;
+                    act.busy = new >= BUSY_FRAMES;
                     debug!(act.log, "checkpoint"; "wal_frames" => frames, "copied" => copied);
                 }
                 Err(e) => {
@@ -162,7 +190,6 @@ impl Handler<Checkpoint> for Checkpointer {
                         warn!(act.log, "WAL checkpoint failed; the store checkpoints meanwhile";
                             "error" => e.to_string());
                     }
-                    act.conn = None;
                 }
             }
             act.last = Some(Instant::now());
