@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension, TransactionBehavior};
 use slog::{error, info, warn, Logger};
 use tokio::sync::oneshot;
 
@@ -1087,6 +1087,33 @@ pub struct Inserted {
     pub derived_llm_calls: u64,
 }
 
+const INSERT_LLM_CALL: &str = "INSERT INTO llm_calls (time_ns, received_ns, agent_id, source, trace_id, span_id,
+            session_id, provider, model, input_text, output_text, prompt_tokens,
+            completion_tokens, total_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
+            latency_ms, status, error_type, channel, metadata, truncated, cost_source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
+
+const INSERT_ERROR: &str = "INSERT INTO errors (time_ns, received_ns, agent_id, source, trace_id, session_id,
+            error_type, message, stack_trace, severity, metadata, truncated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+const INSERT_EVENT: &str = "INSERT INTO events (time_ns, received_ns, agent_id, source, name, severity, body,
+            trace_id, span_id, attributes, severity_number, service_name, resource, scope_name,
+            scope_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+
+const INSERT_METRIC: &str = "INSERT INTO metric_points (time_ns, start_time_ns, received_ns, agent_id, source, name,
+            kind, unit, value, temporality, is_monotonic, data, attributes, service_name,
+            resource, scope_name, scope_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+
+const INSERT_SPAN: &str = "INSERT INTO spans (received_ns, agent_id, trace_id, span_id, parent_span_id, name,
+            kind, start_ns, end_ns, status_code, status_message, service_name, resource,
+            scope_name, scope_version, attributes, events, links)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18)";
+
 /// Inserts one batch; returns the new row ids in order. Public so the
 /// benchmarks can time the same statements without the daemon around them.
 ///
@@ -1101,31 +1128,47 @@ pub fn insert_batch(
 ) -> Result<Inserted, rusqlite::Error> {
     let mut derived_llm_calls = 0;
     let ids = match batch {
-        Batch::LlmCalls(rows) => rows
-            .iter()
-            .map(|r| insert_llm_call(conn, r, stamp, pricing, rollup))
-            .collect(),
-        Batch::Errors(rows) => rows.iter().map(|r| insert_error(conn, r, stamp)).collect(),
-        Batch::Events(rows) => rows.iter().map(|r| insert_event(conn, r, stamp)).collect(),
+        Batch::LlmCalls(rows) => {
+            let mut stmt = conn.prepare_cached(INSERT_LLM_CALL)?;
+            rows.iter()
+                .map(|r| insert_llm_call(&mut stmt, r, stamp, pricing, rollup))
+                .collect()
+        }
+        Batch::Errors(rows) => {
+            let mut stmt = conn.prepare_cached(INSERT_ERROR)?;
+            rows.iter()
+                .map(|r| insert_error(&mut stmt, r, stamp))
+                .collect()
+        }
+        Batch::Events(rows) => {
+            let mut stmt = conn.prepare_cached(INSERT_EVENT)?;
+            rows.iter()
+                .map(|r| insert_event(&mut stmt, r, stamp))
+                .collect()
+        }
         Batch::MetricPoints(rows) => {
-            let ids = rows
-                .iter()
-                .map(|r| insert_metric(conn, r, stamp))
-                .collect::<Result<Vec<_>, _>>()?;
+            let ids = {
+                let mut stmt = conn.prepare_cached(INSERT_METRIC)?;
+                rows.iter()
+                    .map(|r| insert_metric(&mut stmt, r, stamp))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
             if stamp.source == Source::Otlp {
-                for call in usage_calls(conn, rows, stamp)? {
-                    insert_llm_call(conn, &call, stamp, pricing, rollup)?;
+                let calls = usage_calls(conn, rows, stamp)?;
+                let mut stmt = conn.prepare_cached(INSERT_LLM_CALL)?;
+                for call in calls {
+                    insert_llm_call(&mut stmt, &call, stamp, pricing, rollup)?;
                     derived_llm_calls += 1;
                 }
             }
             Ok(ids)
         }
         Batch::Spans(rows) => {
-            let ids = rows
-                .iter()
-                .map(|r| insert_span(conn, r, stamp))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(ids)
+            let mut stmt = conn.prepare_cached(INSERT_SPAN)?;
+            let mut resources = ResourceText::default();
+            rows.iter()
+                .map(|r| insert_span(&mut stmt, r, stamp, &mut resources))
+                .collect()
         }
     };
     Ok(Inserted {
@@ -1221,13 +1264,34 @@ fn json_list(value: &Option<Vec<serde_json::Value>>) -> Option<String> {
         .map(|v| serde_json::to_string(v).expect("a JSON value always serializes"))
 }
 
+/// The JSON text of the resource of a batch's records, made once while
+/// consecutive records share it (an OTLP export repeats one resource over
+/// all its spans).
+#[derive(Default)]
+struct ResourceText {
+    last: Option<(JsonObject, String)>,
+}
+
+impl ResourceText {
+    /// The text of `resource`, NULL when there is none.
+    fn text(&mut self, resource: &Option<JsonObject>) -> Option<&str> {
+        let resource = resource.as_ref()?;
+        if !matches!(&self.last, Some((map, _)) if map == resource) {
+            let text = serde_json::to_string(resource)
+                .expect("a JSON map with string keys always serializes");
+            self.last = Some((resource.clone(), text));
+        }
+        self.last.as_ref().map(|(_, text)| text.as_str())
+    }
+}
+
 /// The `truncated` column: the names of the cut fields, or NULL.
 fn truncated_text(fields: &[&str]) -> Option<String> {
     (!fields.is_empty()).then(|| fields.join(","))
 }
 
 fn insert_llm_call(
-    conn: &Connection,
+    stmt: &mut CachedStatement<'_>,
     r: &LlmCall,
     s: &Stamp,
     pricing: &Pricing,
@@ -1264,15 +1328,7 @@ fn insert_llm_call(
         },
         1,
     );
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO llm_calls (time_ns, received_ns, agent_id, source, trace_id, span_id,
-            session_id, provider, model, input_text, output_text, prompt_tokens,
-            completion_tokens, total_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
-            latency_ms, status, error_type, channel, metadata, truncated, cost_source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
-    )?;
-    stmt.execute(params![
+    stmt.insert(params![
         time_ns,
         s.received_ns,
         s.agent_id,
@@ -1297,17 +1353,15 @@ fn insert_llm_call(
         json_text(&r.metadata),
         truncated_text(&r.truncated),
         cost_source.as_str(),
-    ])?;
-    Ok(conn.last_insert_rowid())
+    ])
 }
 
-fn insert_error(conn: &Connection, r: &ErrorRecord, s: &Stamp) -> Result<i64, rusqlite::Error> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO errors (time_ns, received_ns, agent_id, source, trace_id, session_id,
-            error_type, message, stack_trace, severity, metadata, truncated)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?;
-    stmt.execute(params![
+fn insert_error(
+    stmt: &mut CachedStatement<'_>,
+    r: &ErrorRecord,
+    s: &Stamp,
+) -> Result<i64, rusqlite::Error> {
+    stmt.insert(params![
         r.time_ns.unwrap_or(s.received_ns),
         s.received_ns,
         s.agent_id,
@@ -1320,19 +1374,16 @@ fn insert_error(conn: &Connection, r: &ErrorRecord, s: &Stamp) -> Result<i64, ru
         r.severity,
         json_text(&r.metadata),
         truncated_text(&r.truncated),
-    ])?;
-    Ok(conn.last_insert_rowid())
+    ])
 }
 
-fn insert_event(conn: &Connection, r: &EventRecord, s: &Stamp) -> Result<i64, rusqlite::Error> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO events (time_ns, received_ns, agent_id, source, name, severity, body,
-            trace_id, span_id, attributes, severity_number, service_name, resource, scope_name,
-            scope_version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?;
+fn insert_event(
+    stmt: &mut CachedStatement<'_>,
+    r: &EventRecord,
+    s: &Stamp,
+) -> Result<i64, rusqlite::Error> {
     let o = r.origin.as_ref();
-    stmt.execute(params![
+    stmt.insert(params![
         r.time_ns.unwrap_or(s.received_ns),
         s.received_ns,
         s.agent_id,
@@ -1348,19 +1399,16 @@ fn insert_event(conn: &Connection, r: &EventRecord, s: &Stamp) -> Result<i64, ru
         o.and_then(|o| json_text(&o.resource)),
         o.and_then(|o| o.scope_name.as_deref()),
         o.and_then(|o| o.scope_version.as_deref()),
-    ])?;
-    Ok(conn.last_insert_rowid())
+    ])
 }
 
-fn insert_metric(conn: &Connection, r: &MetricPoint, s: &Stamp) -> Result<i64, rusqlite::Error> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO metric_points (time_ns, start_time_ns, received_ns, agent_id, source, name,
-            kind, unit, value, temporality, is_monotonic, data, attributes, service_name,
-            resource, scope_name, scope_version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )?;
+fn insert_metric(
+    stmt: &mut CachedStatement<'_>,
+    r: &MetricPoint,
+    s: &Stamp,
+) -> Result<i64, rusqlite::Error> {
     let o = r.origin.as_ref();
-    stmt.execute(params![
+    stmt.insert(params![
         r.time_ns.unwrap_or(s.received_ns),
         r.start_time_ns,
         s.received_ns,
@@ -1378,19 +1426,16 @@ fn insert_metric(conn: &Connection, r: &MetricPoint, s: &Stamp) -> Result<i64, r
         o.and_then(|o| json_text(&o.resource)),
         o.and_then(|o| o.scope_name.as_deref()),
         o.and_then(|o| o.scope_version.as_deref()),
-    ])?;
-    Ok(conn.last_insert_rowid())
+    ])
 }
 
-fn insert_span(conn: &Connection, r: &SpanRecord, s: &Stamp) -> Result<i64, rusqlite::Error> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO spans (received_ns, agent_id, trace_id, span_id, parent_span_id, name,
-            kind, start_ns, end_ns, status_code, status_message, service_name, resource,
-            scope_name, scope_version, attributes, events, links)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18)",
-    )?;
-    stmt.execute(params![
+fn insert_span(
+    stmt: &mut CachedStatement<'_>,
+    r: &SpanRecord,
+    s: &Stamp,
+    resources: &mut ResourceText,
+) -> Result<i64, rusqlite::Error> {
+    stmt.insert(params![
         s.received_ns,
         s.agent_id,
         r.trace_id,
@@ -1403,14 +1448,13 @@ fn insert_span(conn: &Connection, r: &SpanRecord, s: &Stamp) -> Result<i64, rusq
         r.status_code,
         r.status_message,
         r.origin.service_name,
-        json_text(&r.origin.resource),
+        resources.text(&r.origin.resource),
         r.origin.scope_name,
         r.origin.scope_version,
         json_text(&r.attributes),
         json_list(&r.events),
         json_list(&r.links),
-    ])?;
-    Ok(conn.last_insert_rowid())
+    ])
 }
 
 #[cfg(test)]
