@@ -271,14 +271,15 @@ def idle_section(i):
         "CSV every 30 s), started together and left idle. CPU from "
         f"{i['cpu_from_s']} s to {i['cpu_from_s'] + i['cpu_seconds']} s after start "
         f"({i['cpu_seconds'] // 30} sampling intervals), as a share of one core; RSS read at "
-        f"{i['rss_at_s']} s.",
+        f"{i['rss_at_s']} s. CPU time comes from `/proc/PID/stat` in clock ticks of "
+        f"{1000 // i['hz']} ms, shown beside it: a figure of a few ticks is that coarse.",
         "",
-        "| process | CPU | RSS | peak RSS | threads |",
-        "| --- | --- | --- | --- | --- |",
+        "| process | CPU | CPU time (ticks) | RSS | peak RSS | threads |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for p in i["processes"]:
         lines.append(
-            f"| {p['name']} | {p['cpu_pct']:.3f}% | {mib(p['rss_kib'])} | {mib(p['hwm_kib'])} | {p['threads']} |"
+            f"| {p['name']} | {p['cpu_pct']:.3f}% | {p['cpu_ticks']} | {mib(p['rss_kib'])} | {mib(p['hwm_kib'])} | {p['threads']} |"
         )
     return "\n".join(lines) + "\n"
 
