@@ -43,15 +43,30 @@ bench_meta >"$BENCH_OUT/meta.json"
 note "results in $BENCH_OUT"
 bench_build
 
+# The stripped size of a copy of $1.
+stripped_size() {
+  cp "$1" "$BENCH_TMP/stripped"
+  strip "$BENCH_TMP/stripped"
+  stat -c %s "$BENCH_TMP/stripped"
+}
+
 size() {
-  local bin=$DAEMON_BIN stripped
+  local bin=$DAEMON_BIN node=0 collectd=0 p
   bench_tmpdir
-  stripped=$BENCH_TMP/openclaw-trace
-  cp "$bin" "$stripped"
-  strip "$stripped"
-  jq -n --argjson bytes "$(stat -c %s "$bin")" --argjson stripped "$(stat -c %s "$stripped")" \
+  # The peers of the idle part, as installed (Debian's builds), stripped
+  # the same way: node-exporter's one binary; collectd's daemon and the ten
+  # plugins the idle part loads (it also links libltdl, not counted).
+  if command -v prometheus-node-exporter >/dev/null && command -v collectd >/dev/null; then
+    node=$(stripped_size "$(command -v prometheus-node-exporter)")
+    collectd=$(stripped_size "$(command -v collectd)")
+    for p in cpu memory swap df disk interface load processes tcpconns csv; do
+      collectd=$(( collectd + $(stripped_size "/usr/lib/collectd/$p.so") ))
+    done
+  fi
+  jq -n --argjson bytes "$(stat -c %s "$bin")" --argjson stripped "$(stripped_size "$bin")" \
     --arg file "$(file -b "$bin" | cut -d, -f1-2), $(file -b "$bin" | grep -o 'not stripped\|stripped')" \
-    '{bytes: $bytes, stripped_bytes: $stripped, file: $file}' >"$BENCH_OUT/size.json"
+    --argjson node "$node" --argjson collectd "$collectd" \
+    '{bytes: $bytes, stripped_bytes: $stripped, file: $file, node_exporter_bytes: $node, collectd_bytes: $collectd}' >"$BENCH_OUT/size.json"
   python3 benches/report.py section size "$BENCH_OUT"
 }
 
