@@ -5,7 +5,9 @@
 //! - `serve`: an actix-web server with the daemon's worker count whose
 //!   `POST /v1/traces` decodes the native JSON body with the daemon's own
 //!   decoder (`wire::native::decode`, the same limits) and stores nothing,
-//!   answering 202. Prints `listening 127.0.0.1:PORT` once bound.
+//!   answering 202; an `application/x-protobuf` body is decoded as OTLP
+//!   spans (`wire::otlp::decode_signal`) and answered 200, empty. Prints
+//!   `listening 127.0.0.1:PORT` once bound.
 //! - `otlp-body PATH`: writes one protobuf `ExportTraceServiceRequest` of
 //!   100 OpenClaw-like spans whose trace id is the 16-byte marker
 //!   [`MARKER`] (100 times); `benches/wrk/otlp_spans.lua` replaces it with a
@@ -60,7 +62,22 @@ fn workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
-async fn traces(body: web::Bytes) -> HttpResponse {
+async fn traces(req: actix_web::HttpRequest, body: web::Bytes) -> HttpResponse {
+    let protobuf = req
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-protobuf"));
+    if protobuf {
+        // OTLP: decoded as the daemon decodes it, answered with an empty
+        // ExportTraceServiceResponse (no partial success).
+        return match decode_signal(Signal::Spans, Encoding::Protobuf, &body, &Limits::default()) {
+            Ok(decoded) if !decoded.batch.is_empty() => HttpResponse::Ok()
+                .content_type("application/x-protobuf")
+                .finish(),
+            Ok(_) => HttpResponse::BadRequest().body("no spans"),
+            Err(e) => HttpResponse::BadRequest().body(e.to_string()),
+        };
+    }
     match native::decode(Kind::LlmCall, &body, &Limits::default()) {
         Ok(batch) => HttpResponse::Accepted()
             .json(serde_json::json!({ "accepted": batch.len(), "ids": [] })),

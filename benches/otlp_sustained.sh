@@ -10,7 +10,8 @@
 # VmHWM. Then the baseline, in the same run: the same span rows inserted
 # straight into a fresh file of the daemon's schema with the store's own
 # statements (`baseline sqlite-spans`, benches/baseline.rs) up to the most
-# rows the daemon reached.
+# rows the daemon reached. And the ceiling without a store: the same load on
+# a handler that only decodes the protobuf (`baseline serve`), 10 s.
 #
 #   benches/otlp_sustained.sh            # or: benches/run.sh otlp
 #   OTLP_SECONDS=20 OTLP_CONNS=16 benches/otlp_sustained.sh   # quicker
@@ -52,6 +53,20 @@ sampler() {
   done
 }
 
+# The ceiling without a store: HTTP and the daemon's protobuf decoding only
+# (`baseline serve`), at the most connections, DECODE_SECONDS (default 10).
+decode_c=$(tr ' ' '\n' <<<"$CONNS" | sort -n | tail -n1)
+note "OTLP decode-only handler: wrk -t1 -c$decode_c -d${DECODE_SECONDS:-10}s"
+bench_spawn "$BASELINE_BIN" serve >"$tmp/serve.log" 2>&1
+serve=$SPAWNED
+for _ in $(seq 600); do grep -q '^listening ' "$tmp/serve.log" && break; kill -0 "$serve" || die "baseline exited"; sleep 0.05; done
+serve_addr=$(awk '/^listening / { print $2; exit }' "$tmp/serve.log")
+[[ -n $serve_addr ]] || die "the baseline server did not listen"
+OTLP_BODY=$tmp/otlp.bin bench_wrk "$out/decode" -t1 -c"$decode_c" -d"${DECODE_SECONDS:-10}s" --latency \
+  -s "$ROOT/benches/wrk/otlp_spans.lua" "http://$serve_addr/v1/traces"
+[[ $(jq .non_2xx "$out/decode.json") == 0 ]] || die "the decode-only handler refused the OTLP body"
+bench_stop "$serve"
+
 max_rows=0
 for c in $CONNS; do
   note "OTLP sustained: wrk -t1 -c$c -d${SECONDS_}s, 100 spans a request"
@@ -80,5 +95,5 @@ note "raw SQLite: the same span rows, the daemon's schema and statements, up to 
 WINDOW_ROWS=${WINDOW_ROWS:-$(( (max_rows / 10 + 99) / 100 * 100 ))} TMPDIR=$tmp \
   "$BASELINE_BIN" sqlite-spans "$max_rows" >"$out/raw.jsonl"
 
-echo "{\"seconds\": $SECONDS_, \"window\": $WINDOW, \"conns\": \"$CONNS\"}" >"$out/params.json"
+echo "{\"seconds\": $SECONDS_, \"window\": $WINDOW, \"conns\": \"$CONNS\", \"decode_conns\": $decode_c}" >"$out/params.json"
 python3 "$ROOT/benches/report.py" section otlp "$BENCH_OUT"

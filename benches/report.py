@@ -114,7 +114,9 @@ def otlp(res):
                 "rejected": status.get("ingest", {}).get("rejected"),
             }
         )
-    return {"params": params, "raw_curve": raw_curve, "raw": raw_sum, "runs": runs,
+    decode_path = os.path.join(d, "decode.json")
+    decode = load(decode_path) if os.path.exists(decode_path) else None
+    return {"params": params, "raw_curve": raw_curve, "raw": raw_sum, "runs": runs, "decode": decode,
             "body": open(os.path.join(d, "body.txt")).read().strip()}
 
 
@@ -153,6 +155,18 @@ def otlp_section(o):
             f"| {ratio(r['spans_per_s'], raw['rows_per_s'])} "
             f"| {ratio(r['last_rate'], raw_rate_at(o, r['rows']))} |"
         )
+    dec = o.get("decode")
+    if dec:
+        dec_rate = rate(dec) * 100
+        lines += [
+            "",
+            f"The ceiling without a store, same run: the same requests on a handler that only decodes the "
+            f"protobuf as the daemon does (`benches/baseline.rs serve`), `wrk -t1 -c{o['params']['decode_conns']}` "
+            f"for {dec['duration_us'] / 1e6:.0f} s: {num(dec_rate)} spans/s, p50 {ms(dec['p50_us'])}, "
+            f"p99 {ms(dec['p99_us'])}; the daemon's rate over the run is "
+            + ", ".join(f"{ratio(r['spans_per_s'], dec_rate)} of it at -c{r['conns']}" for r in o["runs"])
+            + ".",
+        ]
     lines += ["", f"The curve: spans/s stored in each {p['window']} s window against the rows in the file at its end, "
               "and the raw SQLite rate at that file size.", ""]
     for r in o["runs"]:

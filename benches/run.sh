@@ -15,7 +15,8 @@
 #   size    the stripped binary's size
 #   ingest  benches/ingest_wrk.sh     1-record POST /v1/traces, wrk, beside a do-nothing handler (~40 s)
 #   otlp    benches/otlp_sustained.sh OTLP 100-span requests sustained 60 s at -c4 and -c16,
-#                                     beside raw SQLite inserts of the same rows (~2.5 min)
+#                                     beside raw SQLite inserts of the same rows, and a
+#                                     decode-only handler (~2.5 min)
 #   extra   cargo bench --bench summary, --bench push; benches/rotation_latency.sh;
 #           benches/size_bound.sh (figures in docs/benchmarks-history.md)
 #
