@@ -497,3 +497,81 @@ fn health_and_status_report_the_store() {
     }
     assert_eq!(status["db_status"], "ok");
 }
+
+#[test]
+fn the_go_sidecar_health_fields_carry_their_values() {
+    let d = std::sync::Arc::new(Daemon::start(&[("TRACE_MAX_PENDING_RECORDS", "3")]));
+    let at_rest = d.status();
+    assert_eq!(at_rest["status"], "ok", "{at_rest}");
+    assert_eq!(at_rest["db_status"], "ok");
+    assert_eq!(at_rest["version"], env!("CARGO_PKG_VERSION"));
+    assert!(at_rest["uptime_seconds"].is_u64(), "{at_rest}");
+    assert_eq!(at_rest["queue_depth"], 0);
+    assert_eq!(
+        at_rest["events_received"], 0,
+        "host samples are not counted"
+    );
+    assert_eq!(at_rest["events_dropped"], 0);
+    // No push endpoint: never pushed, and says why.
+    assert_eq!(at_rest["last_push_time"], Value::Null);
+    assert_eq!(at_rest["last_push_status"], "disabled");
+    // The same figures as the daemon's own sections of the same answer.
+    assert_eq!(at_rest["db_size_bytes"], at_rest["database"]["size_bytes"]);
+    assert_eq!(
+        at_rest["wal_size_bytes"],
+        at_rest["database"]["wal_size_bytes"]
+    );
+    assert!(at_rest["db_size_bytes"].as_u64() > Some(0));
+    let unpushed = |s: &Value| -> u64 {
+        s["tables"]
+            .as_object()
+            .expect("tables")
+            .values()
+            .map(|t| t["unpushed"].as_u64().expect("unpushed"))
+            .sum()
+    };
+    assert_eq!(at_rest["unsynced_count"], unpushed(&at_rest), "{at_rest}");
+
+    // Two calls and three events accepted; two requests refused.
+    assert_eq!(
+        d.post_json(
+            "/v1/traces",
+            r#"[{"provider":"a","model":"m"},{"provider":"b","model":"n"}]"#
+        )
+        .status,
+        202
+    );
+    assert_eq!(
+        d.post_json("/v1/events", r#"[{"name":"a"},{"name":"b"},{"name":"c"}]"#)
+            .status,
+        202
+    );
+    assert_eq!(d.post_json("/v1/events", "not json").status, 400);
+    assert_eq!(d.post_json("/v1/traces", r#"{"model":"m"}"#).status, 400);
+    let after = d.status();
+    assert_eq!(after["events_received"], 5, "{after}");
+    assert_eq!(after["events_dropped"], 2, "{after}");
+    assert_eq!(after["unsynced_count"], unpushed(&after), "{after}");
+    assert!(
+        after["unsynced_count"].as_u64() >= Some(5),
+        "the five rows are not pushed: {after}"
+    );
+
+    // `queue_depth` is the records waiting for their commit.
+    d.hold("store");
+    let held = {
+        let d = std::sync::Arc::clone(&d);
+        std::thread::spawn(move || d.post_json("/v1/events", r#"[{"name":"x"},{"name":"y"}]"#))
+    };
+    d.wait_pending(2);
+    let waiting = d.status();
+    assert_eq!(waiting["queue_depth"], 2, "{waiting}");
+    assert_ne!(waiting["db_status"], "ok", "the held store cannot answer");
+    assert_eq!(waiting["status"], "degraded");
+    d.release();
+    assert_eq!(held.join().expect("thread").status, 202);
+    let done = d.wait_status("the store answering again", |s| s["db_status"] == "ok");
+    assert_eq!(done["queue_depth"], 0);
+    assert_eq!(done["events_received"], 7);
+    assert_eq!(done["status"], "ok");
+}

@@ -168,11 +168,9 @@ fn logs_are_json_lines() {
 #[test]
 fn a_second_signal_exits_at_once() {
     let mut d = Daemon::start(&[]);
-    // Hold a request in flight so the graceful shutdown has something to wait for.
-    assert_eq!(
-        d.post("/_test/fault/store/stall?ms=3000", b"", &[]).status,
-        200
-    );
+    // Hold a request in flight so the graceful shutdown has something to
+    // wait for (the store is never released: the process dies holding it).
+    d.hold("store");
     let url = format!("{}/v1/events", d.base);
     // Its answer does not matter: the process is killed under it.
     std::thread::spawn(move || {
@@ -180,13 +178,9 @@ fn a_second_signal_exits_at_once() {
             .header("Content-Type", "application/json")
             .send(r#"{"name":"held"}"#)
     });
-    while d.status()["store"]["pending_records"] != 1 {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    d.wait_pending(1);
     d.signal(libc::SIGTERM);
-    while !d.logged("shutting down") {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    d.wait_logged("shutting down");
     d.signal(libc::SIGINT);
     let status = d.wait_exit();
     assert_eq!(
@@ -194,4 +188,186 @@ fn a_second_signal_exits_at_once() {
         Some(130),
         "the second signal's exit code: {status:?}"
     );
+}
+
+#[test]
+fn a_request_in_flight_at_sigterm_is_answered_202_and_stored() {
+    use std::io::{Read, Write};
+    let mut d = Daemon::start(&[]);
+    // A request whose body is half sent: in flight, being read, at SIGTERM.
+    let body = br#"{"name":"in-flight","attributes":{"pad":"0123456789"}}"#;
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut conn =
+        std::net::TcpStream::connect(d.base.trim_start_matches("http://")).expect("connect");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("read timeout");
+    write!(
+        conn,
+        "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .expect("send the head");
+    conn.write_all(first).expect("send half the body");
+    d.wait_status("the body being read", |s| {
+        s["http"]["inflight_body_bytes"].as_u64() > Some(0)
+    });
+    d.signal(libc::SIGTERM);
+    d.wait_logged("shutting down");
+    // The server no longer accepts connections, but finishes this request.
+    conn.write_all(rest).expect("send the rest of the body");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    assert!(answer.contains(r#""accepted":1"#), "{answer}");
+    // The one SIGTERM ends the process (a second would exit at once).
+    let status = d.wait_exit();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    d.wait_logged("shutdown complete");
+    let names: Vec<String> = open_db(&d.db_path)
+        .prepare("SELECT name FROM events WHERE source = 'native'")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        names,
+        vec!["in-flight".to_string()],
+        "committed before exit"
+    );
+}
+
+#[test]
+fn a_bad_value_of_every_checked_variable_exits_2_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("never-created.db");
+    for (name, bad) in [
+        ("TRACE_LISTEN_ADDR", "localhost"),
+        ("TRACE_DB_PATH", ""),
+        ("TRACE_LOG_LEVEL", "loud"),
+        ("TRACE_MAX_TEXT_BYTES", "-1"),
+        ("TRACE_MAX_BODY_BYTES", "lots"),
+        ("TRACE_MAX_RECORDS_PER_REQUEST", "0"),
+        ("TRACE_MAX_PENDING_RECORDS", "many"),
+        ("TRACE_MAX_INFLIGHT_BODY_BYTES", "12 parsecs"),
+        ("TRACE_REQUEST_TIMEOUT", "soon"),
+        ("TRACE_INGEST_TOKEN", "sec ret"),
+        ("TRACE_METRICS_INTERVAL", "0s"),
+        ("TRACE_PUSH_ENDPOINT", "not a url"),
+        ("TRACE_PUSH_INTERVAL", "never"),
+        ("TRACE_PUSH_FORMAT", "xml"),
+        ("TRACE_PUSH_MAX_BATCH_BYTES", "huge"),
+        ("TRACE_PUSH_TIMEOUT", "-3s"),
+        ("TRACE_ROTATE_INTERVAL", "ten minutes"),
+        ("TRACE_DB_ROTATE_DAYS", "a week"),
+        ("TRACE_DB_MAX_BYTES", "1 bucket"),
+        ("TRACE_DISK_MAX_PERCENT", "150"),
+        ("TRACE_PRICES_FILE", "/nonexistent/prices.txt"),
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("TRACE_LISTEN_ADDR", "127.0.0.1:0")
+            .env("TRACE_DB_PATH", &db)
+            .env(name, bad);
+        if name.starts_with("TRACE_PUSH_") && name != "TRACE_PUSH_ENDPOINT" {
+            cmd.env("TRACE_PUSH_ENDPOINT", "http://127.0.0.1:1/ingest");
+        }
+        let out = cmd.output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}={bad:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{name}: {stderr}");
+        assert!(stderr.contains(name), "{name}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "{name}: nothing logged before the check"
+        );
+        if name == "TRACE_INGEST_TOKEN" {
+            assert!(
+                !stderr.contains(bad),
+                "the token is never printed: {stderr}"
+            );
+        } else {
+            assert!(
+                stderr.contains(&format!("{bad:?}")),
+                "{name}: names the value: {stderr}"
+            );
+        }
+        assert!(!db.exists(), "{name}: no database was created");
+    }
+}
+
+/// Makes `path` a database of schema version 1, as the first release wrote
+/// it: a file of the current schema with what version 2 added taken out
+/// (version 1 stored no cost it had not been sent).
+fn downgrade_to_version_1(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute_batch(
+        "UPDATE llm_calls SET cost_usd = NULL WHERE cost_source != 'reported';
+         DROP TABLE llm_rollup; DROP TABLE llm_rollup_sessions; DROP TABLE meta;
+         DROP INDEX errors_trace; DROP INDEX events_name;
+         ALTER TABLE llm_calls DROP COLUMN cost_source;
+         PRAGMA user_version = 1;",
+    )
+    .expect("downgrade to version 1");
+}
+
+#[test]
+fn an_older_database_file_is_migrated_on_start() {
+    let d = Daemon::start(&[]);
+    let current = d.status()["database"]["schema_version"]
+        .as_i64()
+        .expect("schema_version");
+    assert!(current >= 2, "{current}");
+    assert_eq!(
+        d.post_json(
+            "/v1/traces",
+            r#"[{"provider":"anthropic","model":"claude-sonnet-4-5","prompt_tokens":1000,"cost_usd":0.25},
+                {"provider":"openai","model":"gpt-4o","prompt_tokens":1000}]"#
+        )
+        .status,
+        202
+    );
+    assert_eq!(
+        d.post_json("/v1/errors", r#"{"error_type":"E","message":"kept"}"#)
+            .status,
+        202
+    );
+    let (status, _dir, db_path, env) = d.stop_with(libc::SIGTERM);
+    assert!(status.success(), "{status:?}");
+    downgrade_to_version_1(&db_path);
+    let version: i64 = open_db(&db_path)
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(version, 1);
+
+    // The same file, started again: migrated, and every row kept.
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let d = Daemon::start_at(&db_path, &env);
+    let version: i64 = d
+        .db()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(version, current, "migrated to the current schema");
+    let status = d.status();
+    assert_eq!(status["database"]["schema_version"], current);
+    assert_eq!(status["tables"]["llm_calls"]["rows"], 2, "{status}");
+    assert_eq!(status["tables"]["errors"]["rows"], 1, "{status}");
+    assert_eq!(d.count("llm_calls"), 2);
+    assert_eq!(d.count("errors"), 1);
+    // What version 2 added is filled from the rows the file held.
+    let sources = d.strings("SELECT cost_source FROM llm_calls ORDER BY id");
+    assert_eq!(sources[0], "reported", "a cost the agent sent");
+    assert_ne!(sources[1], "reported", "no cost was sent: {sources:?}");
+    let rollup_rows: i64 = d
+        .db()
+        .query_row("SELECT coalesce(sum(rows), 0) FROM llm_rollup", [], |r| {
+            r.get(0)
+        })
+        .expect("rollup");
+    assert_eq!(rollup_rows, 2, "the rollup holds the calls already stored");
+    // And the daemon goes on writing it.
+    let next = d.post_json("/v1/traces", r#"{"provider":"a","model":"m"}"#);
+    assert_eq!(next.status, 202, "{}", next.body);
+    assert_eq!(next.json()["ids"][0], 3, "ids continue");
 }

@@ -318,3 +318,137 @@ fn malformed_http_is_not_logged_as_an_error() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
 }
+
+/// Runs the daemon at `TRACE_LOG_LEVEL=level` on a port of its own (the
+/// `listening` line is not printed at every level), makes it log at every
+/// level it can (a refused request at debug, an ingest panic at warning and
+/// error, start and shutdown at info), stops it, and returns the levels of
+/// the lines it printed, with those lines.
+fn levels_logged_at(level: &str) -> (std::collections::BTreeSet<String>, Vec<String>) {
+    /// The daemon, killed if the test fails while it runs.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("stdout.log");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(PATIENCE))
+        .build()
+        .into();
+    // A port that was free a moment ago; should another process take it
+    // first, the daemon exits (it cannot listen) and another is tried.
+    let (mut child, base) = (0..5)
+        .find_map(|_| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut child = Child(
+                std::process::Command::new(env!("CARGO_BIN_EXE_openclaw-trace"))
+                    .env_clear()
+                    .env("TRACE_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+                    .env("TRACE_DB_PATH", dir.path().join("trace.db"))
+                    .env("TRACE_AGENT_ID", "test-agent")
+                    .env("TRACE_DB_ROTATE_DAYS", "0")
+                    .env("TRACE_LOG_LEVEL", level)
+                    .stdout(std::fs::File::create(&out).expect("stdout file"))
+                    .spawn()
+                    .expect("spawn"),
+            );
+            let base = format!("http://127.0.0.1:{port}");
+            let mut exited = false;
+            common::eventually(&format!("the daemon at {level} answering /health"), || {
+                exited = child.0.try_wait().expect("try_wait").is_some();
+                exited
+                    || agent
+                        .get(format!("{base}/health"))
+                        .call()
+                        .is_ok_and(|r| r.status() == 200)
+            });
+            (!exited).then_some((child, base))
+        })
+        .expect("the daemon started on one of five free ports");
+    let post = |path: &str, body: &str| -> u16 {
+        agent
+            .post(format!("{base}{path}"))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .map(|r| r.status().as_u16())
+            .expect("request")
+    };
+    assert_eq!(post("/v1/events", "{"), 400, "refused: logged at debug");
+    assert_eq!(post("/_test/fault/ingest/panic", ""), 200);
+    assert_eq!(
+        post("/v1/events", r#"{"name":"struck"}"#),
+        500,
+        "the panic: logged at error, the restart at warning"
+    );
+    assert_eq!(post("/v1/events", r#"{"name":"after"}"#), 202);
+    // SAFETY: kill(2) on our own child's pid has no memory effects.
+    unsafe {
+        libc::kill(child.0.id() as i32, libc::SIGTERM);
+    }
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the daemon at {level} did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{level}: {status:?}");
+    let text = std::fs::read_to_string(&out).expect("read stdout");
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let levels = lines.iter().map(|l| level_of(l)).collect();
+    (levels, lines)
+}
+
+#[test]
+fn trace_log_level_sets_the_least_severe_level_printed() {
+    let set = |levels: &[&str]| -> std::collections::BTreeSet<String> {
+        levels.iter().map(|l| l.to_string()).collect()
+    };
+    // Every line is JSON with a level, whatever the level asked for.
+    for (level, allowed, must) in [
+        (
+            "trace",
+            set(&["TRCE", "DEBG", "INFO", "WARN", "ERRO", "CRIT"]),
+            set(&["DEBG", "INFO", "WARN", "ERRO"]),
+        ),
+        (
+            "debug",
+            set(&["DEBG", "INFO", "WARN", "ERRO", "CRIT"]),
+            set(&["DEBG", "INFO", "WARN", "ERRO"]),
+        ),
+        (
+            "info",
+            set(&["INFO", "WARN", "ERRO", "CRIT"]),
+            set(&["INFO", "WARN", "ERRO"]),
+        ),
+        (
+            "warning",
+            set(&["WARN", "ERRO", "CRIT"]),
+            set(&["WARN", "ERRO"]),
+        ),
+        ("error", set(&["ERRO", "CRIT"]), set(&["ERRO"])),
+        ("critical", set(&["CRIT"]), set(&[])),
+    ] {
+        let (levels, lines) = levels_logged_at(level);
+        assert!(
+            levels.is_subset(&allowed),
+            "{level}: printed {levels:?}, allowed {allowed:?}: {lines:#?}"
+        );
+        assert!(
+            must.is_subset(&levels),
+            "{level}: printed {levels:?}, expected at least {must:?}: {lines:#?}"
+        );
+    }
+}

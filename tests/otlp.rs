@@ -185,21 +185,54 @@ fn empty_requests_succeed() {
     assert!(reply.body_bytes().is_empty(), "an empty response message");
     let reply = d.post_json("/v1/metrics", "{}");
     assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body, "{}", "an empty response message, in JSON");
     let reply = d.post(
         "/v1/logs",
         br#"{"resourceLogs":[]}"#,
         &[("Content-Type", "application/json")],
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body, "{}", "an empty response message, in JSON");
+    // Every signal, empty in both of the ways JSON allows.
+    for (path, body) in [
+        ("/v1/traces", "{}"),
+        ("/v1/traces", r#"{"resourceSpans":[]}"#),
+        ("/v1/metrics", r#"{"resourceMetrics":[]}"#),
+        ("/v1/logs", "{}"),
+        (
+            "/v1/traces",
+            r#"{"resourceSpans":[{"scopeSpans":[{"spans":[]}]}]}"#,
+        ),
+    ] {
+        let reply = d.post_json(path, body);
+        assert_eq!(reply.status, 200, "{path} {body}: {}", reply.body);
+        assert_eq!(
+            reply.headers.get("content-type").map(String::as_str),
+            Some("application/json"),
+            "{path} {body}"
+        );
+        assert_eq!(reply.body, "{}", "{path} {body}");
+    }
+    // Nothing was stored, and nothing counted as received or rejected.
+    for table in ["spans", "metric_points", "events", "llm_calls", "errors"] {
+        assert_eq!(d.count(table), 0, "{table}");
+    }
+    let status = d.status();
+    for signal in ["spans", "data_points", "log_records"] {
+        for counter in ["received", "stored"] {
+            assert_eq!(
+                status["otlp"][signal][counter], 0,
+                "otlp.{signal}.{counter}: {status}"
+            );
+        }
+    }
+    assert_eq!(d.get("/health").status, 200);
 }
 
 #[test]
 fn backpressure_answers_503_with_retry_after() {
     let d = std::sync::Arc::new(Daemon::start(&[("TRACE_MAX_PENDING_RECORDS", "1")]));
-    assert_eq!(
-        d.post("/_test/fault/store/stall?ms=2000", b"", &[]).status,
-        200
-    );
+    d.hold("store");
     let held = {
         let d = std::sync::Arc::clone(&d);
         std::thread::spawn(move || {
@@ -210,9 +243,7 @@ fn backpressure_answers_503_with_retry_after() {
             )
         })
     };
-    while d.status()["store"]["pending_records"] == 0 {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    d.wait_pending(1);
     let reply = d.post(
         "/v1/traces",
         &traces(vec![span(vec![1; 16], vec![2; 8], "refused")]),
@@ -224,6 +255,7 @@ fn backpressure_answers_503_with_retry_after() {
         Some("1")
     );
     assert_eq!(status_of(&reply).code, 14, "UNAVAILABLE");
+    d.release();
     assert_eq!(held.join().expect("thread").status, 200);
 }
 
@@ -338,4 +370,202 @@ fn native_records_still_post_to_the_shared_paths() {
         ),
         (1, 1, 0)
     );
+}
+
+#[test]
+fn exponential_histograms_and_summaries_are_stored_with_their_buckets_and_quantiles() {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        exponential_histogram_data_point::Buckets, summary_data_point::ValueAtQuantile,
+        ExponentialHistogram, ExponentialHistogramDataPoint, Summary, SummaryDataPoint,
+    };
+    let d = Daemon::start(&[]);
+    let attr = KeyValue {
+        key: "route".into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue("/chat".into())),
+        }),
+        ..KeyValue::default()
+    };
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    Metric {
+                        name: "latency.exp".into(),
+                        unit: "ms".into(),
+                        data: Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
+                            data_points: vec![ExponentialHistogramDataPoint {
+                                attributes: vec![attr.clone()],
+                                start_time_unix_nano: 1_764_324_000_000_000_000,
+                                time_unix_nano: 1_764_324_060_000_000_000,
+                                count: 7,
+                                sum: Some(42.5),
+                                scale: 3,
+                                zero_count: 1,
+                                zero_threshold: 0.001,
+                                positive: Some(Buckets {
+                                    offset: -2,
+                                    bucket_counts: vec![1, 2, 3],
+                                }),
+                                negative: None,
+                                min: Some(0.0),
+                                max: Some(20.0),
+                                ..ExponentialHistogramDataPoint::default()
+                            }],
+                            aggregation_temporality: 1,
+                        })),
+                        ..Metric::default()
+                    },
+                    Metric {
+                        name: "latency.summary".into(),
+                        data: Some(metric::Data::Summary(Summary {
+                            data_points: vec![SummaryDataPoint {
+                                attributes: vec![attr],
+                                start_time_unix_nano: 1_764_324_000_000_000_000,
+                                time_unix_nano: 1_764_324_060_000_000_000,
+                                count: 10,
+                                sum: 55.0,
+                                quantile_values: vec![
+                                    ValueAtQuantile {
+                                        quantile: 0.5,
+                                        value: 5.0,
+                                    },
+                                    ValueAtQuantile {
+                                        quantile: 0.99,
+                                        value: 9.5,
+                                    },
+                                ],
+                                ..SummaryDataPoint::default()
+                            }],
+                        })),
+                        ..Metric::default()
+                    },
+                ],
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+    .encode_to_vec();
+    let reply = d.post("/v1/metrics", &request, &[PROTOBUF]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body_bytes().is_empty(), "nothing rejected");
+    type Row = (
+        String,
+        Option<f64>,
+        Option<i64>,
+        String,
+        String,
+        Option<String>,
+        i64,
+        i64,
+    );
+    let rows: Vec<Row> = d
+        .db()
+        .prepare(
+            "SELECT kind, value, temporality, data, attributes, unit, time_ns, start_time_ns
+             FROM metric_points WHERE source != 'host' ORDER BY id",
+        )
+        .expect("prepare")
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let json = |s: &str| -> serde_json::Value { serde_json::from_str(s).expect("JSON") };
+
+    let (kind, value, temporality, data, attrs, unit, time, start) = &rows[0];
+    assert_eq!(kind, "exponential_histogram");
+    assert_eq!(*value, Some(42.5), "the sum is the point's value");
+    assert_eq!(*temporality, Some(1), "delta");
+    assert_eq!(unit.as_deref(), Some("ms"));
+    assert_eq!(
+        (*time, *start),
+        (1_764_324_060_000_000_000, 1_764_324_000_000_000_000)
+    );
+    assert_eq!(json(attrs), serde_json::json!({"route": "/chat"}));
+    assert_eq!(
+        json(data),
+        serde_json::json!({
+            "count": 7, "sum": 42.5, "min": 0.0, "max": 20.0, "scale": 3,
+            "zero_count": 1, "zero_threshold": 0.001,
+            "positive": {"offset": -2, "bucket_counts": [1, 2, 3]},
+            "negative": null
+        })
+    );
+
+    let (kind, value, temporality, data, attrs, _, _, _) = &rows[1];
+    assert_eq!(kind, "summary");
+    assert_eq!(*value, Some(55.0));
+    assert_eq!(*temporality, None, "a summary has no temporality");
+    assert_eq!(json(attrs), serde_json::json!({"route": "/chat"}));
+    assert_eq!(
+        json(data),
+        serde_json::json!({
+            "count": 10, "sum": 55.0,
+            "quantile_values": [{"quantile": 0.5, "value": 5.0}, {"quantile": 0.99, "value": 9.5}]
+        })
+    );
+    let status = d.status();
+    assert_eq!(status["otlp"]["data_points"]["received"], 2, "{status}");
+    assert_eq!(status["otlp"]["data_points"]["stored"], 2, "{status}");
+}
+
+#[test]
+fn the_ingest_token_guards_the_otlp_endpoints() {
+    let d = Daemon::start(&[("TRACE_INGEST_TOKEN", "otlp-s3cret")]);
+    let spans = traces(vec![span(vec![1; 16], vec![2; 8], "guarded")]);
+    let metrics = usage_point(0.5, 1_764_324_060_000_000_000);
+    let logs =
+        br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"hi"}}]}]}]}"#;
+    let cases: [(&str, &[u8], (&str, &str)); 3] = [
+        ("/v1/traces", &spans, PROTOBUF),
+        ("/v1/metrics", &metrics, PROTOBUF),
+        ("/v1/logs", logs, ("Content-Type", "application/json")),
+    ];
+    for (path, body, content_type) in cases {
+        for auth in [None, Some("Bearer nope"), Some("Basic otlp-s3cret")] {
+            let mut headers = vec![content_type];
+            headers.extend(auth.map(|a| ("Authorization", a)));
+            let reply = d.post(path, body, &headers);
+            assert_eq!(reply.status, 401, "{path} {auth:?}: {}", reply.body);
+            if content_type == PROTOBUF {
+                let status = status_of(&reply);
+                assert!(
+                    status.message.starts_with("unauthorized"),
+                    "{path}: {status:?}"
+                );
+            }
+        }
+    }
+    for table in ["spans", "metric_points", "events", "llm_calls"] {
+        assert_eq!(
+            d.count(table),
+            0,
+            "{table}: nothing stored without the token"
+        );
+    }
+    assert_eq!(d.status()["ingest"]["rejected"]["unauthorized"], 9);
+    for (path, body, content_type) in cases {
+        let reply = d.post(
+            path,
+            body,
+            &[content_type, ("Authorization", "Bearer otlp-s3cret")],
+        );
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+    }
+    assert_eq!(d.count("spans"), 1);
+    assert_eq!(d.count("metric_points"), 1);
+    assert_eq!(d.count("events"), 1);
 }

@@ -45,19 +45,15 @@ fn an_ingest_panic_fails_the_request_and_ingest_restarts() {
 #[test]
 fn a_stalled_store_gets_503_with_retry_after_and_fails_health() {
     let d = Arc::new(Daemon::start(&[("TRACE_MAX_PENDING_RECORDS", "2")]));
-    assert_eq!(
-        d.post("/_test/fault/store/stall?ms=2500", b"", &[]).status,
-        200
-    );
-    // This batch reaches the store and is held by the stall.
+    // The store is held until the test releases it, however slow the machine.
+    d.hold("store");
+    // This batch reaches the store and is held there.
     let held = {
         let d = Arc::clone(&d);
         thread::spawn(move || d.post_json("/v1/events", r#"[{"name":"a"},{"name":"b"}]"#))
     };
     // Wait until the store holds it, then push past the bound.
-    while d.status()["store"]["pending_records"] != 2 {
-        thread::sleep(std::time::Duration::from_millis(10));
-    }
+    d.wait_pending(2);
     let refused = d.post_json("/v1/events", r#"{"name":"c"}"#);
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert_eq!(
@@ -68,6 +64,7 @@ fn a_stalled_store_gets_503_with_retry_after_and_fails_health() {
     // The store cannot answer a ping while it is stalled.
     let health = d.get("/health");
     assert_eq!(health.status, 503, "{}", health.body);
+    d.release();
 
     let held = held.join().expect("thread");
     assert_eq!(
@@ -89,17 +86,12 @@ fn concurrent_appends_share_commits() {
     let d = Arc::new(Daemon::start(&[]));
     let commits_before = d.status()["store"]["commits"].as_u64().expect("commits");
     // Hold the store so the requests below queue up behind one commit.
-    assert_eq!(
-        d.post("/_test/fault/store/stall?ms=1500", b"", &[]).status,
-        200
-    );
+    d.hold("store");
     let first = {
         let d = Arc::clone(&d);
         thread::spawn(move || d.post_json("/v1/metrics", r#"{"name":"first","value":1}"#))
     };
-    while d.status()["store"]["pending_records"] != 1 {
-        thread::sleep(std::time::Duration::from_millis(10));
-    }
+    d.wait_pending(1);
     let senders: Vec<_> = (0..20)
         .map(|i| {
             let d = Arc::clone(&d);
@@ -108,6 +100,9 @@ fn concurrent_appends_share_commits() {
             })
         })
         .collect();
+    // All twenty are in the store's mailbox before it may go on.
+    d.wait_pending(21);
+    d.release();
     let mut ids = Vec::new();
     for s in senders {
         let r = s.join().expect("thread");
@@ -168,9 +163,10 @@ fn panic_under_load(d: &Arc<Daemon>, actor: &str) -> std::time::Duration {
         thread::sleep(Duration::from_millis(5));
     };
     let at_restart = accepted.load(Ordering::Relaxed);
-    while accepted.load(Ordering::Relaxed) < at_restart + 20 {
-        thread::sleep(Duration::from_millis(5));
-    }
+    common::eventually(
+        &format!("20 more requests accepted after {actor} restarted"),
+        || accepted.load(Ordering::Relaxed) >= at_restart + 20,
+    );
     stop.store(true, Ordering::Relaxed);
     let other = load.join().expect("load thread");
     // Only a store panic fails the requests it held (500); nothing else does.

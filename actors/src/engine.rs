@@ -1,11 +1,13 @@
 //! Starting the actors, each under a supervisor, and stopping them in order.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use slog::{o, Logger};
 
+use crate::checkpoint::{CheckpointRequest, Checkpointer, Quiesce};
 use crate::fault::FaultKind;
 use crate::ingest::{IngestActor, IngestSettings};
 use crate::metrics::{LatestSample, MetricsActor, MetricsSettings};
@@ -57,7 +59,10 @@ pub struct Engine {
     pub db_path: PathBuf,
     /// The store's own thread, so its blocking calls never stall HTTP.
     store_arbiter: Arbiter,
-    /// The sampler's own thread, for the same reason; rotation runs there too.
+    /// Copies the WAL into the file beside the store (on the sampler's thread).
+    checkpointer: Addr<Checkpointer>,
+    /// The sampler's own thread, for the same reason; rotation and WAL
+    /// checkpoints run there too.
     metrics_arbiter: Arbiter,
     /// The pusher's own thread, when pushing is configured.
     push_arbiter: Option<Arbiter>,
@@ -85,6 +90,22 @@ impl Engine {
         let rotation_settings = Arc::new(config.rotation);
         let trigger = RotationTrigger::default();
         let store_arbiter = Arbiter::new();
+        let metrics_arbiter = Arbiter::new();
+        // The checkpointer shares the sampler's thread: it is idle unless
+        // the store writes, and then it copies the WAL beside the writer.
+        let checkpoints = {
+            let waiting = Arc::new(AtomicBool::new(false));
+            let (path, flag) = (config.db_path.clone(), Arc::clone(&waiting));
+            let log = log.new(o!("actor" => "checkpoint"));
+            let addr = Supervisor::start_in_arbiter(&metrics_arbiter.handle(), move |_| {
+                Checkpointer::new(path, flag, log)
+            });
+            (
+                CheckpointRequest::new(waiting, addr.clone().recipient()),
+                addr,
+            )
+        };
+        let (checkpoints, checkpointer) = checkpoints;
         let store = {
             let (path, stats) = (config.db_path.clone(), Arc::clone(&stats));
             let pricing = config.pricing.clone();
@@ -93,6 +114,7 @@ impl Engine {
             Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| {
                 StoreActor::new(path, conn, stats, log, Some(watch), pricing.clone())
                     .repricing(repricing)
+                    .checkpoints(checkpoints)
             })
         };
         let ingest = {
@@ -102,7 +124,6 @@ impl Engine {
             Supervisor::start(move |_| IngestActor::new(settings, store, stats, log))
         };
         let host = LatestSample::default();
-        let metrics_arbiter = Arbiter::new();
         let metrics = {
             let (store, stats, host) =
                 (store.clone().recipient(), Arc::clone(&stats), host.clone());
@@ -153,6 +174,7 @@ impl Engine {
             stats,
             db_path: config.db_path,
             store_arbiter,
+            checkpointer,
             metrics_arbiter,
             push_arbiter,
         })
@@ -162,6 +184,8 @@ impl Engine {
     /// pending, checkpoints and closes the database, and stops the actors'
     /// threads. Appends after this are refused.
     pub async fn shutdown(&self, push_deadline: std::time::Instant) -> Result<(), StoreError> {
+        // No checkpoint of its own may run when the store's last one does.
+        let _ = self.checkpointer.send(Quiesce).await;
         self.metrics_arbiter.stop();
         if let Some((push, _)) = &self.push {
             let wait = push_deadline.saturating_duration_since(std::time::Instant::now());

@@ -255,3 +255,7 @@ impl Handler<crate::fault::InjectFault> for IngestActor {
 }
 
 pub use crate::time::now_ns;
+
+#[cfg(test)]
+#[path = "ingest_tests.rs"]
+mod ingest_tests;

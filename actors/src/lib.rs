@@ -10,6 +10,7 @@
 //! - [`engine`]: starts the actors under supervisors and stops them in order.
 //! - [`ingest`]: the IngestActor: admission (backpressure), enrichment, counting.
 //! - [`store`]: the StoreActor: the single SQLite writer, group commit.
+//! - [`checkpoint`]: WAL checkpoints off the store's thread.
 //! - [`schema`]: pragmas, the schema and its migrations, the read pool.
 //! - [`metrics`]: the MetricsActor: host, agent and sidecar samples.
 //! - [`push`]: the PushActor: batches to the remote API, retry policy.
@@ -27,6 +28,7 @@
 
 pub use rusqlite;
 
+pub mod checkpoint;
 pub mod engine;
 pub mod fault;
 pub mod ingest;
@@ -43,6 +45,8 @@ pub mod schema;
 pub mod stats;
 pub mod store;
 pub mod supervise;
+#[cfg(test)]
+mod test_support;
 pub mod time;
 
 pub use engine::{Engine, EngineConfig, FaultError};

@@ -19,6 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use slog::{error, info, warn, Logger};
 use tokio::sync::oneshot;
 
+use crate::checkpoint::CheckpointRequest;
 use crate::llm_view;
 use crate::records::{
     Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, LlmOrigin, MetricPoint, Source,
@@ -313,6 +314,9 @@ pub struct StoreActor {
     pricing: Pricing,
     /// Stored rows still to be priced again after a change of prices.
     repricing: Option<Repricing>,
+    /// Where to ask for WAL checkpoints off this thread; `None` in tests
+    /// that run the store alone (the writer then checkpoints itself).
+    checkpoints: Option<CheckpointRequest>,
     /// A fault armed by a test, run at the next flush.
     #[cfg(feature = "fault-injection")]
     fault: Option<crate::fault::FaultKind>,
@@ -340,9 +344,16 @@ impl StoreActor {
             watch,
             pricing,
             repricing: None,
+            checkpoints: None,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
+    }
+
+    /// Asks `checkpoints` for WAL checkpoints after commits.
+    pub fn checkpoints(mut self, checkpoints: CheckpointRequest) -> Self {
+        self.checkpoints = Some(checkpoints);
+        self
     }
 
     /// Prices stored rows again, a step at a time, after a change of prices.
@@ -464,6 +475,9 @@ impl StoreActor {
     /// now, or as soon as the rate limit allows (so the last commit of a
     /// burst is looked at too).
     fn wrote(&mut self, ctx: &mut Context<Self>) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.committed();
+        }
         if self.stats.disk_full() && self.stats.set_disk_full(false) {
             info!(
                 self.log,
@@ -587,7 +601,11 @@ impl StoreActor {
         let conn = self.conn.as_mut().ok_or_else(|| {
             StoreError::Unavailable("the write connection is being reopened".into())
         })?;
-        work(conn).map_err(|e| self.failed(e))
+        let done = work(conn).map_err(|e| self.failed(e))?;
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.committed();
+        }
+        Ok(done)
     }
 }
 
@@ -745,7 +763,7 @@ impl Handler<Reclaim> for StoreActor {
                 // A reader still on an old snapshot makes TRUNCATE wait; wait
                 // briefly, never the full busy timeout, so ingest is not held.
                 conn.busy_timeout(CHECKPOINT_WAIT)?;
-                let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                let checkpoint = truncate_wal(conn, CHECKPOINT_WAIT);
                 conn.busy_timeout(schema::BUSY_TIMEOUT)?;
                 checkpoint?;
             }
@@ -779,6 +797,29 @@ fn apply_wal_limit(conn: &Connection, watch: Option<&Watch>) {
 
 /// How long a rotation's checkpoint waits for readers.
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(100);
+
+/// How long the checkpoint at shutdown waits for readers and the
+/// checkpointer.
+const CLOSE_CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
+
+/// Copies the whole WAL into the file and truncates it; whether it did.
+///
+/// SQLite answers a checkpoint "busy" at once, without its busy handler,
+/// while another connection (the [`crate::checkpoint::Checkpointer`]) runs
+/// one; that lasts milliseconds, so it is tried again until `wait` passes.
+fn truncate_wal(conn: &Connection, wait: Duration) -> rusqlite::Result<bool> {
+    let start = Instant::now();
+    loop {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(true);
+        }
+        if start.elapsed() >= wait {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
 
 /// The push cursor of a record table; `None` for the bookkeeping tables.
 fn cursor_of(conn: &Connection, target: Target) -> rusqlite::Result<Option<i64>> {
@@ -873,13 +914,13 @@ impl Handler<Close> for StoreActor {
         let Some(conn) = self.conn.take() else {
             return Ok(());
         };
-        let checkpoint = conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        // A WAL still in use after the wait is replayed at the next start.
+        let checkpoint = truncate_wal(&conn, CLOSE_CHECKPOINT_WAIT)
             .map_err(|e| StoreError::Write(format!("checkpoint: {e}")));
         let close = conn
             .close()
             .map_err(|(_, e)| StoreError::Write(format!("close: {e}")));
-        info!(self.log, "database closed"; "checkpointed" => checkpoint.is_ok());
+        info!(self.log, "database closed"; "checkpointed" => matches!(checkpoint, Ok(true)));
         checkpoint.and(close)
     }
 }
@@ -893,9 +934,85 @@ impl Handler<crate::fault::InjectFault> for StoreActor {
     }
 }
 
-/// Writes every parked append inside one transaction, each under its own
-/// savepoint. The outer error is a failure of the transaction as a whole.
+/// Writes every parked append inside one transaction. The outer error is a
+/// failure of the transaction as a whole.
+///
+/// The appends are first written side by side with no savepoint: under a
+/// savepoint SQLite copies every page it is about to change to a
+/// sub-journal first, which cost the store a sixth of its time under load,
+/// and an append that fails on its own (a constraint, a value SQLite
+/// refuses) is rare. Only when one does is the group written again with a
+/// savepoint per append, so that append alone is refused.
 fn write_group(
+    conn: &mut Connection,
+    parked: &[Parked],
+    pricing: &Pricing,
+    tally: &mut Tally,
+) -> Result<Vec<AppendResult>, rusqlite::Error> {
+    match write_together(conn, parked, pricing, tally) {
+        Ok(results) => Ok(results),
+        Err(GroupFailure::Append(e)) if !out_of_space(&e) => {
+            write_apart(conn, parked, pricing, tally)
+        }
+        Err(GroupFailure::Append(e) | GroupFailure::Group(e)) => Err(e),
+    }
+}
+
+/// Why [`write_together`] gave up.
+enum GroupFailure {
+    /// An append's own insert failed; nothing of the group was kept.
+    Append(rusqlite::Error),
+    /// The transaction itself failed (begin, rollups, commit).
+    Group(rusqlite::Error),
+}
+
+/// Inserts all of `batches` for one append; adds what they wrote to
+/// `counted` and `rollup`.
+fn insert_append(
+    conn: &Connection,
+    p: &Parked,
+    pricing: &Pricing,
+    counted: &mut Tally,
+    rollup: &mut Delta,
+) -> Result<Vec<Vec<i64>>, rusqlite::Error> {
+    p.batches
+        .iter()
+        .map(|b| {
+            let inserted = insert_batch(conn, b, &p.stamp, pricing, rollup)?;
+            counted.add(b.table(), inserted.ids.len() as u64);
+            counted.add(Table::LlmCalls, inserted.derived_llm_calls);
+            Ok(inserted.ids)
+        })
+        .collect()
+}
+
+/// The group in one transaction without savepoints: all appends or none.
+fn write_together(
+    conn: &mut Connection,
+    parked: &[Parked],
+    pricing: &Pricing,
+    tally: &mut Tally,
+) -> Result<Vec<AppendResult>, GroupFailure> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(GroupFailure::Group)?;
+    let mut counted = Tally::default();
+    let mut rollup = Delta::default();
+    let mut results = Vec::with_capacity(parked.len());
+    for p in parked {
+        let ids = insert_append(&tx, p, pricing, &mut counted, &mut rollup)
+            .map_err(GroupFailure::Append)?;
+        results.push(Ok(ids));
+    }
+    rollup.apply(&tx).map_err(GroupFailure::Group)?;
+    tx.commit().map_err(GroupFailure::Group)?;
+    tally.merge(&counted);
+    Ok(results)
+}
+
+/// The group in one transaction, each append under its own savepoint, so an
+/// append that fails is refused alone and the others are kept.
+fn write_apart(
     conn: &mut Connection,
     parked: &[Parked],
     pricing: &Pricing,
@@ -905,24 +1022,15 @@ fn write_group(
     let mut results = Vec::with_capacity(parked.len());
     // The rollups change once per group: the appends that stay add to it.
     let mut rollup = Delta::default();
+    let mut counted = Tally::default();
     for p in parked {
         let sp = tx.savepoint()?;
-        let mut counted = Tally::default();
+        let mut added_rows = Tally::default();
         let mut added = Delta::default();
-        let inserted: Result<Vec<Vec<i64>>, rusqlite::Error> = p
-            .batches
-            .iter()
-            .map(|b| {
-                let inserted = insert_batch(&sp, b, &p.stamp, pricing, &mut added)?;
-                counted.add(b.table(), inserted.ids.len() as u64);
-                counted.add(Table::LlmCalls, inserted.derived_llm_calls);
-                Ok(inserted.ids)
-            })
-            .collect();
-        match inserted {
+        match insert_append(&sp, p, pricing, &mut added_rows, &mut added) {
             Ok(ids) => {
                 sp.commit()?;
-                tally.merge(&counted);
+                counted.merge(&added_rows);
                 rollup.merge(added);
                 results.push(Ok(ids));
             }
@@ -935,11 +1043,10 @@ fn write_group(
     }
     rollup.apply(&tx)?;
     tx.commit()?;
+    tally.merge(&counted);
     Ok(results)
 }
 
-/// Inserts one batch; returns the new row ids in order. Public so the
-/// benchmarks can time the same statements without the daemon around them.
 /// Rows an append added per record table, counted once it commits.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally([u64; Table::ALL.len()]);
@@ -975,6 +1082,8 @@ pub struct Inserted {
     pub derived_llm_calls: u64,
 }
 
+/// Inserts one batch; returns the new row ids in order. Public so the
+/// benchmarks can time the same statements without the daemon around them.
 ///
 /// The LLM calls' figures are added to `rollup`, for the caller to write
 /// with [`Delta::apply`] in the same transaction, once per group commit.
@@ -1298,3 +1407,7 @@ fn insert_span(conn: &Connection, r: &SpanRecord, s: &Stamp) -> Result<i64, rusq
     ])?;
     Ok(conn.last_insert_rowid())
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod store_tests;

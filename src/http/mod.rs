@@ -496,8 +496,10 @@ async fn read_body(
     Ok(body)
 }
 
-/// `POST /_test/fault/{actor}/{kind}[?ms=N]`: arms a fault in an actor. Only
-/// test builds have fault injection; any other build answers 404.
+/// `POST /_test/fault/{actor}/{kind}[?ms=N]`: arms a fault in an actor
+/// (`panic`, `stall?ms=N`, `hold`), or ends every hold (`release`, any
+/// actor). Only test builds have fault injection; any other build answers
+/// 404.
 async fn inject_fault(
     path: web::Path<(String, String)>,
     query: web::Query<std::collections::HashMap<String, String>>,
@@ -509,6 +511,10 @@ async fn inject_fault(
         return not_found();
     }
     let (actor, kind) = path.into_inner();
+    if kind == "release" {
+        openclaw_trace_actors::fault::release();
+        return HttpResponse::Ok().json(json!({"released": true}));
+    }
     let actor = match actor.as_str() {
         "ingest" => ActorName::Ingest,
         "store" => ActorName::Store,
@@ -519,6 +525,7 @@ async fn inject_fault(
     };
     let kind = match kind.as_str() {
         "panic" => FaultKind::Panic,
+        "hold" => openclaw_trace_actors::fault::hold(),
         "stall" => {
             let ms = query.get("ms").and_then(|v| v.parse().ok()).unwrap_or(1000);
             FaultKind::Stall(Duration::from_millis(ms))

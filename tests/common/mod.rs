@@ -152,13 +152,26 @@ impl Daemon {
         };
         // The host sampler commits its first sample right after start; wait
         // for it so a fault a test arms in the store hits the test's request.
-        for _ in 0..600 {
-            if daemon.status()["tables"]["metric_points"]["rows"].as_u64() > Some(0) {
-                return daemon;
+        daemon.wait_first_sample();
+        daemon
+    }
+
+    /// Waits until the first host sample is committed (a hang guard of a
+    /// minute, not a performance bound: a busy machine may take seconds).
+    fn wait_first_sample(&self) {
+        let start = Instant::now();
+        loop {
+            let status = self.status();
+            if status["tables"]["metric_points"]["rows"].as_u64() > Some(0) {
+                return;
             }
+            assert!(
+                start.elapsed() < PATIENCE * 2,
+                "the first host sample was not stored within {:?}: {status}",
+                PATIENCE * 2
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("the first host sample was never stored");
     }
 
     /// The daemon's process id (to read its `/proc` entries).
@@ -318,6 +331,34 @@ impl Daemon {
         }
     }
 
+    /// Waits until the store holds `records` appended records not yet
+    /// committed (`store.pending_records`), such as requests held by a
+    /// `hold` fault.
+    pub fn wait_pending(&self, records: u64) -> Value {
+        self.wait_status(&format!("{records} records pending in the store"), |s| {
+            s["store"]["pending_records"].as_u64() == Some(records)
+        })
+    }
+
+    /// Arms a `hold` fault in `actor`: its thread blocks at its next piece of
+    /// work until [`Daemon::release`] (or, as a hang guard, a minute).
+    pub fn hold(&self, actor: &str) {
+        let r = self.post(&format!("/_test/fault/{actor}/hold"), b"", &[]);
+        assert_eq!(r.status, 200, "arming a hold in {actor}: {}", r.body);
+    }
+
+    /// Ends every hold.
+    pub fn release(&self) {
+        let r = self.post("/_test/fault/store/release", b"", &[]);
+        assert_eq!(r.status, 200, "releasing the holds: {}", r.body);
+    }
+
+    /// Waits until a log line with `msg` has been printed (a hang guard of a
+    /// minute).
+    pub fn wait_logged(&self, msg: &str) {
+        eventually(&format!("a log line {msg:?}"), || self.logged(msg));
+    }
+
     /// Log lines containing `text`.
     pub fn log_count(&self, text: &str) -> usize {
         self.logs
@@ -342,6 +383,19 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Polls `ready` until it holds; fails naming `what` after a minute (a hang
+/// guard for a busy machine, not a performance bound).
+pub fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "waited a minute for {what}; it never came"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -418,13 +472,8 @@ impl Daemon {
             }
         };
         daemon.base = format!("http://{addr}");
-        for _ in 0..600 {
-            if daemon.status()["tables"]["metric_points"]["rows"].as_u64() > Some(0) {
-                return (daemon, pipe);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("the first host sample was never stored");
+        daemon.wait_first_sample();
+        (daemon, pipe)
     }
 }
 

@@ -19,6 +19,8 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     /// The request path.
     pub path: String,
+    /// The query string, without the `?` (empty when there is none).
+    pub query: String,
     /// The decompressed body.
     pub raw: Vec<u8>,
     /// The decompressed body as JSON (null when it is not JSON).
@@ -155,6 +157,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) 
         at: Instant::now(),
         headers,
         path: req.path().to_string(),
+        query: req.query_string().to_string(),
         raw,
         body,
         status,

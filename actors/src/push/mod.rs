@@ -662,3 +662,7 @@ impl PushRun {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "push_tests.rs"]
+mod push_tests;

@@ -1,0 +1,297 @@
+//! The StoreActor's group commit, driven through its messages on a real
+//! SQLite file: the store's thread is held while appends queue up, so what
+//! shares a commit is decided by the test, not by timing.
+
+use futures_util::future::join_all;
+
+use super::{Close, DeadLetter, MarkPushed, Ping, StoreError};
+use crate::records::Table;
+use crate::test_support::{append, event_names, StoreThread, TestDb};
+
+fn commits(store: &StoreThread) -> u64 {
+    store.stats.snapshot().store_commits
+}
+
+fn cursor(db: &TestDb, table: Table) -> i64 {
+    db.read()
+        .query_row(
+            "SELECT last_pushed_id FROM push_cursors WHERE table_name = ?1",
+            [table.name()],
+            |r| r.get(0),
+        )
+        .expect("cursor")
+}
+
+fn unpushed(store: &StoreThread, table: Table) -> u64 {
+    store
+        .stats
+        .rows
+        .tables()
+        .into_iter()
+        .find(|t| t.table == table.name())
+        .expect("table counts")
+        .unpushed
+}
+
+#[actix_rt::test]
+async fn appends_that_queue_while_the_store_is_busy_share_one_commit() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |_| {});
+    let before = commits(&store);
+    let hold = store.hold();
+    // Ten appends (within the mailbox's 16), all waiting for the store.
+    let names: Vec<String> = (0..10).map(|i| format!("e{i}")).collect();
+    let replies: Vec<_> = names
+        .iter()
+        .map(|n| store.addr.send(append(&[n.as_str()])))
+        .collect();
+    hold.release();
+    let mut ids = Vec::new();
+    for reply in join_all(replies).await {
+        let per_batch = reply.expect("the store answered").expect("committed");
+        assert_eq!(per_batch.len(), 1, "one batch, one id list");
+        ids.extend(per_batch[0].iter().copied());
+    }
+    assert_eq!(ids, (1..=10).collect::<Vec<i64>>(), "ids in arrival order");
+    assert_eq!(commits(&store) - before, 1, "one transaction for all ten");
+    assert_eq!(event_names(&db), names, "every row committed, in order");
+}
+
+#[actix_rt::test]
+async fn an_append_sent_alone_is_committed_alone_and_answered_after_its_commit() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |_| {});
+    for i in 1..=3 {
+        let ids = store
+            .addr
+            .send(append(&["solo"]))
+            .await
+            .expect("answered")
+            .expect("committed");
+        assert_eq!(ids, vec![vec![i]]);
+        // Answered only once committed: a separate connection sees it.
+        assert_eq!(event_names(&db).len(), i as usize);
+        assert_eq!(commits(&store), i as u64);
+    }
+}
+
+#[actix_rt::test]
+async fn a_failing_append_fails_alone_and_whole_and_its_group_still_commits() {
+    let db = TestDb::new();
+    // A real SQLite failure for one record: a trigger refuses it.
+    let store = StoreThread::start(&db.path, |conn| {
+        conn.execute_batch(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON events WHEN NEW.name = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+        )
+        .expect("create the trigger");
+    });
+    let before = commits(&store);
+    let hold = store.hold();
+    let first = store.addr.send(append(&["a1", "a2"]));
+    let poisoned = store.addr.send(append(&["b1", "poison", "b3"]));
+    let last = store.addr.send(append(&["c1"]));
+    hold.release();
+    let (first, poisoned, last) = (
+        first.await.expect("answered"),
+        poisoned.await.expect("answered"),
+        last.await.expect("answered"),
+    );
+    assert_eq!(first, Ok(vec![vec![1, 2]]));
+    match poisoned {
+        Err(StoreError::Write(message)) => assert!(message.contains("poisoned"), "{message}"),
+        other => panic!("the poisoned append fails with the database's error: {other:?}"),
+    }
+    // b1 was rolled back with its batch: ids go on after the rollback.
+    let last = last.expect("the append after the failure commits");
+    assert_eq!(last.len(), 1);
+    assert_eq!(
+        event_names(&db),
+        vec!["a1", "a2", "c1"],
+        "b1 and b3 are not stored"
+    );
+    assert_eq!(commits(&store) - before, 1, "still one transaction");
+    let events = store
+        .stats
+        .rows
+        .tables()
+        .into_iter()
+        .find(|t| t.table == "events")
+        .expect("events");
+    assert_eq!(events.rows, 3, "the row counts follow what was committed");
+}
+
+#[actix_rt::test]
+async fn close_commits_what_came_before_it_and_refuses_what_comes_after() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |_| {});
+    let hold = store.hold();
+    let before = store.addr.send(append(&["before"]));
+    let close = store.addr.send(Close);
+    let after = store.addr.send(append(&["after"]));
+    let ping = store.addr.send(Ping);
+    hold.release();
+    assert_eq!(before.await.expect("answered"), Ok(vec![vec![1]]));
+    assert_eq!(close.await.expect("answered"), Ok(()));
+    assert_eq!(after.await.expect("answered"), Err(StoreError::Closed));
+    assert_eq!(
+        ping.await.expect("answered"),
+        Err(StoreError::Closed),
+        "a closed store is not healthy"
+    );
+    assert_eq!(event_names(&db), vec!["before"]);
+    // Checkpointed into the main file: the WAL is empty or gone.
+    let wal = std::fs::metadata(crate::schema::sibling(&db.path, "-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert_eq!(wal, 0, "the WAL was checkpointed and truncated");
+}
+
+#[actix_rt::test]
+async fn the_push_cursor_only_moves_forward_and_counts_the_rows_it_passes() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |_| {});
+    store
+        .addr
+        .send(append(&["e1", "e2", "e3", "e4", "e5"]))
+        .await
+        .expect("answered")
+        .expect("committed");
+    assert_eq!(cursor(&db, Table::Events), 0);
+    assert_eq!(unpushed(&store, Table::Events), 5);
+    let mark = |up_to| MarkPushed {
+        table: Table::Events,
+        up_to,
+    };
+    store
+        .addr
+        .send(mark(3))
+        .await
+        .expect("answered")
+        .expect("marked");
+    assert_eq!(cursor(&db, Table::Events), 3);
+    assert_eq!(unpushed(&store, Table::Events), 2);
+    // An older acknowledgement (a retried batch answered late) changes nothing.
+    store
+        .addr
+        .send(mark(1))
+        .await
+        .expect("answered")
+        .expect("marked");
+    assert_eq!(cursor(&db, Table::Events), 3, "never moves back");
+    assert_eq!(unpushed(&store, Table::Events), 2);
+    // Other tables keep their own cursor.
+    assert_eq!(cursor(&db, Table::LlmCalls), 0);
+    store
+        .addr
+        .send(mark(5))
+        .await
+        .expect("answered")
+        .expect("marked");
+    assert_eq!(cursor(&db, Table::Events), 5);
+    assert_eq!(unpushed(&store, Table::Events), 0);
+}
+
+#[actix_rt::test]
+async fn a_cursor_move_waits_for_the_appends_before_it() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |_| {});
+    let hold = store.hold();
+    let appended = store.addr.send(append(&["e1", "e2"]));
+    let marked = store.addr.send(MarkPushed {
+        table: Table::Events,
+        up_to: 2,
+    });
+    hold.release();
+    appended.await.expect("answered").expect("committed");
+    marked.await.expect("answered").expect("marked");
+    assert_eq!(cursor(&db, Table::Events), 2);
+    assert_eq!(
+        unpushed(&store, Table::Events),
+        0,
+        "the rows were committed before the cursor passed them"
+    );
+}
+
+#[actix_rt::test]
+async fn a_dead_letter_is_kept_and_the_cursor_moves_past_it() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |_| {});
+    store
+        .addr
+        .send(append(&["e1", "poison", "e3"]))
+        .await
+        .expect("answered")
+        .expect("committed");
+    store
+        .addr
+        .send(MarkPushed {
+            table: Table::Events,
+            up_to: 1,
+        })
+        .await
+        .expect("answered")
+        .expect("marked");
+    store
+        .addr
+        .send(DeadLetter {
+            table: Table::Events,
+            row_id: 2,
+            last_row_id: 2,
+            status: 400,
+            message: "HTTP 400: bad record".into(),
+        })
+        .await
+        .expect("answered")
+        .expect("dead-lettered");
+    assert_eq!(cursor(&db, Table::Events), 2);
+    assert_eq!(unpushed(&store, Table::Events), 1, "e3 still to push");
+    assert_eq!(store.stats.rows.dead_letters(), 1);
+    let (table, row_id, last_row_id, status, message): (String, i64, i64, i64, String) = db
+        .read()
+        .query_row(
+            "SELECT table_name, row_id, last_row_id, status, message FROM dead_letters",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .expect("one dead letter");
+    assert_eq!(
+        (
+            table.as_str(),
+            row_id,
+            last_row_id,
+            status,
+            message.as_str()
+        ),
+        ("events", 2, 2, 400, "HTTP 400: bad record")
+    );
+    // The row itself stays in its table.
+    assert_eq!(event_names(&db), vec!["e1", "poison", "e3"]);
+}
+
+/// The appends parked behind a hold are not lost if more arrive than the
+/// mailbox holds at once: they are all committed, in order.
+#[actix_rt::test]
+async fn more_appends_than_the_mailbox_holds_are_all_committed_in_order() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |_| {});
+    let hold = store.hold();
+    let names: Vec<String> = (0..40).map(|i| format!("e{i}")).collect();
+    let replies: Vec<_> = names
+        .iter()
+        .map(|n| store.addr.send(append(&[n.as_str()])))
+        .collect();
+    hold.release();
+    for (i, reply) in join_all(replies).await.into_iter().enumerate() {
+        assert_eq!(
+            reply.expect("answered").expect("committed"),
+            vec![vec![i as i64 + 1]]
+        );
+    }
+    assert_eq!(event_names(&db), names);
+    assert!(
+        commits(&store) < 40,
+        "appends that waited shared commits: {}",
+        commits(&store)
+    );
+}
