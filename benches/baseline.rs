@@ -18,7 +18,8 @@
 //!   (each with a random trace id, decoding not timed), committing every
 //!   `COMMIT_ROWS` rows (default 10,000), until the file holds ROWS rows.
 //!   Prints one JSON line per `WINDOW_ROWS` rows (default 250,000) with the
-//!   rate in that window, then a summary line.
+//!   rate in that window, then a summary line. `SEQUENTIAL_TRACE_IDS=1`
+//!   numbers the traces instead of drawing them at random.
 //!
 //! `cargo bench --bench baseline` with no mode (what `cargo bench` does)
 //! prints this usage and exits.
@@ -140,8 +141,13 @@ fn sqlite_spans(rows: usize) {
         openclaw_trace_actors::prices::PriceTable::builtin(),
     ));
     let limits = Limits::default();
+    // As the daemon gets them from wrk; SEQUENTIAL_TRACE_IDS=1 numbers the
+    // traces instead (what `cargo bench --bench otlp` sends), to see what
+    // the trace index's random inserts cost.
+    let sequential = std::env::var_os("SEQUENTIAL_TRACE_IDS").is_some();
     let batch = |n: usize| {
-        let body = request(n, fastrand::u128(..).to_be_bytes());
+        let trace = if sequential { n as u128 } else { fastrand::u128(..) };
+        let body = request(n, trace.to_be_bytes());
         decode_signal(Signal::Spans, Encoding::Protobuf, &body, &limits)
             .expect("decode")
             .batch
