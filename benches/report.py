@@ -371,7 +371,7 @@ def meta_lines(res):
         f"Generated {m['date']} from commit `{m['commit']}` by `{m['command'] or 'benches/run.sh'}` "
         f"on {m['nproc']} cores ({m['cpu']}), {m['mem_kib'] / 1024 / 1024:.1f} GiB of memory, "
         f"Linux {m['kernel']}; load average at the start {m['load_at_start']}."
-        + (f" Whole run: {m['run_seconds']:.0f} s." if "run_seconds" in m else ""),
+        + (f" Whole run, build included: {m['run_seconds']:.0f} s." if "run_seconds" in m else ""),
         "",
     ]
 

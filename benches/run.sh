@@ -5,7 +5,7 @@
 # BENCHMARKS.md's generated part (with the date, commit, machine and this
 # command).
 #
-#   benches/run.sh                 # everything (~7 min on 2 cores), writes BENCHMARKS.md
+#   benches/run.sh                 # everything (~5.5 min on 2 cores), writes BENCHMARKS.md
 #   benches/run.sh otlp            # one part, printed only: idle | size | ingest | otlp
 #   benches/run.sh ingest otlp     # several parts, printed only
 #   benches/run.sh extra           # the longer benches kept from earlier issues (not in "all")
