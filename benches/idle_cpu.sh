@@ -97,7 +97,7 @@ scraper=$SPAWNED
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # Sleeps until `at` seconds after start.
-until_s() { local left; left=$(awk -v s="$start" -v at="$1" -v now="$(date +%s.%N)" 'BEGIN { d = s + at - now; print (d > 0 ? d : 0) }'); sleep "$left"; }
+until_s() { local left; left=$(awk -v s="$start" -v at="$1" -v now="$(date +%s.%N)" 'BEGIN { d = s + at - now; print (d > 0 ? d : 0) }'); bench_run sleep "$left"; }
 
 until_s 10 # start-up is not idle
 declare -A before rss hwm threads

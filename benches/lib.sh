@@ -15,14 +15,17 @@ export BENCH_OUT
 _bench_pids=()
 _bench_dirs=()
 
+# Whether $1 is still a child of this shell (not exited and reused).
+_bench_ours() { [[ $(ps -o ppid= -p "$1" 2>/dev/null | tr -d ' ') == "$BASHPID" ]]; }
+
 bench_cleanup() {
-  local pid
+  local pid live=()
   for pid in "${_bench_pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
+    _bench_ours "$pid" && live+=("$pid") && kill -TERM "$pid" 2>/dev/null || true
   done
-  for pid in "${_bench_pids[@]}"; do
+  for pid in "${live[@]}"; do
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$pid" 2>/dev/null || true
+    _bench_ours "$pid" && kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
   _bench_pids=()
@@ -51,13 +54,30 @@ bench_spawn() {
   _bench_pids+=("$SPAWNED")
 }
 
+# Waits for a tracked process to end by itself; fails as it failed.
+bench_wait() {
+  local pid=$1 status=0 keep=() p
+  wait "$pid" || status=$?
+  for p in "${_bench_pids[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  _bench_pids=("${keep[@]+"${keep[@]}"}")
+  return "$status"
+}
+
+# Runs "$@" as a tracked child and waits for it: unlike a foreground
+# command, a signal to this script is handled at once (and the child
+# stopped by the cleanup), not after the command ends.
+bench_run() {
+  bench_spawn "$@"
+  bench_wait "$SPAWNED"
+}
+
 # Stops a tracked process with SIGTERM and waits for it (10 s, then KILL);
 # its exit status in STOPPED_STATUS.
 bench_stop() {
   local pid=$1
-  kill -TERM "$pid" 2>/dev/null || true
+  _bench_ours "$pid" && kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  kill -KILL "$pid" 2>/dev/null || true
+  _bench_ours "$pid" && kill -KILL "$pid" 2>/dev/null || true
   STOPPED_STATUS=0
   wait "$pid" 2>/dev/null || STOPPED_STATUS=$?
   local keep=() p
@@ -130,7 +150,7 @@ proc_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 bench_wrk() {
   local out=$1; shift
   command -v wrk >/dev/null || die "wrk is needed: apt-get install -y wrk"
-  wrk "$@" >"$out.txt" 2>&1 || { cat "$out.txt" >&2; die "wrk failed: wrk $*"; }
+  bench_run wrk "$@" >"$out.txt" 2>&1 || { cat "$out.txt" >&2; die "wrk failed: wrk $*"; }
   grep '^WRKJSON ' "$out.txt" | sed 's/^WRKJSON //' >"$out.json"
   [[ -s $out.json ]] || { cat "$out.txt" >&2; die "wrk printed no WRKJSON line"; }
   local errors

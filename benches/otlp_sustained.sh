@@ -93,7 +93,7 @@ done
 (( max_rows < 500000 )) && max_rows=500000
 note "raw SQLite: the same span rows, the daemon's schema and statements, up to $max_rows rows"
 WINDOW_ROWS=${WINDOW_ROWS:-$(( (max_rows / 10 + 99) / 100 * 100 ))} TMPDIR=$tmp \
-  "$BASELINE_BIN" sqlite-spans "$max_rows" >"$out/raw.jsonl"
+  bench_run "$BASELINE_BIN" sqlite-spans "$max_rows" >"$out/raw.jsonl"
 
 echo "{\"seconds\": $SECONDS_, \"window\": $WINDOW, \"conns\": \"$CONNS\", \"decode_conns\": $decode_c}" >"$out/params.json"
 python3 "$ROOT/benches/report.py" section otlp "$BENCH_OUT"

@@ -82,12 +82,19 @@ extra() {
   benches/size_bound.sh
 }
 
+# A part's script as a tracked child: stopped with this run (and its own
+# children and temp dirs with it) if the run is interrupted.
+part() {
+  bench_spawn "$@"
+  bench_wait "$SPAWNED"
+}
+
 for p in "${parts[@]}"; do
   case $p in
     size) size ;;
-    idle) benches/idle_cpu.sh ;;
-    ingest) benches/ingest_wrk.sh ;;
-    otlp) benches/otlp_sustained.sh ;;
+    idle) part benches/idle_cpu.sh ;;
+    ingest) part benches/ingest_wrk.sh ;;
+    otlp) part benches/otlp_sustained.sh ;;
     extra) extra ;;
   esac
 done
