@@ -1,26 +1,52 @@
 #!/usr/bin/env bash
-# Idle cost of host sampling: CPU (share of one core) and RSS of the release
-# daemon at its default 30 s interval over DURATION seconds (default 300),
-# side by side in the same run with prometheus-node-exporter (default
-# collectors, scraped every 30 s, as a Prometheus server would) and collectd
-# (cpu, memory, swap, df, disk, interface, load, processes, tcpconns, written
-# to CSV every 30 s). The daemon also stores every sample in SQLite.
+# Idle footprint, side by side in one run: the release daemon (empty
+# database, default 30 s host-sampling interval; it also stores every
+# sample in SQLite), prometheus-node-exporter (default collectors, scraped
+# every 30 s, as a Prometheus server would) and collectd (cpu, memory,
+# swap, df, disk, interface, load, processes, tcpconns, written to CSV
+# every 30 s), all three started at once and left idle.
 #
-# Needs Debian's prometheus-node-exporter and collectd-core:
+# CPU (share of one core) from 10 s after start over DURATION seconds
+# (default 120: four sampling intervals); RSS read RSS_AT seconds after
+# start (default 120). Takes 10 + DURATION seconds.
+#
+#   benches/idle_cpu.sh            # or: benches/run.sh idle
+#
+# Needs Debian's prometheus-node-exporter and collectd-core (installed here
+# when missing and running as root):
 #   apt-get install -y prometheus-node-exporter collectd-core
 set -euo pipefail
-cd "$(dirname "$0")/.."
-duration=${DURATION:-300}
-cargo build --release --quiet
-dir=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
 
-TRACE_LISTEN_ADDR=127.0.0.1:19510 TRACE_DB_PATH="$dir/trace.db" target/release/openclaw-trace >"$dir/trace.log" &
-pids+=($!); trace=$!
-prometheus-node-exporter --web.listen-address=127.0.0.1:19511 >"$dir/node.log" 2>&1 &
-pids+=($!); node=$!
+duration=${DURATION:-120}
+rss_at=${RSS_AT:-120}
+(( rss_at >= 10 && rss_at <= 10 + duration )) || die "RSS_AT must be within 10 .. 10 + DURATION"
+out=$BENCH_OUT/idle
+mkdir -p "$out"
+
+if ! command -v prometheus-node-exporter >/dev/null || ! command -v collectd >/dev/null; then
+  if [[ $(id -u) == 0 ]]; then
+    note "installing the peers: apt-get install -y prometheus-node-exporter collectd-core"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus-node-exporter collectd-core >"$out/apt.log" 2>&1 ||
+      { cat "$out/apt.log" >&2; die "could not install the peers"; }
+  else
+    die "needs: apt-get install -y prometheus-node-exporter collectd-core"
+  fi
+fi
+bench_build
+bench_tmpdir; dir=$BENCH_TMP
+
+# A port nothing listens on, for node-exporter.
+free_port() {
+  local port
+  for _ in $(seq 100); do
+    port=$(( 20000 + RANDOM % 40000 ))
+    ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return; }
+  done
+  die "no free port"
+}
+node_port=$(free_port)
+
 cat >"$dir/collectd.conf" <<CONF
 Interval 30
 FQDNLookup false
@@ -48,26 +74,63 @@ LoadPlugin csv
   DataDir "$dir/csv"
 </Plugin>
 CONF
-collectd -f -C "$dir/collectd.conf" >"$dir/collectd.log" 2>&1 &
-pids+=($!); collectd=$!
-( while sleep 30; do curl -s -o /dev/null http://127.0.0.1:19511/metrics; done ) &
-pids+=($!)
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-sleep 10 # start-up is not idle
-declare -A before
+note "idle: daemon, prometheus-node-exporter and collectd together for $(( 10 + duration )) s"
+start=$(date +%s.%N)
+bench_start_daemon "$dir"
+trace=$DAEMON_PID
+bench_spawn prometheus-node-exporter --web.listen-address="127.0.0.1:$node_port" >"$dir/node.log" 2>&1
+node=$SPAWNED
+bench_spawn collectd -f -C "$dir/collectd.conf" >"$dir/collectd.log" 2>&1
+collectd=$SPAWNED
+scrape() {
+  local nap=
+  trap '[[ -n $nap ]] && kill "$nap" 2>/dev/null; exit 0' TERM
+  while :; do
+    sleep 30 & nap=$!
+    wait "$nap" || true
+    curl -s -o /dev/null --max-time 10 "http://127.0.0.1:$node_port/metrics" || true
+  done
+}
+bench_spawn scrape
+scraper=$SPAWNED
+
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# Sleeps until `at` seconds after start.
+until_s() { local left; left=$(awk -v s="$start" -v at="$1" -v now="$(date +%s.%N)" 'BEGIN { d = s + at - now; print (d > 0 ? d : 0) }'); bench_run sleep "$left"; }
+
+until_s 10 # start-up is not idle
+declare -A before rss hwm threads
 for p in $trace $node $collectd; do before[$p]=$(ticks "$p"); done
-sleep "$duration"
+t0=$(date +%s.%N)
+read_mem() {
+  for p in $trace $node $collectd; do
+    rss[$p]=$(proc_kib "$p" VmRSS); hwm[$p]=$(proc_kib "$p" VmHWM)
+    threads[$p]=$(awk '/^Threads:/ { print $2 }' "/proc/$p/status")
+  done
+}
+if (( rss_at < 10 + duration )); then until_s "$rss_at"; read_mem; fi
+until_s $(( 10 + duration ))
+declare -A after
+for p in $trace $node $collectd; do after[$p]=$(ticks "$p"); done
+t1=$(date +%s.%N)
+(( rss_at < 10 + duration )) || read_mem
 hz=$(getconf CLK_TCK)
-echo "idle over ${duration}s, same run; CPU as % of one core"
-echo "| process | CPU | RSS at end | peak RSS |"
-echo "| --- | --- | --- | --- |"
-for name in openclaw-trace:$trace prometheus-node-exporter:$node collectd:$collectd; do
-  p=${name##*:}
-  used=$(( $(ticks "$p") - before[$p] ))
-  cpu=$(awk -v t="$used" -v hz="$hz" -v d="$duration" 'BEGIN { printf "%.3f%%", 100 * t / hz / d }')
-  rss=$(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$p/status")
-  hwm=$(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$p/status")
-  echo "| ${name%%:*} | $cpu | $rss | $hwm |"
-done
-echo "samples stored by openclaw-trace: $(curl -s http://127.0.0.1:19510/metrics | grep -c '^openclaw_trace_host' || true) host series exposed"
+for p in $trace $node $collectd; do kill -0 "$p" 2>/dev/null || die "process $p exited while idle"; done
+host_series=$(curl -s "http://$ADDR/metrics" | grep -c '^openclaw_trace_host' || true)
+bench_stop "$scraper"
+
+{
+  for name in openclaw-trace:$trace prometheus-node-exporter:$node collectd:$collectd; do
+    p=${name##*:}
+    jq -n --arg name "${name%%:*}" --argjson ticks $(( after[$p] - before[$p] )) --argjson hz "$hz" \
+      --argjson t0 "$t0" --argjson t1 "$t1" --argjson rss "${rss[$p]}" --argjson hwm "${hwm[$p]}" \
+      --argjson threads "${threads[$p]}" \
+      '{name: $name, cpu_ticks: $ticks, cpu_pct: (100 * $ticks / $hz / ($t1 - $t0)), rss_kib: $rss, hwm_kib: $hwm, threads: $threads}'
+  done
+} | jq -s --argjson d "$duration" --argjson r "$rss_at" --argjson hz "$hz" --argjson s "$host_series" \
+  '{cpu_from_s: 10, cpu_seconds: $d, rss_at_s: $r, hz: $hz, daemon_host_series: $s, processes: .}' >"$out/result.json"
+
+bench_stop "$trace"
+[[ $STOPPED_STATUS == 0 ]] || die "the daemon exited $STOPPED_STATUS after SIGTERM"
+python3 "$ROOT/benches/report.py" section idle "$BENCH_OUT"

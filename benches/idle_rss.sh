@@ -4,8 +4,9 @@
 # Usage: benches/idle_rss.sh   (builds the release binary first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin=target/release/openclaw-trace
+# Only the daemon (benches/run.sh builds the baselines too).
+cargo build --release --quiet --bin openclaw-trace
+bin=${CARGO_TARGET_DIR:-target}/release/openclaw-trace
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 TRACE_LISTEN_ADDR=127.0.0.1:0 TRACE_DB_PATH="$dir/idle.db" "$bin" >"$dir/log" &

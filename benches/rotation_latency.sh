@@ -5,23 +5,22 @@
 #
 #   benches/rotation_latency.sh            # ROWS=1000000 WINDOW=7 CONNS=4 RUNS=3
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
 ROWS=${ROWS:-1000000} WINDOW=${WINDOW:-7} CONNS=${CONNS:-4} RUNS=${RUNS:-3}
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
-cargo build --release -q
-BIN=$PWD/target/release/openclaw-trace
-WORK=$(mktemp -d); trap 'pkill -f "$WORK" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-PORT=${PORT:-19391}
+command -v wrk >/dev/null || die "wrk is needed: apt-get install -y wrk"
+bench_build
+bench_tmpdir; WORK=$BENCH_TMP
 
-start() { # db, rotate_days -> pid
-  TRACE_DB_PATH="$1" TRACE_DB_ROTATE_DAYS="$2" TRACE_ROTATE_INTERVAL=1h \
-  TRACE_LISTEN_ADDR=127.0.0.1:$PORT TRACE_LOG_LEVEL=warning "$BIN" >"$1.log" 2>&1 &
-  echo $!
+start() { # db, rotate_days -> pid, ADDR
+  bench_spawn env TRACE_DB_PATH="$1" TRACE_DB_ROTATE_DAYS="$2" TRACE_ROTATE_INTERVAL=1h \
+    TRACE_LISTEN_ADDR=127.0.0.1:0 TRACE_LOG_LEVEL=info "$DAEMON_BIN" >"$1.log" 2>&1
+  pid=$SPAWNED
+  bench_wait_listening "$1.log" "$pid"
 }
-wait_up() { for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return; sleep 0.05; done; echo "daemon did not start" >&2; exit 1; }
 
 # A file with the schema, then ROWS events eight days old.
-pid=$(start "$WORK/seed.db" 0); wait_up; kill -TERM "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+start "$WORK/seed.db" 0; bench_stop "$pid"
 python3 - "$WORK/seed.db" "$ROWS" <<'PY'
 import sqlite3, sys, time
 db, rows = sys.argv[1], int(sys.argv[2])
@@ -37,12 +36,12 @@ echo "seeded $ROWS rows: $(stat -c %s "$WORK/seed.db") bytes"
 
 measure() { # label, rotate_days
   cp "$WORK/seed.db" "$WORK/run.db"; rm -f "$WORK/run.db-wal" "$WORK/run.db-shm"
-  local pid; pid=$(start "$WORK/run.db" "$2"); wait_up
+  start "$WORK/run.db" "$2"
   # The first rotation starts 5 s after start; measure from just before it.
   sleep 4.8
-  local out; out=$(wrk -t1 -c"$CONNS" -d"${WINDOW}s" --latency -s benches/wrk/event.lua "http://127.0.0.1:$PORT/v1/events")
-  local status; status=$(curl -s "http://127.0.0.1:$PORT/v1/status")
-  kill -TERM "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  local out; out=$(wrk -t1 -c"$CONNS" -d"${WINDOW}s" --latency -s benches/wrk/event.lua "http://$ADDR/v1/events")
+  local status; status=$(curl -s "http://$ADDR/v1/status")
+  bench_stop "$pid"
   python3 - "$1" "$out" "$status" "$WINDOW" <<'PY'
 import json, re, sys
 label, out, status, window = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), float(sys.argv[4])

@@ -5,23 +5,27 @@
 #
 #   benches/size_bound.sh            # BOUND=64MiB DURATION=60 CONNS=4
 set -euo pipefail
-cd "$(dirname "$0")/.."
-BOUND=${BOUND:-64MiB} DURATION=${DURATION:-60} CONNS=${CONNS:-4} PORT=${PORT:-19392}
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
-cargo build --release -q
-WORK=$(mktemp -d); trap 'kill $pid 2>/dev/null || true; rm -rf "$WORK"' EXIT
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+BOUND=${BOUND:-64MiB} DURATION=${DURATION:-60} CONNS=${CONNS:-4}
+command -v wrk >/dev/null || die "wrk is needed: apt-get install -y wrk"
+bench_build
+bench_tmpdir; WORK=$BENCH_TMP
 DB=$WORK/size.db
-TRACE_DB_PATH=$DB TRACE_DB_MAX_BYTES=$BOUND TRACE_LISTEN_ADDR=127.0.0.1:$PORT \
-  TRACE_LOG_LEVEL=warning target/release/openclaw-trace >"$WORK/log" 2>&1 &
-pid=$!
-for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.05; done
-( while kill -0 $pid 2>/dev/null; do
+bench_spawn env TRACE_DB_PATH="$DB" TRACE_DB_MAX_BYTES="$BOUND" TRACE_LISTEN_ADDR=127.0.0.1:0 \
+  TRACE_LOG_LEVEL=info "$DAEMON_BIN" >"$WORK/log" 2>&1
+pid=$SPAWNED
+bench_wait_listening "$WORK/log" "$pid"
+sizes() {
+  while kill -0 "$pid" 2>/dev/null; do
     echo "$(( $(stat -c %s "$DB" 2>/dev/null || echo 0) + $(stat -c %s "$DB-wal" 2>/dev/null || echo 0) ))"
     sleep 0.1
-  done ) >"$WORK/sizes" &
-wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s benches/wrk/events100.lua "http://127.0.0.1:$PORT/v1/events" >"$WORK/wrk"
-status=$(curl -s "http://127.0.0.1:$PORT/v1/status")
-kill -TERM $pid; while kill -0 $pid 2>/dev/null; do sleep 0.05; done
+  done
+}
+bench_spawn sizes >"$WORK/sizes"
+wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s benches/wrk/events100.lua "http://$ADDR/v1/events" >"$WORK/wrk"
+status=$(curl -s "http://$ADDR/v1/status")
+bench_stop "$pid"
 python3 - "$WORK/sizes" "$WORK/wrk" "$status" <<'PY'
 import json, re, sys
 sizes = [int(l) for l in open(sys.argv[1]) if l.strip()]

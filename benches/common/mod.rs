@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each benchmark uses a different part
 
+pub mod otlp;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
