@@ -29,7 +29,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use common::otlp::{request, SPANS_PER_REQUEST};
+use common::otlp::{base_ns, request, SPANS_PER_REQUEST, SPAN_STEP_NS};
 use openclaw_trace::wire::limits::Limits;
 use openclaw_trace::wire::native::{self, Kind};
 use openclaw_trace::wire::otlp::{decode_signal, Encoding};
@@ -50,7 +50,12 @@ fn usage() -> ! {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["serve"] => serve().expect("serve"),
         ["otlp-body", path] => otlp_body(path),
         ["sqlite-spans", rows] => sqlite_spans(rows.parse().expect("ROWS: a number")),
@@ -80,8 +85,9 @@ async fn traces(req: actix_web::HttpRequest, body: web::Bytes) -> HttpResponse {
         };
     }
     match native::decode(Kind::LlmCall, &body, &Limits::default()) {
-        Ok(batch) => HttpResponse::Accepted()
-            .json(serde_json::json!({ "accepted": batch.len(), "ids": [] })),
+        Ok(batch) => {
+            HttpResponse::Accepted().json(serde_json::json!({ "accepted": batch.len(), "ids": [] }))
+        }
         Err(e) => HttpResponse::BadRequest().body(e.to_string()),
     }
 }
@@ -102,11 +108,34 @@ fn serve() -> std::io::Result<()> {
     })
 }
 
+/// Start times of the body file's spans: placeholders the wrk script
+/// finds (through `<body>.times`) and overwrites with rising times.
+const TIME_MARK: u64 = 0x5449_4D45_0000_0000;
+
 fn otlp_body(path: &str) {
-    let body = request(0, *MARKER);
+    let body = request(0, *MARKER, TIME_MARK);
     let found = body.windows(MARKER.len()).filter(|w| w == MARKER).count();
-    assert_eq!(found, SPANS_PER_REQUEST, "the marker is each span's trace id and nothing else");
+    assert_eq!(
+        found, SPANS_PER_REQUEST,
+        "the marker is each span's trace id and nothing else"
+    );
+    // Where each span's start and end time sits (fixed64, little-endian).
+    let at = |value: u64| {
+        let bytes = value.to_le_bytes();
+        let hits: Vec<usize> = (0..body.len() - 7)
+            .filter(|&i| body[i..i + 8] == bytes)
+            .collect();
+        assert_eq!(hits.len(), 1, "time {value:#x} appears once in the body");
+        hits[0]
+    };
+    let offsets: String = (1..=SPANS_PER_REQUEST as u64)
+        .map(|id| {
+            let start = TIME_MARK + id * SPAN_STEP_NS;
+            format!("{} {}\n", at(start), at(start + 500_000_000))
+        })
+        .collect();
     std::fs::write(path, &body).expect("write the body");
+    std::fs::write(format!("{path}.times"), offsets).expect("write the time offsets");
     println!("{} bytes, {SPANS_PER_REQUEST} spans", body.len());
 }
 
@@ -145,9 +174,14 @@ fn sqlite_spans(rows: usize) {
     // traces instead (what `cargo bench --bench otlp` sends), to see what
     // the trace index's random inserts cost.
     let sequential = std::env::var_os("SEQUENTIAL_TRACE_IDS").is_some();
+    let base = base_ns();
     let batch = |n: usize| {
-        let trace = if sequential { n as u128 } else { fastrand::u128(..) };
-        let body = request(n, trace.to_be_bytes());
+        let trace = if sequential {
+            n as u128
+        } else {
+            fastrand::u128(..)
+        };
+        let body = request(n, trace.to_be_bytes(), base);
         decode_signal(Signal::Spans, Encoding::Protobuf, &body, &limits)
             .expect("decode")
             .batch

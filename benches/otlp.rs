@@ -18,7 +18,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::otlp::{request, SPANS_PER_REQUEST};
+use common::otlp::{base_ns, request, SPANS_PER_REQUEST};
 use common::{blast, median, Daemon};
 use openclaw_trace::wire::limits::Limits;
 use openclaw_trace::wire::otlp::{decode_signal, Encoding};
@@ -65,9 +65,12 @@ fn main() {
     println!("note: the daemon rates below are limited by this bench's own HTTP client; benches/run.sh measures the daemon with wrk");
     let quick = std::env::args().any(|a| a == "quick");
     let (runs, requests) = if quick { (3, 200) } else { (5, 1000) };
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..requests)
-            .map(|n| request(n, (n as u128 + 1).to_be_bytes()))
-            .collect());
+    let base = base_ns();
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..requests)
+            .map(|n| request(n, (n as u128 + 1).to_be_bytes(), base))
+            .collect(),
+    );
     let spans = requests * SPANS_PER_REQUEST;
     println!("{spans} spans in {requests} protobuf requests of {SPANS_PER_REQUEST} (~{} bytes each); median of {runs} runs, interleaved", bodies[0].len());
     println!("| client connections | baseline: straight into SQLite, one transaction (spans/s) | through the daemon (spans/s) | daemon / baseline | daemon peak RSS (median) |");

@@ -1087,28 +1087,33 @@ pub struct Inserted {
     pub derived_llm_calls: u64,
 }
 
-const INSERT_LLM_CALL: &str = "INSERT INTO llm_calls (time_ns, received_ns, agent_id, source, trace_id, span_id,
+const INSERT_LLM_CALL: &str =
+    "INSERT INTO llm_calls (time_ns, received_ns, agent_id, source, trace_id, span_id,
             session_id, provider, model, input_text, output_text, prompt_tokens,
             completion_tokens, total_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
             latency_ms, status, error_type, channel, metadata, truncated, cost_source)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
             ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
 
-const INSERT_ERROR: &str = "INSERT INTO errors (time_ns, received_ns, agent_id, source, trace_id, session_id,
+const INSERT_ERROR: &str =
+    "INSERT INTO errors (time_ns, received_ns, agent_id, source, trace_id, session_id,
             error_type, message, stack_trace, severity, metadata, truncated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
-const INSERT_EVENT: &str = "INSERT INTO events (time_ns, received_ns, agent_id, source, name, severity, body,
+const INSERT_EVENT: &str =
+    "INSERT INTO events (time_ns, received_ns, agent_id, source, name, severity, body,
             trace_id, span_id, attributes, severity_number, service_name, resource, scope_name,
             scope_version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
-const INSERT_METRIC: &str = "INSERT INTO metric_points (time_ns, start_time_ns, received_ns, agent_id, source, name,
+const INSERT_METRIC: &str =
+    "INSERT INTO metric_points (time_ns, start_time_ns, received_ns, agent_id, source, name,
             kind, unit, value, temporality, is_monotonic, data, attributes, service_name,
             resource, scope_name, scope_version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 
-const INSERT_SPAN: &str = "INSERT INTO spans (received_ns, agent_id, trace_id, span_id, parent_span_id, name,
+const INSERT_SPAN: &str =
+    "INSERT INTO spans (received_ns, agent_id, trace_id, span_id, parent_span_id, name,
             kind, start_ns, end_ns, status_code, status_message, service_name, resource,
             scope_name, scope_version, attributes, events, links)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,

@@ -27,10 +27,27 @@ fn int(key: &str, v: i64) -> KeyValue {
     kv(key, any_value::Value::IntValue(v))
 }
 
+/// Nanoseconds between the starts of consecutive spans.
+pub const SPAN_STEP_NS: u64 = 1_000;
+
+/// An hour ago, in unix nanoseconds: the first span's start in the
+/// benchmarks' requests. Recent, so the daemon's age rotation (7 days by
+/// default) deletes nothing while it is measured, and rising from request
+/// to request as real spans do, so each index grows at its end (the same
+/// times sent again and again would scatter every insert over the index).
+pub fn base_ns() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    now - 3_600_000_000_000
+}
+
 /// Request `n` of OpenClaw-like spans (a run, model calls with usage,
 /// tools), all in the trace `trace_id`: [`SPANS_PER_REQUEST`] spans in one
-/// protobuf `ExportTraceServiceRequest` of about 20 KB.
-pub fn request(n: usize, trace_id: [u8; 16]) -> Vec<u8> {
+/// protobuf `ExportTraceServiceRequest` of about 20 KB. Span `id` (counted
+/// from 1 over all requests) starts at `base_ns + id * SPAN_STEP_NS` and
+/// lasts half a second.
+pub fn request(n: usize, trace_id: [u8; 16], base_ns: u64) -> Vec<u8> {
     let spans = (0..SPANS_PER_REQUEST)
         .map(|i| {
             let id = (n * SPANS_PER_REQUEST + i) as u64 + 1;
@@ -71,8 +88,8 @@ pub fn request(n: usize, trace_id: [u8; 16]) -> Vec<u8> {
                 },
                 name: name.into(),
                 kind: 1,
-                start_time_unix_nano: 1_764_324_000_000_000_000 + id * 1_000_000,
-                end_time_unix_nano: 1_764_324_000_500_000_000 + id * 1_000_000,
+                start_time_unix_nano: base_ns + id * SPAN_STEP_NS,
+                end_time_unix_nano: base_ns + id * SPAN_STEP_NS + 500_000_000,
                 attributes,
                 status: Some(Status {
                     code: status::StatusCode::Ok as i32,
@@ -105,4 +122,3 @@ pub fn request(n: usize, trace_id: [u8; 16]) -> Vec<u8> {
     }
     .encode_to_vec()
 }
-

@@ -1,22 +1,35 @@
 -- OTLP protobuf, 100 spans a request: the body file OTLP_BODY written by
--- `baseline otlp-body` (benches/baseline.rs), whose 100 trace ids are a
--- 16-byte marker replaced in every request by a random trace id, so the
--- trace index grows as it does with real traffic.
+-- `baseline otlp-body` (benches/baseline.rs). Every request gets a random
+-- trace id in place of the 16-byte marker (so the trace index grows as it
+-- does with real traffic), and start and end times rising from request to
+-- request, from ten minutes ago, at the offsets listed in OTLP_BODY.times
+-- (real spans arrive in time order; the same times sent again would
+-- scatter every insert over the time index). LuaJIT's FFI patches the
+-- bytes in place: its 64-bit integers hold nanoseconds exactly.
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
+local ffi = require("ffi")
 local path = assert(os.getenv("OTLP_BODY"), "OTLP_BODY: the body file")
 local f = assert(io.open(path, "rb"))
-local body = f:read("*a")
+local template = f:read("*a")
 f:close()
+
 local marker = "TRACEIDPLACEHOLD"
-local pieces, pos = {}, 1
+local traces, pos = {}, 1
 while true do
-  local s, e = string.find(body, marker, pos, true)
+  local s = string.find(template, marker, pos, true)
   if not s then break end
-  pieces[#pieces + 1] = body:sub(pos, s - 1)
-  pos = e + 1
+  traces[#traces + 1] = s - 1
+  pos = s + #marker
 end
-pieces[#pieces + 1] = body:sub(pos)
-assert(#pieces == 101, "expected the marker 100 times in " .. path)
+assert(#traces == 100, "expected the marker 100 times in " .. path)
+
+local starts, ends = {}, {}
+for line in io.lines(path .. ".times") do
+  local s, e = line:match("^(%d+) (%d+)$")
+  starts[#starts + 1] = tonumber(s)
+  ends[#ends + 1] = tonumber(e)
+end
+assert(#starts == 100, "expected 100 time offsets in " .. path .. ".times")
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-protobuf"
@@ -25,21 +38,38 @@ local threads = 0
 function setup(thread)
   threads = threads + 1
   thread:set("id", threads)
+  thread:set("threads", 0) -- set below, once all threads exist
 end
 
-local parts = {}
+local size = #template
+local buf = ffi.new("uint8_t[?]", size)
+ffi.copy(buf, template, size)
+local u64 = ffi.typeof("uint64_t*")
+local first, stride, slot, counter
+-- Each request takes the next 100 us of span starts (1 us apart); wrk's
+-- threads take turns, so no two requests share a time.
 function init(args)
   math.randomseed(os.time() * 1000 + (id or 0) * 7919)
+  first = (ffi.new("uint64_t", os.time()) - 600ULL) * 1000000000ULL
+  stride = ffi.new("uint64_t", 100000)
+  slot = ffi.new("uint64_t", (id or 1) - 1)
+  counter = ffi.new("uint64_t", 0)
 end
 
+local lanes = 64 -- more than wrk's threads ever are here
 function request()
-  local b = {}
-  for i = 1, 16 do b[i] = math.random(0, 255) end
-  local trace = string.char(unpack(b))
-  for i = 1, #pieces - 1 do
-    parts[2 * i - 1] = pieces[i]
-    parts[2 * i] = trace
+  local t = first + (counter * lanes + slot) * stride
+  counter = counter + 1ULL
+  for i = 1, 100 do
+    local start = t + ffi.new("uint64_t", i * 1000)
+    ffi.cast(u64, buf + starts[i])[0] = start
+    ffi.cast(u64, buf + ends[i])[0] = start + 500000000ULL
   end
-  parts[2 * #pieces - 1] = pieces[#pieces]
-  return wrk.format(nil, nil, nil, table.concat(parts))
+  local a, b = math.random(0, 2147483647), math.random(0, 2147483647)
+  local c, d = math.random(0, 2147483647), math.random(0, 2147483647)
+  local trace = ffi.new("uint32_t[4]", a, b, c, d)
+  for i = 1, #traces do
+    ffi.copy(buf + traces[i], trace, 16)
+  end
+  return wrk.format(nil, nil, nil, ffi.string(buf, size))
 end
