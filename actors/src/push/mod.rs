@@ -12,6 +12,8 @@
 mod native;
 mod otlp;
 pub mod policy;
+#[cfg(test)]
+mod wire_tests;
 
 use std::cell::Cell;
 use std::rc::Rc;
