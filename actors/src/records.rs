@@ -180,6 +180,20 @@ impl MetricKind {
             MetricKind::Summary => "summary",
         }
     }
+
+    /// The kind a stored name stands for (the inverse of [`MetricKind::as_str`]).
+    pub fn from_name(name: &str) -> Option<MetricKind> {
+        [
+            MetricKind::Gauge,
+            MetricKind::Counter,
+            MetricKind::Sum,
+            MetricKind::Histogram,
+            MetricKind::ExponentialHistogram,
+            MetricKind::Summary,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
 }
 
 /// OTLP aggregation temporality of a sum or histogram.
@@ -197,6 +211,16 @@ impl Temporality {
         match self {
             Temporality::Delta => 1,
             Temporality::Cumulative => 2,
+        }
+    }
+
+    /// The temporality an OTLP enum value stands for; `None` for
+    /// "unspecified" and unknown values.
+    pub fn from_i32(n: i32) -> Option<Temporality> {
+        match n {
+            1 => Some(Temporality::Delta),
+            2 => Some(Temporality::Cumulative),
+            _ => None,
         }
     }
 }
