@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures_util::FutureExt;
 use slog::{info, warn, Logger};
+use strum::EnumCount;
 use tokio::sync::Notify;
 
 use crate::metrics::probes::fs_usage;
@@ -45,7 +46,10 @@ use crate::supervise::panic_message;
 use crate::time::now_ns;
 
 /// Why rows were deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::EnumCount, strum::EnumIter, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum RotateReason {
     /// Older than `TRACE_DB_ROTATE_DAYS`.
     Age,
@@ -57,20 +61,12 @@ pub enum RotateReason {
 }
 
 impl RotateReason {
-    /// Every reason, in the order of [`RotateReason::index`].
-    pub const ALL: [RotateReason; 3] =
-        [RotateReason::Age, RotateReason::Size, RotateReason::Volume];
-
     /// The reason's name in status and metrics.
     pub fn as_str(self) -> &'static str {
-        match self {
-            RotateReason::Age => "age",
-            RotateReason::Size => "size",
-            RotateReason::Volume => "volume",
-        }
+        self.into()
     }
 
-    /// Position in [`RotateReason::ALL`].
+    /// Position in `RotateReason::iter()`.
     pub fn index(self) -> usize {
         self as usize
     }
@@ -89,16 +85,16 @@ pub enum Target {
 }
 
 impl Target {
+    /// How many targets there are: the record tables and two more.
+    pub const COUNT: usize = Table::COUNT + 2;
+
     /// Every target, in the order of [`Target::index`].
-    pub const ALL: [Target; 7] = [
-        Target::Data(Table::LlmCalls),
-        Target::Data(Table::Errors),
-        Target::Data(Table::Events),
-        Target::Data(Table::MetricPoints),
-        Target::Data(Table::Spans),
-        Target::DeadLetters,
-        Target::CumulativeSeries,
-    ];
+    pub fn all() -> impl Iterator<Item = Target> {
+        Table::ALL
+            .into_iter()
+            .map(Target::Data)
+            .chain([Target::DeadLetters, Target::CumulativeSeries])
+    }
 
     /// The SQL name of the table.
     pub fn name(self) -> &'static str {
@@ -125,12 +121,12 @@ impl Target {
         }
     }
 
-    /// Position in [`Target::ALL`].
+    /// Position in [`Target::all`].
     pub fn index(self) -> usize {
         match self {
             Target::Data(t) => t.index(),
-            Target::DeadLetters => Table::ALL.len(),
-            Target::CumulativeSeries => Table::ALL.len() + 1,
+            Target::DeadLetters => Table::COUNT,
+            Target::CumulativeSeries => Table::COUNT + 1,
         }
     }
 }
@@ -375,7 +371,7 @@ impl Run {
     }
 
     async fn delete_older(&mut self, cutoff_ns: i64) -> Result<(), RotateError> {
-        for target in Target::ALL {
+        for target in Target::all() {
             loop {
                 let began = Instant::now();
                 let older_than = self.ops.older_than.clone();
@@ -868,6 +864,7 @@ impl Handler<crate::fault::InjectFault> for RotationActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::IntoEnumIterator;
 
     fn settings(max: u64) -> RotationSettings {
         RotationSettings {
@@ -901,10 +898,10 @@ mod tests {
 
     #[test]
     fn targets_have_distinct_indexes_in_order() {
-        for (i, t) in Target::ALL.iter().enumerate() {
+        for (i, t) in Target::all().enumerate() {
             assert_eq!(t.index(), i, "{}", t.name());
         }
-        for (i, r) in RotateReason::ALL.iter().enumerate() {
+        for (i, r) in RotateReason::iter().enumerate() {
             assert_eq!(r.index(), i);
         }
     }
