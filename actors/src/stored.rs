@@ -12,8 +12,10 @@
 //! errors have their own rows, since what the store adds to them (the cost's
 //! source, the cut fields as text) is not part of the record.
 
+use std::cell::RefCell;
+
+use rusqlite::types::FromSql;
 use rusqlite::Row;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::query::QueryError;
@@ -207,164 +209,238 @@ impl StoredRow {
 
     /// Reads a row of `table` selected with [`StoredRow::columns`].
     pub fn from_row(table: Table, row: &Row<'_>) -> Result<StoredRow, QueryError> {
-        let meta = RowMeta {
-            id: row.get("id")?,
-            received_ns: row.get("received_ns")?,
-            agent_id: row.get("agent_id")?,
-        };
-        let cell = Cell {
+        let cells = Cells {
             table,
-            id: meta.id,
+            id: 0,
             row,
+            error: RefCell::new(None),
         };
-        Ok(match table {
+        let meta = RowMeta {
+            id: cells.get("id"),
+            received_ns: cells.get("received_ns"),
+            agent_id: cells.get("agent_id"),
+        };
+        let cells = Cells {
+            id: meta.id,
+            ..cells
+        };
+        let stored = match table {
             Table::LlmCalls => StoredRow::LlmCall(LlmCallRow {
-                time_ns: row.get("time_ns")?,
-                source: row.get("source")?,
-                trace_id: row.get("trace_id")?,
-                span_id: row.get("span_id")?,
-                session_id: row.get("session_id")?,
-                provider: row.get("provider")?,
-                model: row.get("model")?,
-                input_text: row.get("input_text")?,
-                output_text: row.get("output_text")?,
-                prompt_tokens: row.get("prompt_tokens")?,
-                completion_tokens: row.get("completion_tokens")?,
-                total_tokens: row.get("total_tokens")?,
-                cache_read_tokens: row.get("cache_read_tokens")?,
-                cache_write_tokens: row.get("cache_write_tokens")?,
-                cost_usd: row.get("cost_usd")?,
-                latency_ms: row.get("latency_ms")?,
-                status: row.get("status")?,
-                error_type: row.get("error_type")?,
-                channel: row.get("channel")?,
-                metadata: cell.json("metadata")?,
-                truncated: row.get("truncated")?,
-                cost_source: row.get("cost_source")?,
+                time_ns: cells.get("time_ns"),
+                source: cells.get("source"),
+                trace_id: cells.get("trace_id"),
+                span_id: cells.get("span_id"),
+                session_id: cells.get("session_id"),
+                provider: cells.get("provider"),
+                model: cells.get("model"),
+                input_text: cells.get("input_text"),
+                output_text: cells.get("output_text"),
+                prompt_tokens: cells.get("prompt_tokens"),
+                completion_tokens: cells.get("completion_tokens"),
+                total_tokens: cells.get("total_tokens"),
+                cache_read_tokens: cells.get("cache_read_tokens"),
+                cache_write_tokens: cells.get("cache_write_tokens"),
+                cost_usd: cells.get("cost_usd"),
+                latency_ms: cells.get("latency_ms"),
+                status: cells.get("status"),
+                error_type: cells.get("error_type"),
+                channel: cells.get("channel"),
+                metadata: cells.json("metadata"),
+                truncated: cells.get("truncated"),
+                cost_source: cells.get("cost_source"),
                 meta,
             }),
             Table::Errors => StoredRow::Error(ErrorRow {
-                time_ns: row.get("time_ns")?,
-                source: row.get("source")?,
-                trace_id: row.get("trace_id")?,
-                session_id: row.get("session_id")?,
-                error_type: row.get("error_type")?,
-                message: row.get("message")?,
-                stack_trace: row.get("stack_trace")?,
-                severity: row.get("severity")?,
-                metadata: cell.json("metadata")?,
-                truncated: row.get("truncated")?,
+                time_ns: cells.get("time_ns"),
+                source: cells.get("source"),
+                trace_id: cells.get("trace_id"),
+                session_id: cells.get("session_id"),
+                error_type: cells.get("error_type"),
+                message: cells.get("message"),
+                stack_trace: cells.get("stack_trace"),
+                severity: cells.get("severity"),
+                metadata: cells.json("metadata"),
+                truncated: cells.get("truncated"),
                 meta,
             }),
             Table::Events => StoredRow::Event(EventRow {
-                source: row.get("source")?,
+                source: cells.get("source"),
                 event: EventRecord {
-                    time_ns: Some(row.get("time_ns")?),
-                    name: row.get("name")?,
-                    severity: row.get("severity")?,
-                    body: row.get("body")?,
-                    trace_id: row.get("trace_id")?,
-                    span_id: row.get("span_id")?,
-                    attributes: cell.json("attributes")?,
-                    severity_number: row.get("severity_number")?,
-                    origin: Some(cell.origin()?),
+                    time_ns: Some(cells.get("time_ns")),
+                    name: cells.get("name"),
+                    severity: cells.get("severity"),
+                    body: cells.get("body"),
+                    trace_id: cells.get("trace_id"),
+                    span_id: cells.get("span_id"),
+                    attributes: cells.json("attributes"),
+                    severity_number: cells.get("severity_number"),
+                    origin: Some(cells.origin()),
                 },
                 meta,
             }),
             Table::MetricPoints => StoredRow::MetricPoint(MetricRow {
-                source: row.get("source")?,
+                source: cells.get("source"),
                 point: MetricPoint {
-                    time_ns: Some(row.get("time_ns")?),
-                    start_time_ns: row.get("start_time_ns")?,
-                    name: row.get("name")?,
-                    value: row.get("value")?,
-                    unit: row.get("unit")?,
-                    kind: cell.parsed("kind", MetricKind::from_name)?,
-                    temporality: cell.parsed_opt("temporality", Temporality::from_i32)?,
-                    monotonic: row.get("is_monotonic")?,
-                    data: cell.json("data")?,
-                    attributes: cell.json("attributes")?,
-                    origin: Some(cell.origin()?),
+                    time_ns: Some(cells.get("time_ns")),
+                    start_time_ns: cells.get("start_time_ns"),
+                    name: cells.get("name"),
+                    value: cells.get("value"),
+                    unit: cells.get("unit"),
+                    kind: cells.kind(),
+                    temporality: cells.temporality(),
+                    monotonic: cells.get("is_monotonic"),
+                    data: cells.json("data"),
+                    attributes: cells.json("attributes"),
+                    origin: Some(cells.origin()),
                 },
                 meta,
             }),
             Table::Spans => StoredRow::Span(SpanRow {
                 span: SpanRecord {
-                    trace_id: row.get("trace_id")?,
-                    span_id: row.get("span_id")?,
-                    parent_span_id: row.get("parent_span_id")?,
-                    name: row.get("name")?,
-                    kind: row.get("kind")?,
-                    start_ns: row.get("start_ns")?,
-                    end_ns: row.get("end_ns")?,
-                    status_code: row.get("status_code")?,
-                    status_message: row.get("status_message")?,
-                    attributes: cell.json("attributes")?,
-                    events: cell.json("events")?,
-                    links: cell.json("links")?,
-                    origin: cell.origin()?,
+                    trace_id: cells.get("trace_id"),
+                    span_id: cells.get("span_id"),
+                    parent_span_id: cells.get("parent_span_id"),
+                    name: cells.get("name"),
+                    kind: cells.get("kind"),
+                    start_ns: cells.get("start_ns"),
+                    end_ns: cells.get("end_ns"),
+                    status_code: cells.get("status_code"),
+                    status_message: cells.get("status_message"),
+                    attributes: cells.json("attributes"),
+                    events: cells.json("events"),
+                    links: cells.json("links"),
+                    origin: cells.origin(),
                 },
                 meta,
             }),
-        })
+        };
+        cells.finish(stored)
     }
 }
 
-/// Reads the columns of one row that need more than `Row::get`, naming the
-/// table, row and column in what goes wrong.
-struct Cell<'a, 'r> {
+/// Reads the cells of one row by column name. The first failure is kept
+/// (naming the table, row and column) and defaults stand in for what could
+/// not be read, so a row is read without an early return per column;
+/// [`Cells::finish`] then gives the row or that failure.
+struct Cells<'a, 'r> {
     table: Table,
+    /// The row's id, once read.
     id: i64,
     row: &'a Row<'r>,
+    error: RefCell<Option<QueryError>>,
 }
 
-impl Cell<'_, '_> {
-    fn bad(&self, column: &'static str, problem: String) -> QueryError {
-        QueryError::Column {
+impl Cells<'_, '_> {
+    fn fail(&self, error: QueryError) {
+        self.error.borrow_mut().get_or_insert(error);
+    }
+
+    fn bad(&self, column: &'static str, problem: String) {
+        self.fail(QueryError::Column {
             table: self.table.name(),
             column,
             id: self.id,
             problem,
-        }
+        });
+    }
+
+    /// A column as SQLite hands it over.
+    fn get<T: FromSql + Default>(&self, column: &str) -> T {
+        self.row.get(column).unwrap_or_else(|e| {
+            self.fail(QueryError::Sqlite(e));
+            T::default()
+        })
     }
 
     /// A column of JSON text.
-    fn json<T: DeserializeOwned>(&self, column: &'static str) -> Result<Option<T>, QueryError> {
-        let text: Option<String> = self.row.get(column)?;
-        text.map(|t| serde_json::from_str(&t))
-            .transpose()
-            .map_err(|e| self.bad(column, format!("not the JSON expected: {e}")))
+    fn json<T: JsonColumn>(&self, column: &'static str) -> Option<T> {
+        let text: Option<String> = self.get(column);
+        // Parsed as a value, then taken apart: one JSON parser in the binary
+        // for every column, rather than one per shape.
+        let value: Value = match serde_json::from_str(&text?) {
+            Ok(value) => value,
+            Err(e) => {
+                self.bad(column, format!("not JSON: {e}"));
+                return None;
+            }
+        };
+        let taken = T::from_value(value);
+        if taken.is_none() {
+            self.bad(column, format!("not {}", T::SHAPE));
+        }
+        taken
     }
 
-    /// A NOT NULL column holding one of a fixed set of names.
-    fn parsed<T>(
-        &self,
-        column: &'static str,
-        parse: fn(&str) -> Option<T>,
-    ) -> Result<T, QueryError> {
-        let text: String = self.row.get(column)?;
-        parse(&text).ok_or_else(|| self.bad(column, format!("unknown value {text:?}")))
+    /// `metric_points.kind`.
+    fn kind(&self) -> MetricKind {
+        let name: String = self.get("kind");
+        MetricKind::from_name(&name).unwrap_or_else(|| {
+            self.bad("kind", format!("unknown value {name:?}"));
+            MetricKind::Gauge
+        })
     }
 
-    /// A column holding one of a fixed set of numbers, or NULL.
-    fn parsed_opt<T>(
-        &self,
-        column: &'static str,
-        parse: fn(i32) -> Option<T>,
-    ) -> Result<Option<T>, QueryError> {
-        let n: Option<i32> = self.row.get(column)?;
-        n.map(|n| parse(n).ok_or_else(|| self.bad(column, format!("unknown value {n}"))))
-            .transpose()
+    /// `metric_points.temporality`.
+    fn temporality(&self) -> Option<Temporality> {
+        let n: Option<i32> = self.get("temporality");
+        let temporality = n.and_then(Temporality::from_i32);
+        if let (Some(n), None) = (n, temporality) {
+            self.bad("temporality", format!("unknown value {n}"));
+        }
+        temporality
     }
 
     /// The resource and scope columns.
-    fn origin(&self) -> Result<OtlpOrigin, QueryError> {
-        Ok(OtlpOrigin {
-            service_name: self.row.get("service_name")?,
-            resource: self.json("resource")?,
-            scope_name: self.row.get("scope_name")?,
-            scope_version: self.row.get("scope_version")?,
-        })
+    fn origin(&self) -> OtlpOrigin {
+        OtlpOrigin {
+            service_name: self.get("service_name"),
+            resource: self.json("resource"),
+            scope_name: self.get("scope_name"),
+            scope_version: self.get("scope_version"),
+        }
+    }
+
+    /// The row read, or the first thing that could not be.
+    fn finish(self, row: StoredRow) -> Result<StoredRow, QueryError> {
+        match self.error.into_inner() {
+            Some(error) => Err(error),
+            None => Ok(row),
+        }
+    }
+}
+
+/// What a JSON column holds.
+trait JsonColumn: Sized {
+    /// In words, for errors.
+    const SHAPE: &'static str;
+    /// Takes the value apart; `None` when it is not of this shape.
+    fn from_value(value: Value) -> Option<Self>;
+}
+
+impl JsonColumn for Value {
+    const SHAPE: &'static str = "JSON";
+    fn from_value(value: Value) -> Option<Self> {
+        Some(value)
+    }
+}
+
+impl JsonColumn for JsonObject {
+    const SHAPE: &'static str = "a JSON object";
+    fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::Object(object) => Some(object),
+            _ => None,
+        }
+    }
+}
+
+impl JsonColumn for Vec<Value> {
+    const SHAPE: &'static str = "a JSON array";
+    fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::Array(list) => Some(list),
+            _ => None,
+        }
     }
 }
 
