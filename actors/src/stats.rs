@@ -5,16 +5,14 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
-use strum::{EnumCount, IntoEnumIterator};
+use strum::VariantArray;
 
 use crate::records::Table;
 use crate::rotate::{RotateReason, Target};
 
 /// Why a request was refused. The code doubles as the `error` field of the
 /// HTTP error body, so it is stable.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::EnumCount, strum::EnumIter, strum::IntoStaticStr,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::VariantArray, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 pub enum RejectReason {
     /// Ingest token set and the request did not carry it.
@@ -55,9 +53,7 @@ impl RejectReason {
 }
 
 /// The supervised actors, for per-actor panic and restart counts.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::EnumCount, strum::EnumIter, strum::IntoStaticStr,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::VariantArray, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 pub enum ActorName {
     /// Admission and enrichment of incoming records.
@@ -84,9 +80,7 @@ impl ActorName {
 }
 
 /// The kinds of OTLP item, counted separately.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::EnumCount, strum::EnumIter, strum::IntoStaticStr,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::VariantArray, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 pub enum Signal {
     /// Spans (`/v1/traces`).
@@ -110,9 +104,7 @@ impl Signal {
 
 /// Why one OTLP item of an otherwise valid request was not stored (it is
 /// reported back as an OTLP partial success).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::EnumCount, strum::EnumIter, strum::IntoStaticStr,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::VariantArray, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 pub enum ItemReject {
     /// A trace id that is not 16 bytes, or all zero.
@@ -144,7 +136,7 @@ struct SignalCounters {
     /// Items committed.
     stored: AtomicU64,
     /// Items refused, per reason.
-    rejected: [AtomicU64; ItemReject::COUNT],
+    rejected: [AtomicU64; ItemReject::VARIANTS.len()],
 }
 
 /// The daemon's counters. Shared as `Arc<Stats>`.
@@ -157,17 +149,17 @@ pub struct Stats {
     /// Records committed, per table.
     accepted_records: [AtomicU64; Table::ALL.len()],
     /// Requests refused, per reason.
-    rejected: [AtomicU64; RejectReason::COUNT],
+    rejected: [AtomicU64; RejectReason::VARIANTS.len()],
     /// Panics caught in actor handlers, per actor.
-    panics: [AtomicU64; ActorName::COUNT],
+    panics: [AtomicU64; ActorName::VARIANTS.len()],
     /// Supervisor restarts, per actor.
-    restarts: [AtomicU64; ActorName::COUNT],
+    restarts: [AtomicU64; ActorName::VARIANTS.len()],
     /// Transactions the store committed (one per group of appends).
     store_commits: AtomicU64,
     /// Records handed to the store and not yet committed or failed.
     store_pending: AtomicU64,
     /// OTLP items, per signal.
-    otlp: [SignalCounters; Signal::COUNT],
+    otlp: [SignalCounters; Signal::VARIANTS.len()],
     /// Set while writes fail for want of space (or a read-only file).
     disk_full: AtomicBool,
     /// Times the store went from writing to disk full.
@@ -255,9 +247,9 @@ struct RotationCounters {
     /// How long the last one took, in microseconds.
     last_duration_us: AtomicU64,
     /// Rows deleted, per reason and target.
-    deleted: [[AtomicU64; Target::COUNT]; RotateReason::COUNT],
+    deleted: [[AtomicU64; Target::ALL.len()]; RotateReason::VARIANTS.len()],
     /// Of those, rows the remote never had, per reason and target.
-    dropped: [[AtomicU64; Target::COUNT]; RotateReason::COUNT],
+    dropped: [[AtomicU64; Target::ALL.len()]; RotateReason::VARIANTS.len()],
 }
 
 impl Default for Stats {
@@ -393,25 +385,30 @@ impl Stats {
                 .iter()
                 .map(|t| (t.name(), load(&self.accepted_records[t.index()])))
                 .collect(),
-            rejected: RejectReason::iter()
+            rejected: RejectReason::VARIANTS
+                .iter()
                 .map(|r| (r.code(), load(&self.rejected[r.index()])))
                 .collect(),
-            panics: ActorName::iter()
+            panics: ActorName::VARIANTS
+                .iter()
                 .map(|a| (a.as_str(), load(&self.panics[a.index()])))
                 .collect(),
-            restarts: ActorName::iter()
+            restarts: ActorName::VARIANTS
+                .iter()
                 .map(|a| (a.as_str(), load(&self.restarts[a.index()])))
                 .collect(),
             store_commits: load(&self.store_commits),
             store_pending: load(&self.store_pending),
-            otlp: Signal::iter()
+            otlp: Signal::VARIANTS
+                .iter()
                 .map(|s| {
                     let c = &self.otlp[s.index()];
                     OtlpSnapshot {
                         signal: s.as_str(),
                         received: load(&c.received),
                         stored: load(&c.stored),
-                        rejected: ItemReject::iter()
+                        rejected: ItemReject::VARIANTS
+                            .iter()
                             .map(|r| (r.code(), load(&c.rejected[r.index()])))
                             .collect(),
                     }
@@ -422,10 +419,12 @@ impl Stats {
             host_samples_dropped: load(&self.host_samples_dropped),
             rotation: {
                 let r = &self.rotation;
-                let per = |counts: &[[AtomicU64; Target::COUNT]; RotateReason::COUNT]| {
-                    RotateReason::iter()
+                let per = |counts: &[[AtomicU64; Target::ALL.len()];
+                                RotateReason::VARIANTS.len()]| {
+                    RotateReason::VARIANTS
+                        .iter()
                         .flat_map(|reason| {
-                            Target::all().map(move |target| {
+                            Target::ALL.iter().map(move |target| {
                                 (
                                     reason.as_str(),
                                     target.name(),
@@ -537,7 +536,7 @@ mod tests {
     /// derives must give exactly these, in this order.
     #[test]
     fn names_are_the_stable_codes_in_order() {
-        let codes: Vec<_> = RejectReason::iter().map(RejectReason::code).collect();
+        let codes: Vec<_> = RejectReason::VARIANTS.iter().map(|r| r.code()).collect();
         assert_eq!(
             codes,
             [
@@ -554,11 +553,11 @@ mod tests {
                 "request_timeout",
             ]
         );
-        let actors: Vec<_> = ActorName::iter().map(ActorName::as_str).collect();
+        let actors: Vec<_> = ActorName::VARIANTS.iter().map(|a| a.as_str()).collect();
         assert_eq!(actors, ["ingest", "store", "metrics", "push", "rotation"]);
-        let signals: Vec<_> = Signal::iter().map(Signal::as_str).collect();
+        let signals: Vec<_> = Signal::VARIANTS.iter().map(|s| s.as_str()).collect();
         assert_eq!(signals, ["spans", "data_points", "log_records"]);
-        let items: Vec<_> = ItemReject::iter().map(ItemReject::code).collect();
+        let items: Vec<_> = ItemReject::VARIANTS.iter().map(|r| r.code()).collect();
         assert_eq!(
             items,
             [
@@ -568,16 +567,16 @@ mod tests {
                 "invalid_metric"
             ]
         );
-        let reasons: Vec<_> = RotateReason::iter().map(RotateReason::as_str).collect();
+        let reasons: Vec<_> = RotateReason::VARIANTS.iter().map(|r| r.as_str()).collect();
         assert_eq!(reasons, ["age", "size", "volume"]);
         let tables: Vec<_> = Table::ALL.iter().map(|t| t.name()).collect();
         assert_eq!(
             tables,
             ["llm_calls", "errors", "events", "metric_points", "spans"]
         );
-        let targets: Vec<_> = Target::all().map(Target::name).collect();
+        let targets: Vec<_> = Target::ALL.iter().map(|t| t.name()).collect();
         assert_eq!(&targets[5..], ["dead_letters", "cumulative_series"]);
-        assert_eq!(targets.len(), Target::COUNT);
+        assert_eq!(targets.len(), Table::ALL.len() + 2);
         for (kind, name) in [
             (MetricKind::Gauge, "gauge"),
             (MetricKind::Counter, "counter"),
