@@ -567,3 +567,57 @@ impl StoredRow {
         .0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::query::scan_unpushed;
+    use crate::records::Table;
+    use crate::schema::{open_writer, read_pool};
+
+    /// What reading the first row of `table` says, after `sql` wrote it.
+    fn read_error(sql: &str, table: Table) -> String {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let conn = open_writer(&path).expect("open");
+        conn.execute_batch(sql).expect("insert");
+        let pool = read_pool(&path).expect("pool");
+        match scan_unpushed(&pool, table, 0, 10, |_| true) {
+            Ok(()) => "read".to_string(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_value_a_column_cannot_hold_is_an_error_naming_the_column() {
+        let bad_json = read_error(
+            "INSERT INTO llm_calls (time_ns, received_ns, agent_id, source, trace_id, provider,
+                model, status, metadata) VALUES (1, 1, 'a', 'native', 't', 'p', 'm', 'ok', '{oops')",
+            Table::LlmCalls,
+        );
+        assert!(
+            bad_json.starts_with("llm_calls.metadata of row 1: not JSON"),
+            "{bad_json}"
+        );
+        let not_an_object = read_error(
+            "INSERT INTO errors (time_ns, received_ns, agent_id, source, error_type, message,
+                severity, metadata) VALUES (1, 1, 'a', 'native', 'E', 'm', 'error', '[1]')",
+            Table::Errors,
+        );
+        assert_eq!(not_an_object, "errors.metadata of row 1: not a JSON object");
+        let unknown_kind = read_error(
+            "INSERT INTO metric_points (time_ns, received_ns, agent_id, source, name, kind)
+                VALUES (1, 1, 'a', 'native', 'n', 'bogus')",
+            Table::MetricPoints,
+        );
+        assert_eq!(
+            unknown_kind,
+            "metric_points.kind of row 1: unknown value \"bogus\""
+        );
+        let wrong_type = read_error(
+            "INSERT INTO spans (received_ns, agent_id, trace_id, span_id, name, kind, start_ns,
+                end_ns, status_code) VALUES (1, 'a', 't', 's', 'n', 'not a number', 1, 2, 0)",
+            Table::Spans,
+        );
+        assert!(wrong_type.contains("kind"), "{wrong_type}");
+    }
+}
