@@ -347,299 +347,54 @@ impl Config {
     }
 
     /// Validates raw values; `data_dir` is the Fly volume's mount point.
+    /// Each variable is checked in turn, so the first bad one is the one
+    /// named.
     fn from_raw(raw: RawEnv, data_dir: &Path) -> Result<Config, ConfigError> {
-        let listen_addr = match raw.listen_addr.as_deref() {
-            None => SocketAddr::from(([127, 0, 0, 1], 9090)),
-            Some(v) => v.parse().map_err(|_| {
-                invalid(
-                    "TRACE_LISTEN_ADDR",
-                    v,
-                    "expected IP:PORT such as 127.0.0.1:9090 or [::1]:9090",
-                )
-            })?,
-        };
-        let db_path = match raw.db_path.as_deref() {
-            Some("") => return Err(invalid("TRACE_DB_PATH", "", "expected a file path")),
-            Some(v) => PathBuf::from(v),
-            None if data_dir.is_dir() => data_dir.join("openclaw-trace.db"),
-            None => PathBuf::from("openclaw-trace.db"),
-        };
+        let listen_addr = listen_addr(raw.listen_addr.as_deref())?;
+        let db_path = db_path(raw.db_path.as_deref(), data_dir)?;
         let agent_id = raw
             .agent_id
             .or(raw.fly_machine_id)
             .filter(|id| !id.trim().is_empty())
             .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
-        let log_level = match raw.log_level.as_deref() {
-            None => slog::Level::Info,
-            Some(v) => parse_level(v).ok_or_else(|| {
-                invalid(
-                    "TRACE_LOG_LEVEL",
-                    v,
-                    "expected one of trace, debug, info, warning, error, critical",
-                )
-            })?,
-        };
-        let max_text_bytes = match raw.max_text_bytes.as_deref() {
-            None => 16_384,
-            Some(v) => parse_size(v).filter(|n| *n >= 1).ok_or_else(|| {
-                invalid(
-                    "TRACE_MAX_TEXT_BYTES",
-                    v,
-                    "expected a size of at least 1 byte, like 16384 or 16KiB",
-                )
-            })?,
-        };
-        let max_body_bytes = match raw.max_body_bytes.as_deref() {
-            None => 8 * 1024 * 1024,
-            Some(v) => parse_size(v)
-                .filter(|n| (1024..=1 << 30).contains(n))
-                .ok_or_else(|| {
-                    invalid(
-                        "TRACE_MAX_BODY_BYTES",
-                        v,
-                        "expected a size from 1KiB to 1GiB, like 8388608 or 8MiB",
-                    )
-                })?,
-        };
-        let max_pending_records = match raw.max_pending_records.as_deref() {
-            None => 20_000,
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| {
-                    invalid(
-                        "TRACE_MAX_PENDING_RECORDS",
-                        v,
-                        "expected a whole number of at least 1",
-                    )
-                })?,
-        };
-        let max_records_per_request = match raw.max_records_per_request.as_deref() {
-            None => crate::wire::limits::Limits::DEFAULT_MAX_RECORDS,
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=1_000_000).contains(n))
-                .ok_or_else(|| {
-                    invalid(
-                        "TRACE_MAX_RECORDS_PER_REQUEST",
-                        v,
-                        "expected a whole number from 1 to 1000000, like 10000",
-                    )
-                })?,
-        };
-        let max_inflight_body_bytes = match raw.max_inflight_body_bytes.as_deref() {
-            // Two requests at the default 8 MiB body limit, far more than
-            // exporters send at once (their batches are KiBs to a few MiB).
-            // A request's decoded records weigh one to three times its body
-            // and are not counted, so the memory a flood can pin is a few
-            // times this: 50 hostile clients peaked near 100 MB VmHWM.
-            None => 16 * 1024 * 1024,
-            Some(v) => parse_size(v)
-                .filter(|n| (1024..=1 << 32).contains(n))
-                .ok_or_else(|| {
-                    invalid(
-                        "TRACE_MAX_INFLIGHT_BODY_BYTES",
-                        v,
-                        "expected a size from 1KiB to 4GiB, like 16777216 or 16MiB",
-                    )
-                })?,
-        };
-        let ingest_token = match raw.ingest_token {
-            None => None,
-            Some(t) if t.trim().is_empty() || t.chars().any(char::is_whitespace) => {
-                return Err(invalid(
-                    "TRACE_INGEST_TOKEN",
-                    "***",
-                    "expected a token without spaces, or leave it unset",
-                ));
-            }
-            Some(t) => Some(t),
-        };
-        let metrics_interval = match raw.metrics_interval.as_deref() {
-            None => std::time::Duration::from_secs(30),
-            Some(v) => humantime::parse_duration(v.trim())
-                .ok()
-                .filter(|d| *d >= std::time::Duration::from_secs(1))
-                .ok_or_else(|| {
-                    invalid(
-                        "TRACE_METRICS_INTERVAL",
-                        v,
-                        "expected a duration of at least 1s, like 30s or 5m",
-                    )
-                })?,
-        };
-        let request_timeout = match raw.request_timeout.as_deref() {
-            None => Duration::from_secs(10),
-            // The upper bound keeps the deadlines actix computes from it far
-            // from overflowing, and a stalled socket from being kept for days.
-            Some(v) => humantime::parse_duration(v.trim())
-                .ok()
-                .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(d))
-                .ok_or_else(|| {
-                    invalid(
-                        "TRACE_REQUEST_TIMEOUT",
-                        v,
-                        "expected a duration from 1s to 1h, like 10s or 30s",
-                    )
-                })?,
-        };
+        let log_level = log_level(raw.log_level.as_deref())?;
+        let max_text_bytes = max_text_bytes(raw.max_text_bytes.as_deref())?;
+        let max_body_bytes = max_body_bytes(raw.max_body_bytes.as_deref())?;
+        let max_pending_records = max_pending_records(raw.max_pending_records.as_deref())?;
+        let max_records_per_request =
+            max_records_per_request(raw.max_records_per_request.as_deref())?;
+        let max_inflight_body_bytes =
+            max_inflight_body_bytes(raw.max_inflight_body_bytes.as_deref())?;
+        let ingest_token = ingest_token(raw.ingest_token)?;
+        let metrics_interval = duration_at_least(
+            "TRACE_METRICS_INTERVAL",
+            raw.metrics_interval.as_deref(),
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+        )?;
+        let request_timeout = request_timeout(raw.request_timeout.as_deref())?;
         let agent_process = raw.agent_process.filter(|p| !p.trim().is_empty());
-        let duration = |var: &'static str,
-                        value: Option<&str>,
-                        default: Duration,
-                        min: Duration| match value {
-            None => Ok(default),
-            Some(v) => humantime::parse_duration(v.trim())
-                .ok()
-                .filter(|d| *d >= min)
-                .ok_or_else(|| {
-                    invalid(
-                        var,
-                        v,
-                        format!(
-                            "expected a duration of at least {}, like 30s or 5m",
-                            humantime::format_duration(min)
-                        ),
-                    )
-                }),
-        };
-        let push = match raw
-            .push_endpoint
-            .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            None => None,
-            Some(endpoint) => {
-                let shown = openclaw_trace_actors::push::mask_endpoint(endpoint);
-                let uri: Result<actix_web::http::Uri, _> = endpoint.parse();
-                if !uri.is_ok_and(|u| {
-                    matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
-                }) {
-                    return Err(invalid(
-                        "TRACE_PUSH_ENDPOINT",
-                        &shown,
-                        "expected an http:// or https:// URL",
-                    ));
-                }
-                let format = match raw.push_format.as_deref().map(str::trim) {
-                    None | Some("native") => PushFormat::Native,
-                    Some("otlp") => PushFormat::Otlp,
-                    Some(other) => {
-                        return Err(invalid(
-                            "TRACE_PUSH_FORMAT",
-                            other,
-                            "expected native or otlp",
-                        ))
-                    }
-                };
-                Some(PushConfig {
-                    endpoint: endpoint.to_string(),
-                    format,
-                    interval: duration(
-                        "TRACE_PUSH_INTERVAL",
-                        raw.push_interval.as_deref(),
-                        Duration::from_secs(300),
-                        Duration::from_millis(100),
-                    )?,
-                    api_key: raw.push_api_key.filter(|k| !k.trim().is_empty()),
-                    max_batch_bytes: match raw.push_max_batch_bytes.as_deref() {
-                        None => 5 * 1024 * 1024,
-                        Some(v) => parse_size(v).filter(|n| *n >= 1024).ok_or_else(|| {
-                            invalid(
-                                "TRACE_PUSH_MAX_BATCH_BYTES",
-                                v,
-                                "expected a size of at least 1KiB, like 5MiB",
-                            )
-                        })?,
-                    },
-                    timeout: duration(
-                        "TRACE_PUSH_TIMEOUT",
-                        raw.push_timeout.as_deref(),
-                        Duration::from_secs(30),
-                        Duration::from_millis(100),
-                    )?,
-                })
-            }
-        };
-        let rotation = RotationConfig {
-            interval: duration(
-                "TRACE_ROTATE_INTERVAL",
-                raw.rotate_interval.as_deref(),
-                Duration::from_secs(600),
-                Duration::from_secs(1),
-            )?,
-            max_age: match raw.rotate_days.as_deref() {
-                None => Some(Duration::from_secs(7 * 86_400)),
-                Some(v) => {
-                    let days = v
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|d| d.is_finite() && (0.0..=36_500.0).contains(d))
-                        .ok_or_else(|| {
-                            invalid(
-                                "TRACE_DB_ROTATE_DAYS",
-                                v,
-                                "expected a number of days from 0 to 36500, like 7 or 0.5 (0 turns age rotation off)",
-                            )
-                        })?;
-                    (days > 0.0).then(|| Duration::from_secs_f64(days * 86_400.0))
-                }
-            },
-            max_db_bytes: match raw.db_max_bytes.as_deref() {
-                None => 512 * 1024 * 1024,
-                Some(v) => parse_size(v).filter(|n| *n >= 1024 * 1024).ok_or_else(|| {
-                    invalid(
-                        "TRACE_DB_MAX_BYTES",
-                        v,
-                        "expected a size of at least 1MiB, like 512MiB or 2GiB",
-                    )
-                })? as u64,
-            },
-            disk_max_percent: match raw.disk_max_percent.as_deref() {
-                None => 90.0,
-                Some(v) => v
-                    .trim()
-                    .trim_end_matches('%')
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|p| (10.0..=100.0).contains(p))
-                    .ok_or_else(|| {
-                        invalid(
-                            "TRACE_DISK_MAX_PERCENT",
-                            v,
-                            "expected a percentage from 10 to 100, like 90",
-                        )
-                    })?,
-            },
-        };
+        let push = push_config(PushVars {
+            endpoint: raw.push_endpoint.as_deref(),
+            format: raw.push_format.as_deref(),
+            interval: raw.push_interval.as_deref(),
+            api_key: raw.push_api_key,
+            max_batch_bytes: raw.push_max_batch_bytes.as_deref(),
+            timeout: raw.push_timeout.as_deref(),
+        })?;
+        let rotation = rotation_config(
+            raw.rotate_interval.as_deref(),
+            raw.rotate_days.as_deref(),
+            raw.db_max_bytes.as_deref(),
+            raw.disk_max_percent.as_deref(),
+        )?;
         let prices_file = raw
             .prices_file
             .as_deref()
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .map(PathBuf::from);
-        let prices = PriceTable::load(prices_file.as_deref()).map_err(|e| {
-            let file = prices_file
-                .as_deref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            let expected = match e {
-                PriceError::Line {
-                    line,
-                    field,
-                    problem,
-                    ..
-                } => format!("line {line}, field {field}: {problem}"),
-                PriceError::Read { source, .. } => format!("cannot read the file: {source}"),
-            };
-            invalid("TRACE_PRICES_FILE", &file, expected)
-        })?;
+        let prices = load_prices(prices_file.as_deref())?;
         Ok(Config {
             rotation,
             prices_file,
@@ -666,6 +421,300 @@ impl Config {
         let path = std::fs::canonicalize(&self.db_path).unwrap_or_else(|_| self.db_path.clone());
         path.starts_with("/data")
     }
+}
+
+/// A variable's value: `default` when it is unset, else what `parse` makes
+/// of it, or an error naming the variable, the value and `expected`.
+fn setting<T>(
+    var: &'static str,
+    value: Option<&str>,
+    default: T,
+    expected: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => parse(v).ok_or_else(|| invalid(var, v, expected)),
+    }
+}
+
+/// A duration of at least `min`, like `30s` or `5m`.
+fn duration_at_least(
+    var: &'static str,
+    value: Option<&str>,
+    default: Duration,
+    min: Duration,
+) -> Result<Duration, ConfigError> {
+    let expected = format!(
+        "expected a duration of at least {}, like 30s or 5m",
+        humantime::format_duration(min)
+    );
+    setting(var, value, default, &expected, |v| {
+        humantime::parse_duration(v.trim())
+            .ok()
+            .filter(|d| *d >= min)
+    })
+}
+
+/// `TRACE_LISTEN_ADDR`: where the HTTP API listens.
+fn listen_addr(value: Option<&str>) -> Result<SocketAddr, ConfigError> {
+    setting(
+        "TRACE_LISTEN_ADDR",
+        value,
+        SocketAddr::from(([127, 0, 0, 1], 9090)),
+        "expected IP:PORT such as 127.0.0.1:9090 or [::1]:9090",
+        |v| v.parse().ok(),
+    )
+}
+
+/// `TRACE_LOG_LEVEL`: the least severe level written.
+fn log_level(value: Option<&str>) -> Result<slog::Level, ConfigError> {
+    setting(
+        "TRACE_LOG_LEVEL",
+        value,
+        slog::Level::Info,
+        "expected one of trace, debug, info, warning, error, critical",
+        parse_level,
+    )
+}
+
+/// `TRACE_MAX_TEXT_BYTES`: where text fields are cut.
+fn max_text_bytes(value: Option<&str>) -> Result<usize, ConfigError> {
+    setting(
+        "TRACE_MAX_TEXT_BYTES",
+        value,
+        16_384,
+        "expected a size of at least 1 byte, like 16384 or 16KiB",
+        |v| parse_size(v).filter(|n| *n >= 1),
+    )
+}
+
+/// `TRACE_MAX_BODY_BYTES`: the largest request body.
+fn max_body_bytes(value: Option<&str>) -> Result<usize, ConfigError> {
+    setting(
+        "TRACE_MAX_BODY_BYTES",
+        value,
+        8 * 1024 * 1024,
+        "expected a size from 1KiB to 1GiB, like 8388608 or 8MiB",
+        |v| parse_size(v).filter(|n| (1024..=1 << 30).contains(n)),
+    )
+}
+
+/// `TRACE_MAX_PENDING_RECORDS`: records that may wait for a commit.
+fn max_pending_records(value: Option<&str>) -> Result<u64, ConfigError> {
+    setting(
+        "TRACE_MAX_PENDING_RECORDS",
+        value,
+        20_000,
+        "expected a whole number of at least 1",
+        |v| v.trim().parse::<u64>().ok().filter(|n| *n >= 1),
+    )
+}
+
+/// `TRACE_MAX_RECORDS_PER_REQUEST`: records one request may hold.
+fn max_records_per_request(value: Option<&str>) -> Result<usize, ConfigError> {
+    setting(
+        "TRACE_MAX_RECORDS_PER_REQUEST",
+        value,
+        crate::wire::limits::Limits::DEFAULT_MAX_RECORDS,
+        "expected a whole number from 1 to 1000000, like 10000",
+        |v| {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+        },
+    )
+}
+
+/// `TRACE_MAX_INFLIGHT_BODY_BYTES`: request bytes all requests may hold.
+fn max_inflight_body_bytes(value: Option<&str>) -> Result<usize, ConfigError> {
+    setting(
+        "TRACE_MAX_INFLIGHT_BODY_BYTES",
+        value,
+        // Two requests at the default 8 MiB body limit, far more than
+        // exporters send at once (their batches are KiBs to a few MiB).
+        // A request's decoded records weigh one to three times its body
+        // and are not counted, so the memory a flood can pin is a few
+        // times this: 50 hostile clients peaked near 100 MB VmHWM.
+        16 * 1024 * 1024,
+        "expected a size from 1KiB to 4GiB, like 16777216 or 16MiB",
+        |v| parse_size(v).filter(|n| (1024..=1 << 32).contains(n)),
+    )
+}
+
+/// `TRACE_REQUEST_TIMEOUT`: time a request's head, then its body, may take.
+fn request_timeout(value: Option<&str>) -> Result<Duration, ConfigError> {
+    setting(
+        "TRACE_REQUEST_TIMEOUT",
+        value,
+        Duration::from_secs(10),
+        "expected a duration from 1s to 1h, like 10s or 30s",
+        // The upper bound keeps the deadlines actix computes from it far
+        // from overflowing, and a stalled socket from being kept for days.
+        |v| {
+            humantime::parse_duration(v.trim())
+                .ok()
+                .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(d))
+        },
+    )
+}
+
+/// `TRACE_DB_PATH`: on the Fly volume when it is mounted, else here.
+fn db_path(value: Option<&str>, data_dir: &Path) -> Result<PathBuf, ConfigError> {
+    Ok(match value {
+        Some("") => return Err(invalid("TRACE_DB_PATH", "", "expected a file path")),
+        Some(v) => PathBuf::from(v),
+        None if data_dir.is_dir() => data_dir.join("openclaw-trace.db"),
+        None => PathBuf::from("openclaw-trace.db"),
+    })
+}
+
+/// `TRACE_INGEST_TOKEN`: a token without spaces, never shown back.
+fn ingest_token(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(t) if t.trim().is_empty() || t.chars().any(char::is_whitespace) => Err(invalid(
+            "TRACE_INGEST_TOKEN",
+            "***",
+            "expected a token without spaces, or leave it unset",
+        )),
+        token => Ok(token),
+    }
+}
+
+/// The raw `TRACE_PUSH_*` variables.
+struct PushVars<'a> {
+    endpoint: Option<&'a str>,
+    format: Option<&'a str>,
+    interval: Option<&'a str>,
+    api_key: Option<String>,
+    max_batch_bytes: Option<&'a str>,
+    timeout: Option<&'a str>,
+}
+
+/// Pushing: `None` without an endpoint, and the other `TRACE_PUSH_*`
+/// variables are then not read.
+fn push_config(vars: PushVars<'_>) -> Result<Option<PushConfig>, ConfigError> {
+    let Some(endpoint) = vars.endpoint.map(str::trim).filter(|e| !e.is_empty()) else {
+        return Ok(None);
+    };
+    let shown = openclaw_trace_actors::push::mask_endpoint(endpoint);
+    let uri: Result<actix_web::http::Uri, _> = endpoint.parse();
+    if !uri.is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()) {
+        return Err(invalid(
+            "TRACE_PUSH_ENDPOINT",
+            &shown,
+            "expected an http:// or https:// URL",
+        ));
+    }
+    let format = match vars.format.map(str::trim) {
+        None | Some("native") => PushFormat::Native,
+        Some("otlp") => PushFormat::Otlp,
+        Some(other) => {
+            return Err(invalid(
+                "TRACE_PUSH_FORMAT",
+                other,
+                "expected native or otlp",
+            ))
+        }
+    };
+    Ok(Some(PushConfig {
+        endpoint: endpoint.to_string(),
+        format,
+        interval: duration_at_least(
+            "TRACE_PUSH_INTERVAL",
+            vars.interval,
+            Duration::from_secs(300),
+            Duration::from_millis(100),
+        )?,
+        api_key: vars.api_key.filter(|k| !k.trim().is_empty()),
+        max_batch_bytes: setting(
+            "TRACE_PUSH_MAX_BATCH_BYTES",
+            vars.max_batch_bytes,
+            5 * 1024 * 1024,
+            "expected a size of at least 1KiB, like 5MiB",
+            |v| parse_size(v).filter(|n| *n >= 1024),
+        )?,
+        timeout: duration_at_least(
+            "TRACE_PUSH_TIMEOUT",
+            vars.timeout,
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+        )?,
+    }))
+}
+
+/// The disk bound, from `TRACE_ROTATE_INTERVAL`, `TRACE_DB_ROTATE_DAYS`,
+/// `TRACE_DB_MAX_BYTES` and `TRACE_DISK_MAX_PERCENT`.
+fn rotation_config(
+    interval: Option<&str>,
+    days: Option<&str>,
+    max_bytes: Option<&str>,
+    disk_percent: Option<&str>,
+) -> Result<RotationConfig, ConfigError> {
+    Ok(RotationConfig {
+        interval: duration_at_least(
+            "TRACE_ROTATE_INTERVAL",
+            interval,
+            Duration::from_secs(600),
+            Duration::from_secs(1),
+        )?,
+        max_age: setting(
+            "TRACE_DB_ROTATE_DAYS",
+            days,
+            Some(Duration::from_secs(7 * 86_400)),
+            "expected a number of days from 0 to 36500, like 7 or 0.5 (0 turns age rotation off)",
+            |v| {
+                let days = v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|d| d.is_finite() && (0.0..=36_500.0).contains(d))?;
+                Some((days > 0.0).then(|| Duration::from_secs_f64(days * 86_400.0)))
+            },
+        )?,
+        max_db_bytes: setting(
+            "TRACE_DB_MAX_BYTES",
+            max_bytes,
+            512 * 1024 * 1024,
+            "expected a size of at least 1MiB, like 512MiB or 2GiB",
+            |v| {
+                parse_size(v)
+                    .filter(|n| *n >= 1024 * 1024)
+                    .map(|n| n as u64)
+            },
+        )?,
+        disk_max_percent: setting(
+            "TRACE_DISK_MAX_PERCENT",
+            disk_percent,
+            90.0,
+            "expected a percentage from 10 to 100, like 90",
+            |v| {
+                v.trim()
+                    .trim_end_matches('%')
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (10.0..=100.0).contains(p))
+            },
+        )?,
+    })
+}
+
+/// The built-in prices and `TRACE_PRICES_FILE`'s, checked line by line.
+fn load_prices(file: Option<&Path>) -> Result<PriceTable, ConfigError> {
+    PriceTable::load(file).map_err(|e| {
+        let shown = file.map(|p| p.display().to_string()).unwrap_or_default();
+        let expected = match e {
+            PriceError::Line {
+                line,
+                field,
+                problem,
+                ..
+            } => format!("line {line}, field {field}: {problem}"),
+            PriceError::Read { source, .. } => format!("cannot read the file: {source}"),
+        };
+        invalid("TRACE_PRICES_FILE", &shown, expected)
+    })
 }
 
 fn parse_level(v: &str) -> Option<slog::Level> {

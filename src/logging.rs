@@ -40,6 +40,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use slog::{o, Drain, Level, Logger, Never, OwnedKVList, Record, RecordStatic};
+use strum::VariantArray;
 
 /// The `service` key on every line.
 const SERVICE: &str = "openclaw-trace";
@@ -55,7 +56,8 @@ const FLUSH_DEADLINE: Duration = Duration::from_millis(500);
 const LINE_CAPACITY: usize = 16 * 1024;
 
 /// Why a log line was lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::VariantArray, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum DropReason {
     /// The queue to the `log` thread was full: stdout takes lines more slowly
     /// than they come.
@@ -68,20 +70,9 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    /// Every reason, in the order of [`DROPPED`].
-    pub const ALL: [DropReason; 3] = [
-        DropReason::QueueFull,
-        DropReason::WriteFailed,
-        DropReason::FormatFailed,
-    ];
-
     /// The label on `/metrics` and the key in `/v1/status`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::QueueFull => "queue_full",
-            DropReason::WriteFailed => "write_failed",
-            DropReason::FormatFailed => "format_failed",
-        }
+        self.into()
     }
 
     fn count(self) {
@@ -90,9 +81,12 @@ impl DropReason {
 }
 
 /// Log lines lost since start, per [`DropReason`]; process-wide, as stdout is.
-static DROPPED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+static DROPPED: [AtomicU64; REASONS] = [const { AtomicU64::new(0) }; REASONS];
 
-fn dropped_counts() -> [u64; 3] {
+/// How many reasons there are.
+const REASONS: usize = DropReason::VARIANTS.len();
+
+fn dropped_counts() -> [u64; REASONS] {
     DROPPED.each_ref().map(|n| n.load(Ordering::Relaxed))
 }
 
@@ -103,9 +97,9 @@ pub fn dropped_log_lines() -> u64 {
 
 /// Log lines lost since start, per reason: `queue_full`, `write_failed`,
 /// `format_failed`.
-pub fn dropped_log_lines_by_reason() -> [(&'static str, u64); 3] {
+pub fn dropped_log_lines_by_reason() -> [(&'static str, u64); REASONS] {
     let counts = dropped_counts();
-    DropReason::ALL.map(|reason| (reason.as_str(), counts[reason as usize]))
+    std::array::from_fn(|i| (DropReason::VARIANTS[i].as_str(), counts[i]))
 }
 
 /// Keeps the `log` thread and the global logger alive; dropping it writes what
@@ -311,7 +305,7 @@ impl StdoutLines {
                     .ok()
                     .map(File::from),
                 torn: false,
-                reported: [0; 3],
+                reported: [0; REASONS],
             }),
         }
     }
@@ -339,8 +333,9 @@ impl StdoutLines {
     /// one.
     fn report_losses(&self, out: &mut Output) {
         let totals = dropped_counts();
-        let lost: [u64; 3] = std::array::from_fn(|i| totals[i].saturating_sub(out.reported[i]));
-        if lost == [0; 3] {
+        let lost: [u64; REASONS] =
+            std::array::from_fn(|i| totals[i].saturating_sub(out.reported[i]));
+        if lost == [0; REASONS] {
             return;
         }
         let [queue_full, write_failed, format_failed] = lost;
@@ -389,7 +384,7 @@ struct Output {
     /// newline, so the fragment stays on a line of its own.
     torn: bool,
     /// The [`DROPPED`] counts already reported in a `log lines dropped` line.
-    reported: [u64; 3],
+    reported: [u64; REASONS],
 }
 
 impl Output {
@@ -417,5 +412,18 @@ impl Output {
             self.torn = line[written - 1] != b'\n';
         }
         whole
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The labels `/metrics` and `/v1/status` show, in this order.
+    #[test]
+    fn drop_reasons_keep_their_labels() {
+        let labels: Vec<_> = super::dropped_log_lines_by_reason()
+            .into_iter()
+            .map(|(label, _)| label)
+            .collect();
+        assert_eq!(labels, ["queue_full", "write_failed", "format_failed"]);
     }
 }

@@ -254,5 +254,8 @@ fn query_error(e: crate::query::QueryError) -> SchemaError {
         crate::query::QueryError::Encode(m) => {
             SchemaError::Io(m, std::io::Error::other("counting rows"))
         }
+        e @ crate::query::QueryError::Column { .. } => {
+            SchemaError::Io(e.to_string(), std::io::Error::other("counting rows"))
+        }
     }
 }

@@ -21,6 +21,7 @@
 //! - [`rollup`]: the hourly and per-session sums of LLM calls, kept by the store.
 //! - [`report`]: the owner's queries: summary, lists, traces, host series.
 //! - [`records`]: the record types every stage passes along.
+//! - [`stored`]: rows read back typed per table, for the two push encoders.
 //! - [`stats`]: the shared counters behind `/v1/status`.
 //! - [`supervise`]: panic containment for actor handlers.
 //! - [`time`]: the clock, as unix nanoseconds.
@@ -44,6 +45,7 @@ pub mod rotate;
 pub mod schema;
 pub mod stats;
 pub mod store;
+pub mod stored;
 pub mod supervise;
 #[cfg(test)]
 mod test_support;

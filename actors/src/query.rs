@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::records::Table;
 use crate::schema::ReadPool;
+use crate::stored::StoredRow;
 
 /// Errors of a read query.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,18 @@ pub enum QueryError {
     /// What was read could not be encoded.
     #[error("encoding: {0}")]
     Encode(String),
+    /// A stored value is not what its column should hold.
+    #[error("{table}.{column} of row {id}: {problem}")]
+    Column {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+        /// The row's id.
+        id: i64,
+        /// What is wrong with the value.
+        problem: String,
+    },
 }
 
 /// Row counts of one record table.
@@ -86,16 +99,6 @@ pub fn file_sizes(path: &Path) -> FileSizes {
     }
 }
 
-/// Columns that hold JSON text; read back as JSON values.
-const JSON_COLUMNS: &[&str] = &[
-    "metadata",
-    "attributes",
-    "resource",
-    "events",
-    "links",
-    "data",
-];
-
 /// The push cursor of `table`: the highest row id the remote has.
 pub fn push_cursor(pool: &ReadPool, table: Table) -> Result<i64, QueryError> {
     let conn = pool.get()?;
@@ -117,44 +120,17 @@ pub fn scan_unpushed(
     table: Table,
     after_id: i64,
     limit: usize,
-    mut each: impl FnMut(i64, serde_json::Map<String, serde_json::Value>) -> bool,
+    mut each: impl FnMut(StoredRow) -> bool,
 ) -> Result<(), QueryError> {
-    use serde_json::Value;
     let conn = pool.get()?;
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT * FROM {} WHERE id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT {} FROM {} WHERE id > ?1 ORDER BY id LIMIT ?2",
+        StoredRow::columns(table),
         table.name()
     ))?;
-    let names: Vec<String> = stmt.column_names().iter().map(|n| n.to_string()).collect();
     let mut rows = stmt.query(rusqlite::params![after_id, limit as i64])?;
     while let Some(row) = rows.next()? {
-        let mut map = serde_json::Map::with_capacity(names.len());
-        let mut id = 0;
-        for (i, name) in names.iter().enumerate() {
-            let value = match row.get_ref(i)? {
-                rusqlite::types::ValueRef::Null => Value::Null,
-                rusqlite::types::ValueRef::Integer(n) => {
-                    if name == "id" {
-                        id = n;
-                    }
-                    Value::from(n)
-                }
-                rusqlite::types::ValueRef::Real(f) => {
-                    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
-                }
-                rusqlite::types::ValueRef::Text(t) => {
-                    let text = String::from_utf8_lossy(t);
-                    if JSON_COLUMNS.contains(&name.as_str()) {
-                        serde_json::from_str(&text).unwrap_or(Value::String(text.into_owned()))
-                    } else {
-                        Value::String(text.into_owned())
-                    }
-                }
-                rusqlite::types::ValueRef::Blob(b) => Value::from(b.to_vec()),
-            };
-            map.insert(name.clone(), value);
-        }
-        if !each(id, map) {
+        if !each(StoredRow::from_row(table, row)?) {
             break;
         }
     }

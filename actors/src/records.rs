@@ -7,6 +7,7 @@
 //! happened; when the sender leaves it out the receive time is used.
 
 use serde_json::{Map, Value};
+use strum::EnumCount;
 
 /// A JSON object kept as-is (metadata, attributes).
 pub type JsonObject = Map<String, Value>;
@@ -152,7 +153,8 @@ pub struct OtlpOrigin {
 }
 
 /// How a metric point's value is to be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum MetricKind {
     /// The value at a moment (may go down, may be negative).
     Gauge,
@@ -171,14 +173,12 @@ pub enum MetricKind {
 impl MetricKind {
     /// The name stored in the `kind` column and used on the wire.
     pub fn as_str(self) -> &'static str {
-        match self {
-            MetricKind::Gauge => "gauge",
-            MetricKind::Counter => "counter",
-            MetricKind::Sum => "sum",
-            MetricKind::Histogram => "histogram",
-            MetricKind::ExponentialHistogram => "exponential_histogram",
-            MetricKind::Summary => "summary",
-        }
+        self.into()
+    }
+
+    /// The kind a stored name stands for (the inverse of [`MetricKind::as_str`]).
+    pub fn from_name(name: &str) -> Option<MetricKind> {
+        name.parse().ok()
     }
 }
 
@@ -197,6 +197,16 @@ impl Temporality {
         match self {
             Temporality::Delta => 1,
             Temporality::Cumulative => 2,
+        }
+    }
+
+    /// The temporality an OTLP enum value stands for; `None` for
+    /// "unspecified" and unknown values.
+    pub fn from_i32(n: i32) -> Option<Temporality> {
+        match n {
+            1 => Some(Temporality::Delta),
+            2 => Some(Temporality::Cumulative),
+            _ => None,
         }
     }
 }
@@ -327,7 +337,8 @@ impl Batch {
 }
 
 /// The tables that hold records (and so have a push cursor).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Table {
     /// LLM calls, native or derived from OTLP.
     LlmCalls,
@@ -342,8 +353,10 @@ pub enum Table {
 }
 
 impl Table {
-    /// Every record table, in a fixed order.
-    pub const ALL: [Table; 5] = [
+    /// Every record table, in declaration order (that of [`Table::index`]).
+    /// Its length is [`Table::COUNT`], so a new table that is not added here
+    /// does not compile.
+    pub const ALL: [Table; Table::COUNT] = [
         Table::LlmCalls,
         Table::Errors,
         Table::Events,
@@ -353,13 +366,7 @@ impl Table {
 
     /// The SQL name of the table.
     pub fn name(self) -> &'static str {
-        match self {
-            Table::LlmCalls => "llm_calls",
-            Table::Errors => "errors",
-            Table::Events => "events",
-            Table::MetricPoints => "metric_points",
-            Table::Spans => "spans",
-        }
+        self.into()
     }
 
     /// Position in [`Table::ALL`], for per-table counters.

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures_util::FutureExt;
 use slog::{info, warn, Logger};
+use strum::EnumCount;
 use tokio::sync::Notify;
 
 use crate::metrics::probes::fs_usage;
@@ -45,7 +46,8 @@ use crate::supervise::panic_message;
 use crate::time::now_ns;
 
 /// Why rows were deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::VariantArray, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RotateReason {
     /// Older than `TRACE_DB_ROTATE_DAYS`.
     Age,
@@ -57,20 +59,12 @@ pub enum RotateReason {
 }
 
 impl RotateReason {
-    /// Every reason, in the order of [`RotateReason::index`].
-    pub const ALL: [RotateReason; 3] =
-        [RotateReason::Age, RotateReason::Size, RotateReason::Volume];
-
     /// The reason's name in status and metrics.
     pub fn as_str(self) -> &'static str {
-        match self {
-            RotateReason::Age => "age",
-            RotateReason::Size => "size",
-            RotateReason::Volume => "volume",
-        }
+        self.into()
     }
 
-    /// Position in [`RotateReason::ALL`].
+    /// Position in `RotateReason::VARIANTS`.
     pub fn index(self) -> usize {
         self as usize
     }
@@ -89,16 +83,20 @@ pub enum Target {
 }
 
 impl Target {
-    /// Every target, in the order of [`Target::index`].
-    pub const ALL: [Target; 7] = [
-        Target::Data(Table::LlmCalls),
-        Target::Data(Table::Errors),
-        Target::Data(Table::Events),
-        Target::Data(Table::MetricPoints),
-        Target::Data(Table::Spans),
-        Target::DeadLetters,
-        Target::CumulativeSeries,
-    ];
+    /// Every target, in the order of [`Target::index`]: the record tables,
+    /// then the two bookkeeping tables. Built at compile time from
+    /// [`Table::ALL`], so a new record table is a target without a word here.
+    pub const ALL: [Target; Table::COUNT + 2] = {
+        let mut all = [Target::DeadLetters; Table::COUNT + 2];
+        let mut i = 0;
+        while i < Table::COUNT {
+            all[i] = Target::Data(Table::ALL[i]);
+            i += 1;
+        }
+        all[Table::COUNT] = Target::DeadLetters;
+        all[Table::COUNT + 1] = Target::CumulativeSeries;
+        all
+    };
 
     /// The SQL name of the table.
     pub fn name(self) -> &'static str {
@@ -129,8 +127,8 @@ impl Target {
     pub fn index(self) -> usize {
         match self {
             Target::Data(t) => t.index(),
-            Target::DeadLetters => Table::ALL.len(),
-            Target::CumulativeSeries => Table::ALL.len() + 1,
+            Target::DeadLetters => Table::COUNT,
+            Target::CumulativeSeries => Table::COUNT + 1,
         }
     }
 }
@@ -868,6 +866,7 @@ impl Handler<crate::fault::InjectFault> for RotationActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::VariantArray;
 
     fn settings(max: u64) -> RotationSettings {
         RotationSettings {
@@ -904,7 +903,7 @@ mod tests {
         for (i, t) in Target::ALL.iter().enumerate() {
             assert_eq!(t.index(), i, "{}", t.name());
         }
-        for (i, r) in RotateReason::ALL.iter().enumerate() {
+        for (i, r) in RotateReason::VARIANTS.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
     }

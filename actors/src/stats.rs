@@ -5,12 +5,15 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
+use strum::VariantArray;
+
 use crate::records::Table;
 use crate::rotate::{RotateReason, Target};
 
 /// Why a request was refused. The code doubles as the `error` field of the
 /// HTTP error body, so it is stable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::VariantArray, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RejectReason {
     /// Ingest token set and the request did not carry it.
     Unauthorized,
@@ -34,40 +37,14 @@ pub enum RejectReason {
     /// freeing space and the client should retry later.
     DiskFull,
     /// The body did not arrive within `TRACE_REQUEST_TIMEOUT`.
+    #[strum(serialize = "request_timeout")]
     Timeout,
 }
 
 impl RejectReason {
-    /// Every reason, in the order of [`RejectReason::index`].
-    pub const ALL: [RejectReason; 11] = [
-        RejectReason::Unauthorized,
-        RejectReason::UnsupportedMediaType,
-        RejectReason::PayloadTooLarge,
-        RejectReason::EmptyBody,
-        RejectReason::MalformedJson,
-        RejectReason::MalformedBody,
-        RejectReason::InvalidField,
-        RejectReason::Backpressure,
-        RejectReason::Internal,
-        RejectReason::DiskFull,
-        RejectReason::Timeout,
-    ];
-
     /// The stable machine-readable code.
     pub fn code(self) -> &'static str {
-        match self {
-            RejectReason::Unauthorized => "unauthorized",
-            RejectReason::UnsupportedMediaType => "unsupported_media_type",
-            RejectReason::PayloadTooLarge => "payload_too_large",
-            RejectReason::EmptyBody => "empty_body",
-            RejectReason::MalformedJson => "malformed_json",
-            RejectReason::MalformedBody => "malformed_body",
-            RejectReason::InvalidField => "invalid_field",
-            RejectReason::Backpressure => "backpressure",
-            RejectReason::Internal => "internal",
-            RejectReason::DiskFull => "disk_full",
-            RejectReason::Timeout => "request_timeout",
-        }
+        self.into()
     }
 
     fn index(self) -> usize {
@@ -76,7 +53,8 @@ impl RejectReason {
 }
 
 /// The supervised actors, for per-actor panic and restart counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::VariantArray, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum ActorName {
     /// Admission and enrichment of incoming records.
     Ingest,
@@ -91,24 +69,9 @@ pub enum ActorName {
 }
 
 impl ActorName {
-    /// Every actor, in the order of [`ActorName::index`].
-    pub const ALL: [ActorName; 5] = [
-        ActorName::Ingest,
-        ActorName::Store,
-        ActorName::Metrics,
-        ActorName::Push,
-        ActorName::Rotation,
-    ];
-
     /// The actor's name in logs and status.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ActorName::Ingest => "ingest",
-            ActorName::Store => "store",
-            ActorName::Metrics => "metrics",
-            ActorName::Push => "push",
-            ActorName::Rotation => "rotation",
-        }
+        self.into()
     }
 
     fn index(self) -> usize {
@@ -117,7 +80,8 @@ impl ActorName {
 }
 
 /// The kinds of OTLP item, counted separately.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::VariantArray, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Signal {
     /// Spans (`/v1/traces`).
     Spans,
@@ -128,16 +92,9 @@ pub enum Signal {
 }
 
 impl Signal {
-    /// Every signal, in the order of [`Signal::index`].
-    pub const ALL: [Signal; 3] = [Signal::Spans, Signal::DataPoints, Signal::LogRecords];
-
     /// The signal's name in status.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Spans => "spans",
-            Signal::DataPoints => "data_points",
-            Signal::LogRecords => "log_records",
-        }
+        self.into()
     }
 
     fn index(self) -> usize {
@@ -147,7 +104,8 @@ impl Signal {
 
 /// Why one OTLP item of an otherwise valid request was not stored (it is
 /// reported back as an OTLP partial success).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::VariantArray, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum ItemReject {
     /// A trace id that is not 16 bytes, or all zero.
     InvalidTraceId,
@@ -160,22 +118,9 @@ pub enum ItemReject {
 }
 
 impl ItemReject {
-    /// Every reason, in the order of [`ItemReject::index`].
-    pub const ALL: [ItemReject; 4] = [
-        ItemReject::InvalidTraceId,
-        ItemReject::InvalidSpanId,
-        ItemReject::InvalidTimestamp,
-        ItemReject::InvalidMetric,
-    ];
-
     /// The reason's code in status.
     pub fn code(self) -> &'static str {
-        match self {
-            ItemReject::InvalidTraceId => "invalid_trace_id",
-            ItemReject::InvalidSpanId => "invalid_span_id",
-            ItemReject::InvalidTimestamp => "invalid_timestamp",
-            ItemReject::InvalidMetric => "invalid_metric",
-        }
+        self.into()
     }
 
     fn index(self) -> usize {
@@ -191,7 +136,7 @@ struct SignalCounters {
     /// Items committed.
     stored: AtomicU64,
     /// Items refused, per reason.
-    rejected: [AtomicU64; ItemReject::ALL.len()],
+    rejected: [AtomicU64; ItemReject::VARIANTS.len()],
 }
 
 /// The daemon's counters. Shared as `Arc<Stats>`.
@@ -204,17 +149,17 @@ pub struct Stats {
     /// Records committed, per table.
     accepted_records: [AtomicU64; Table::ALL.len()],
     /// Requests refused, per reason.
-    rejected: [AtomicU64; RejectReason::ALL.len()],
+    rejected: [AtomicU64; RejectReason::VARIANTS.len()],
     /// Panics caught in actor handlers, per actor.
-    panics: [AtomicU64; ActorName::ALL.len()],
+    panics: [AtomicU64; ActorName::VARIANTS.len()],
     /// Supervisor restarts, per actor.
-    restarts: [AtomicU64; ActorName::ALL.len()],
+    restarts: [AtomicU64; ActorName::VARIANTS.len()],
     /// Transactions the store committed (one per group of appends).
     store_commits: AtomicU64,
     /// Records handed to the store and not yet committed or failed.
     store_pending: AtomicU64,
     /// OTLP items, per signal.
-    otlp: [SignalCounters; Signal::ALL.len()],
+    otlp: [SignalCounters; Signal::VARIANTS.len()],
     /// Set while writes fail for want of space (or a read-only file).
     disk_full: AtomicBool,
     /// Times the store went from writing to disk full.
@@ -302,9 +247,9 @@ struct RotationCounters {
     /// How long the last one took, in microseconds.
     last_duration_us: AtomicU64,
     /// Rows deleted, per reason and target.
-    deleted: [[AtomicU64; Target::ALL.len()]; RotateReason::ALL.len()],
+    deleted: [[AtomicU64; Target::ALL.len()]; RotateReason::VARIANTS.len()],
     /// Of those, rows the remote never had, per reason and target.
-    dropped: [[AtomicU64; Target::ALL.len()]; RotateReason::ALL.len()],
+    dropped: [[AtomicU64; Target::ALL.len()]; RotateReason::VARIANTS.len()],
 }
 
 impl Default for Stats {
@@ -440,21 +385,21 @@ impl Stats {
                 .iter()
                 .map(|t| (t.name(), load(&self.accepted_records[t.index()])))
                 .collect(),
-            rejected: RejectReason::ALL
+            rejected: RejectReason::VARIANTS
                 .iter()
                 .map(|r| (r.code(), load(&self.rejected[r.index()])))
                 .collect(),
-            panics: ActorName::ALL
+            panics: ActorName::VARIANTS
                 .iter()
                 .map(|a| (a.as_str(), load(&self.panics[a.index()])))
                 .collect(),
-            restarts: ActorName::ALL
+            restarts: ActorName::VARIANTS
                 .iter()
                 .map(|a| (a.as_str(), load(&self.restarts[a.index()])))
                 .collect(),
             store_commits: load(&self.store_commits),
             store_pending: load(&self.store_pending),
-            otlp: Signal::ALL
+            otlp: Signal::VARIANTS
                 .iter()
                 .map(|s| {
                     let c = &self.otlp[s.index()];
@@ -462,7 +407,7 @@ impl Stats {
                         signal: s.as_str(),
                         received: load(&c.received),
                         stored: load(&c.stored),
-                        rejected: ItemReject::ALL
+                        rejected: ItemReject::VARIANTS
                             .iter()
                             .map(|r| (r.code(), load(&c.rejected[r.index()])))
                             .collect(),
@@ -474,8 +419,9 @@ impl Stats {
             host_samples_dropped: load(&self.host_samples_dropped),
             rotation: {
                 let r = &self.rotation;
-                let per = |counts: &[[AtomicU64; Target::ALL.len()]; RotateReason::ALL.len()]| {
-                    RotateReason::ALL
+                let per = |counts: &[[AtomicU64; Target::ALL.len()];
+                                RotateReason::VARIANTS.len()]| {
+                    RotateReason::VARIANTS
                         .iter()
                         .flat_map(|reason| {
                             Target::ALL.iter().map(move |target| {
@@ -578,5 +524,70 @@ impl StatsSnapshot {
     /// Requests rejected over all reasons.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.iter().map(|(_, n)| n).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::MetricKind;
+
+    /// The names are what clients, dashboards and the database hold: the
+    /// derives must give exactly these, in this order.
+    #[test]
+    fn names_are_the_stable_codes_in_order() {
+        let codes: Vec<_> = RejectReason::VARIANTS.iter().map(|r| r.code()).collect();
+        assert_eq!(
+            codes,
+            [
+                "unauthorized",
+                "unsupported_media_type",
+                "payload_too_large",
+                "empty_body",
+                "malformed_json",
+                "malformed_body",
+                "invalid_field",
+                "backpressure",
+                "internal",
+                "disk_full",
+                "request_timeout",
+            ]
+        );
+        let actors: Vec<_> = ActorName::VARIANTS.iter().map(|a| a.as_str()).collect();
+        assert_eq!(actors, ["ingest", "store", "metrics", "push", "rotation"]);
+        let signals: Vec<_> = Signal::VARIANTS.iter().map(|s| s.as_str()).collect();
+        assert_eq!(signals, ["spans", "data_points", "log_records"]);
+        let items: Vec<_> = ItemReject::VARIANTS.iter().map(|r| r.code()).collect();
+        assert_eq!(
+            items,
+            [
+                "invalid_trace_id",
+                "invalid_span_id",
+                "invalid_timestamp",
+                "invalid_metric"
+            ]
+        );
+        let reasons: Vec<_> = RotateReason::VARIANTS.iter().map(|r| r.as_str()).collect();
+        assert_eq!(reasons, ["age", "size", "volume"]);
+        let tables: Vec<_> = Table::ALL.iter().map(|t| t.name()).collect();
+        assert_eq!(
+            tables,
+            ["llm_calls", "errors", "events", "metric_points", "spans"]
+        );
+        let targets: Vec<_> = Target::ALL.iter().map(|t| t.name()).collect();
+        assert_eq!(&targets[5..], ["dead_letters", "cumulative_series"]);
+        assert_eq!(targets.len(), Table::ALL.len() + 2);
+        for (kind, name) in [
+            (MetricKind::Gauge, "gauge"),
+            (MetricKind::Counter, "counter"),
+            (MetricKind::Sum, "sum"),
+            (MetricKind::Histogram, "histogram"),
+            (MetricKind::ExponentialHistogram, "exponential_histogram"),
+            (MetricKind::Summary, "summary"),
+        ] {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(MetricKind::from_name(name), Some(kind));
+        }
+        assert_eq!(MetricKind::from_name("Gauge"), None);
     }
 }

@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn json_success_without_rejections_is_an_empty_object() {
-        for signal in Signal::ALL {
+        for &signal in <Signal as strum::VariantArray>::VARIANTS {
             let json = body(success(signal, Encoding::Json, 0, String::new()));
             assert_eq!(json, b"{}", "{signal:?}");
             let proto = body(success(signal, Encoding::Protobuf, 0, String::new()));

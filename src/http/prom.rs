@@ -6,7 +6,10 @@
 //! rare (every 15-60 s), and the daemon's state stays in one place.
 
 use actix_web::{web, HttpResponse};
-use openclaw_trace_actors::metrics::HostSample;
+use openclaw_trace_actors::metrics::{
+    CgroupSample, CpuSample, DiskIoSample, FilesystemSample, HostSample, MemorySample,
+    NetworkSample,
+};
 use openclaw_trace_actors::query;
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
@@ -244,34 +247,59 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// The latest host sample as gauges (and the agent restarts as a counter).
 fn host_families(f: &Families, h: &HostSample) {
     if let Some(cpu) = &h.cpu {
-        let names: Vec<String> = (0..cpu.per_core.len()).map(|i| format!("cpu{i}")).collect();
-        let mut samples = vec![(vec!["all"], cpu.utilization)];
-        samples.extend(
-            names
-                .iter()
-                .zip(&cpu.per_core)
-                .map(|(n, v)| (vec![n.as_str()], *v)),
-        );
-        f.gauge(
-            "host_cpu_utilization_ratio",
-            "CPU busy over the last interval, 0-1.",
-            &["cpu"],
-            &samples,
-        );
+        cpu_families(f, cpu);
     }
-    if let Some([one, five, fifteen]) = h.load_average {
-        f.gauge(
-            "host_load_average",
-            "Load average.",
-            &["window"],
-            &[
-                (vec!["1m"], one),
-                (vec!["5m"], five),
-                (vec!["15m"], fifteen),
-            ],
-        );
+    if let Some(load) = h.load_average {
+        load_families(f, load);
     }
-    let m = &h.memory;
+    memory_families(f, &h.memory);
+    if let Some(c) = &h.cgroup {
+        cgroup_families(f, c);
+    }
+    filesystem_families(f, &h.filesystems);
+    if let Some(io) = &h.disk_io {
+        disk_io_families(f, io);
+    }
+    network_families(f, &h.network);
+    process_count_families(f, h);
+    agent_families(f, h);
+}
+
+/// CPU busy, over all cores and per core.
+fn cpu_families(f: &Families, cpu: &CpuSample) {
+    let names: Vec<String> = (0..cpu.per_core.len()).map(|i| format!("cpu{i}")).collect();
+    let mut samples = vec![(vec!["all"], cpu.utilization)];
+    samples.extend(
+        names
+            .iter()
+            .zip(&cpu.per_core)
+            .map(|(n, v)| (vec![n.as_str()], *v)),
+    );
+    f.gauge(
+        "host_cpu_utilization_ratio",
+        "CPU busy over the last interval, 0-1.",
+        &["cpu"],
+        &samples,
+    );
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_families(f: &Families, load: [f64; 3]) {
+    let [one, five, fifteen] = load;
+    f.gauge(
+        "host_load_average",
+        "Load average.",
+        &["window"],
+        &[
+            (vec!["1m"], one),
+            (vec!["5m"], five),
+            (vec!["15m"], fifteen),
+        ],
+    );
+}
+
+/// Physical memory and swap.
+fn memory_families(f: &Families, m: &MemorySample) {
     f.gauge(
         "host_memory_bytes",
         "Physical memory.",
@@ -297,42 +325,48 @@ fn host_families(f: &Families, h: &HostSample) {
             (vec!["used"], m.swap_used_bytes as f64),
         ],
     );
-    if let Some(c) = &h.cgroup {
-        let one = |name: &str, help: &str, v: Option<f64>| {
-            if let Some(v) = v {
-                f.gauge(name, help, &[], &[(vec![], v)]);
-            }
-        };
-        one(
-            "container_memory_limit_bytes",
-            "The cgroup's memory limit.",
-            c.memory_limit_bytes.map(|v| v as f64),
-        );
-        one(
-            "container_memory_usage_bytes",
-            "The cgroup's memory use.",
-            c.memory_usage_bytes.map(|v| v as f64),
-        );
-        one(
-            "container_memory_utilization_ratio",
-            "The cgroup's memory use over its limit.",
-            c.memory_utilization,
-        );
-        one(
-            "container_cpu_limit_cores",
-            "The cgroup's CPU quota in cores.",
-            c.cpu_limit_cores,
-        );
-        one(
-            "container_cpu_utilization_ratio",
-            "The cgroup's CPU use over its quota.",
-            c.cpu_utilization,
-        );
-    }
+}
+
+/// The container's (cgroup's) memory and CPU against its limits, where set.
+fn cgroup_families(f: &Families, c: &CgroupSample) {
+    let one = |name: &str, help: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            f.gauge(name, help, &[], &[(vec![], v)]);
+        }
+    };
+    one(
+        "container_memory_limit_bytes",
+        "The cgroup's memory limit.",
+        c.memory_limit_bytes.map(|v| v as f64),
+    );
+    one(
+        "container_memory_usage_bytes",
+        "The cgroup's memory use.",
+        c.memory_usage_bytes.map(|v| v as f64),
+    );
+    one(
+        "container_memory_utilization_ratio",
+        "The cgroup's memory use over its limit.",
+        c.memory_utilization,
+    );
+    one(
+        "container_cpu_limit_cores",
+        "The cgroup's CPU quota in cores.",
+        c.cpu_limit_cores,
+    );
+    one(
+        "container_cpu_utilization_ratio",
+        "The cgroup's CPU use over its quota.",
+        c.cpu_utilization,
+    );
+}
+
+/// Space and inodes per watched filesystem.
+fn filesystem_families(f: &Families, filesystems: &[FilesystemSample]) {
     let mut bytes = Vec::new();
     let mut ratio = Vec::new();
     let mut inodes = Vec::new();
-    for fs in &h.filesystems {
+    for fs in filesystems {
         let mp = fs.mountpoint.as_str();
         bytes.push((vec![mp, "used"], fs.usage.used_bytes as f64));
         bytes.push((vec![mp, "available"], fs.usage.available_bytes as f64));
@@ -359,28 +393,34 @@ fn host_families(f: &Families, h: &HostSample) {
         &["mountpoint", "state"],
         &inodes,
     );
-    if let Some(io) = &h.disk_io {
-        f.gauge(
-            "host_disk_io_bytes_per_second",
-            "Block device throughput.",
-            &["direction"],
-            &[
-                (vec!["read"], io.read_bytes_per_second),
-                (vec!["write"], io.write_bytes_per_second),
-            ],
-        );
-        f.gauge(
-            "host_disk_operations_per_second",
-            "Block device operations.",
-            &["direction"],
-            &[
-                (vec!["read"], io.reads_per_second),
-                (vec!["write"], io.writes_per_second),
-            ],
-        );
-    }
+}
+
+/// Block device throughput and operations.
+fn disk_io_families(f: &Families, io: &DiskIoSample) {
+    f.gauge(
+        "host_disk_io_bytes_per_second",
+        "Block device throughput.",
+        &["direction"],
+        &[
+            (vec!["read"], io.read_bytes_per_second),
+            (vec!["write"], io.write_bytes_per_second),
+        ],
+    );
+    f.gauge(
+        "host_disk_operations_per_second",
+        "Block device operations.",
+        &["direction"],
+        &[
+            (vec!["read"], io.reads_per_second),
+            (vec!["write"], io.writes_per_second),
+        ],
+    );
+}
+
+/// Throughput, packets and errors per network device.
+fn network_families(f: &Families, network: &[NetworkSample]) {
     let (mut io, mut packets, mut errors) = (Vec::new(), Vec::new(), Vec::new());
-    for n in &h.network {
+    for n in network {
         let d = n.device.as_str();
         io.push((vec![d, "receive"], n.receive_bytes_per_second));
         io.push((vec![d, "transmit"], n.transmit_bytes_per_second));
@@ -408,6 +448,10 @@ fn host_families(f: &Families, h: &HostSample) {
         &net,
         &errors,
     );
+}
+
+/// TCP connections by state, and processes (all and zombies).
+fn process_count_families(f: &Families, h: &HostSample) {
     let tcp: Vec<_> = h
         .tcp_connections
         .iter()
@@ -428,6 +472,10 @@ fn host_families(f: &Families, h: &HostSample) {
             (vec!["zombie"], h.processes.zombies.len() as f64),
         ],
     );
+}
+
+/// The agent's and the sidecar's own process, and whether the agent is up.
+fn agent_families(f: &Families, h: &HostSample) {
     let (mut cpu, mut rss, mut threads, mut fds, mut uptime) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     if let Some(a) = &h.agent {

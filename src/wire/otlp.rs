@@ -301,14 +301,6 @@ struct RawPoint {
     data: Option<Value>,
 }
 
-fn temporality(t: i32) -> Option<Temporality> {
-    match t {
-        1 => Some(Temporality::Delta),
-        2 => Some(Temporality::Cumulative),
-        _ => None,
-    }
-}
-
 fn number(v: &Option<number_data_point::Value>) -> Option<f64> {
     match v {
         Some(number_data_point::Value::AsDouble(d)) => Some(*d).filter(|d| d.is_finite()),
@@ -352,7 +344,7 @@ fn raw_points(data: Option<metric::Data>) -> Vec<RawPoint> {
                 time_unix_nano: p.time_unix_nano,
                 kind: MetricKind::Sum,
                 value: number(&p.value),
-                temporality: temporality(s.aggregation_temporality),
+                temporality: Temporality::from_i32(s.aggregation_temporality),
                 monotonic: Some(s.is_monotonic),
                 data: None,
             })
@@ -366,7 +358,7 @@ fn raw_points(data: Option<metric::Data>) -> Vec<RawPoint> {
                 time_unix_nano: p.time_unix_nano,
                 kind: MetricKind::Histogram,
                 value: finite(p.sum),
-                temporality: temporality(h.aggregation_temporality),
+                temporality: Temporality::from_i32(h.aggregation_temporality),
                 monotonic: None,
                 data: Some(json!({"count": p.count, "sum": p.sum, "min": p.min, "max": p.max,
                     "bucket_counts": p.bucket_counts, "explicit_bounds": p.explicit_bounds})),
@@ -381,7 +373,7 @@ fn raw_points(data: Option<metric::Data>) -> Vec<RawPoint> {
                 time_unix_nano: p.time_unix_nano,
                 kind: MetricKind::ExponentialHistogram,
                 value: finite(p.sum),
-                temporality: temporality(h.aggregation_temporality),
+                temporality: Temporality::from_i32(h.aggregation_temporality),
                 monotonic: None,
                 data: Some(json!({"count": p.count, "sum": p.sum, "min": p.min, "max": p.max,
                     "scale": p.scale, "zero_count": p.zero_count, "zero_threshold": p.zero_threshold,

@@ -12,6 +12,8 @@
 mod native;
 mod otlp;
 pub mod policy;
+#[cfg(test)]
+mod wire_tests;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -30,6 +32,7 @@ use crate::records::Table;
 use crate::schema::ReadPool;
 use crate::stats::{ActorName, Stats};
 use crate::store::{DeadLetter, MarkPushed};
+use crate::stored::StoredRow;
 use crate::supervise::panic_message;
 use crate::time::now_ns;
 use policy::{parse_retry_after, PushFormat, RetryPolicy, SendOutcome, Verdict, MAX_ATTEMPTS};
@@ -314,8 +317,9 @@ struct Built {
 }
 
 /// About how many bytes a row takes once encoded: its text, and a few bytes
-/// for each other value. Cheaper than encoding it twice.
-fn approx_size(row: &serde_json::Map<String, serde_json::Value>) -> usize {
+/// for each other value, over its columns as JSON. Cheaper than encoding it
+/// twice.
+fn approx_size(row: &StoredRow) -> usize {
     use serde_json::Value;
     fn size(v: &Value) -> usize {
         match v {
@@ -325,7 +329,7 @@ fn approx_size(row: &serde_json::Map<String, serde_json::Value>) -> usize {
             _ => 8,
         }
     }
-    row.iter().map(|(k, v)| k.len() + size(v)).sum()
+    row.to_json().iter().map(|(k, v)| k.len() + size(v)).sum()
 }
 
 /// Most rows in one OTLP batch.
@@ -345,9 +349,9 @@ fn build_batch(
             let mut batch = native::NativeBatch::new(table, agent_id, settings.max_batch_bytes);
             let mut seen = 0usize;
             // Read a little past the row limit so a host sample is never cut.
-            query::scan_unpushed(pool, table, cursor, max_rows + 256, |id, row| {
+            query::scan_unpushed(pool, table, cursor, max_rows + 256, |row| {
                 seen += 1;
-                batch.offer(id, row, seen <= max_rows)
+                batch.offer(row, seen <= max_rows)
             })?;
             let Some(done) = batch.finish() else {
                 return Ok(None);
@@ -357,25 +361,21 @@ fn build_batch(
         PushFormat::Otlp => {
             let mut rows = Vec::new();
             let (mut bytes, mut first, mut last) = (0usize, None, 0);
-            // Rows are held as JSON and then as OTLP messages before encoding:
-            // fewer per batch keeps that within the sidecar's memory budget.
-            query::scan_unpushed(
-                pool,
-                table,
-                cursor,
-                max_rows.min(OTLP_MAX_ROWS),
-                |id, row| {
-                    let size = approx_size(&row);
-                    if !rows.is_empty() && bytes + size > settings.max_batch_bytes {
-                        return false;
-                    }
-                    bytes += size;
-                    first.get_or_insert(id);
-                    last = id;
-                    rows.push(row);
-                    true
-                },
-            )?;
+            // Rows are held as read and then as OTLP messages before
+            // encoding: fewer per batch keeps that within the sidecar's
+            // memory budget.
+            query::scan_unpushed(pool, table, cursor, max_rows.min(OTLP_MAX_ROWS), |row| {
+                let id = row.id();
+                let size = approx_size(&row);
+                if !rows.is_empty() && bytes + size > settings.max_batch_bytes {
+                    return false;
+                }
+                bytes += size;
+                first.get_or_insert(id);
+                last = id;
+                rows.push(row);
+                true
+            })?;
             let Some(first) = first else {
                 return Ok(None);
             };

@@ -12,7 +12,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::metrics::names;
-use crate::records::Table;
+use crate::records::{MetricPoint, Table};
+use crate::stored::{ErrorRow, LlmCallRow, StoredRow};
 
 /// Builds the events of one batch, row by row, within a byte budget.
 pub struct NativeBatch {
@@ -40,17 +41,12 @@ struct HostGroup {
     first_id: i64,
     last_id: i64,
     rows: usize,
-    points: Vec<Map<String, Value>>,
+    points: Vec<MetricPoint>,
 }
 
-fn created_at(row: &Map<String, Value>, key: &str) -> Value {
-    row.get(key)
-        .and_then(Value::as_i64)
-        .map_or(Value::Null, |ns| json!(ns / 1_000_000))
-}
-
-fn take(row: &mut Map<String, Value>, key: &str) -> Value {
-    row.remove(key).unwrap_or(Value::Null)
+/// Unix ns as the `created_at` of the Go sidecar (unix ms).
+fn created_at(ns: i64) -> Value {
+    json!(ns / 1_000_000)
 }
 
 impl NativeBatch {
@@ -97,37 +93,46 @@ impl NativeBatch {
     /// Offers a row; false when the batch is full (the row is not taken).
     /// `more_allowed` says whether the row limit still lets new events in;
     /// past it only the rows of a host sample already begun are taken.
-    pub fn offer(&mut self, id: i64, mut row: Map<String, Value>, more_allowed: bool) -> bool {
+    pub fn offer(&mut self, row: StoredRow, more_allowed: bool) -> bool {
         if self.full {
             return false;
         }
-        let is_host = self.table == Table::MetricPoints
-            && row.get("source").and_then(Value::as_str) == Some("host");
-        let time_ns = row.get("time_ns").and_then(Value::as_i64).unwrap_or(0);
-        if is_host {
-            if let Some(group) = self.host.as_mut().filter(|g| g.time_ns == time_ns) {
-                group.last_id = id;
-                group.rows += 1;
-                group.points.push(row);
-                return true;
+        let id = row.id();
+        let row = match row {
+            StoredRow::MetricPoint(m) if m.source == "host" => {
+                return self.offer_host_point(id, m.point, more_allowed)
             }
-        }
+            other => other,
+        };
         // Anything else ends the host sample being gathered.
         if !self.flush_host() || !more_allowed {
             return false;
         }
-        if is_host {
-            self.host = Some(HostGroup {
-                time_ns,
-                first_id: id,
-                last_id: id,
-                rows: 1,
-                points: vec![row],
-            });
+        let event = self.event_of(row);
+        self.add_event(&event, id, id, 1)
+    }
+
+    /// Adds a host point to the sample being gathered, or starts the next
+    /// sample; false when the batch is full.
+    fn offer_host_point(&mut self, id: i64, point: MetricPoint, more_allowed: bool) -> bool {
+        let time_ns = point.time_ns.unwrap_or(0);
+        if let Some(group) = self.host.as_mut().filter(|g| g.time_ns == time_ns) {
+            group.last_id = id;
+            group.rows += 1;
+            group.points.push(point);
             return true;
         }
-        let event = self.event_of(&mut row);
-        self.add_event(&event, id, id, 1)
+        if !self.flush_host() || !more_allowed {
+            return false;
+        }
+        self.host = Some(HostGroup {
+            time_ns,
+            first_id: id,
+            last_id: id,
+            rows: 1,
+            points: vec![point],
+        });
+        true
     }
 
     /// Turns the host sample being gathered into one `system_metric` event.
@@ -140,78 +145,45 @@ impl NativeBatch {
         self.add_event(&event, group.first_id, group.last_id, group.rows)
     }
 
-    fn event_of(&self, row: &mut Map<String, Value>) -> Value {
-        match self.table {
-            Table::LlmCalls => {
-                let mut extras = Map::new();
-                for key in [
-                    "session_id",
-                    "cache_read_tokens",
-                    "cache_write_tokens",
-                    "channel",
-                    "span_id",
-                    "source",
-                    "truncated",
-                ] {
-                    if let Some(v) = row.get(key).filter(|v| !v.is_null()) {
-                        extras.insert(key.to_string(), v.clone());
-                    }
-                }
-                let mut metadata = match take(row, "metadata") {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                };
-                if !extras.is_empty() {
-                    metadata.insert("openclaw_trace".into(), Value::Object(extras));
-                }
-                json!({"type": "llm_trace", "data": {
-                    "trace_id": take(row, "trace_id"),
-                    "provider": take(row, "provider"),
-                    "model": take(row, "model"),
-                    "input_text": take(row, "input_text"),
-                    "output_text": take(row, "output_text"),
-                    "prompt_tokens": take(row, "prompt_tokens"),
-                    "completion_tokens": take(row, "completion_tokens"),
-                    "total_tokens": take(row, "total_tokens"),
-                    "cost_usd": take(row, "cost_usd"),
-                    "latency_ms": take(row, "latency_ms"),
-                    "status": take(row, "status"),
-                    "error_type": take(row, "error_type"),
-                    "metadata": if metadata.is_empty() { Value::Null } else { Value::Object(metadata) },
-                    "created_at": created_at(row, "time_ns"),
-                }})
-            }
-            Table::Errors => json!({"type": "error_event", "data": {
-                "trace_id": take(row, "trace_id"),
-                "error_type": take(row, "error_type"),
-                "message": take(row, "message"),
-                "stack_trace": take(row, "stack_trace"),
-                "severity": take(row, "severity"),
-                "metadata": take(row, "metadata"),
-                "created_at": created_at(row, "time_ns"),
-            }}),
-            Table::Spans => {
-                let mut data = std::mem::take(row);
-                data.insert("created_at".into(), created_at(&data, "start_ns"));
+    fn event_of(&self, row: StoredRow) -> Value {
+        match row {
+            StoredRow::LlmCall(call) => llm_trace(call),
+            StoredRow::Error(error) => error_event(error),
+            StoredRow::Span(r) => {
+                let created = created_at(r.span.start_ns);
+                let mut data = StoredRow::Span(r).to_json();
+                data.insert("created_at".into(), created);
                 json!({"type": "span", "data": data})
             }
-            Table::Events | Table::MetricPoints => {
-                let mut data = std::mem::take(row);
-                let id = data.get("id").cloned().unwrap_or(Value::Null);
-                let kind = if self.table == Table::Events {
-                    "event"
-                } else {
-                    "metric_point"
-                };
-                data.entry("trace_id").or_insert(Value::Null);
-                if data["trace_id"].is_null() {
-                    data["trace_id"] =
-                        json!(format!("{}-{}-{}", self.agent_id, self.table.name(), id));
-                }
-                data.insert("created_at".into(), created_at(&data, "time_ns"));
-                json!({"type": kind, "data": data})
+            StoredRow::Event(r) => {
+                let (time_ns, has_trace) = (r.event.time_ns, r.event.trace_id.is_some());
+                self.row_event("event", StoredRow::Event(r), time_ns, has_trace)
+            }
+            StoredRow::MetricPoint(r) => {
+                let time_ns = r.point.time_ns;
+                self.row_event("metric_point", StoredRow::MetricPoint(r), time_ns, false)
             }
         }
+    }
+
+    /// An event or metric point: the stored row as data, with a trace id
+    /// made up when it has none, so the receiver can deduplicate it like
+    /// everything else.
+    fn row_event(
+        &self,
+        kind: &str,
+        row: StoredRow,
+        time_ns: Option<i64>,
+        has_trace: bool,
+    ) -> Value {
+        let id = row.id();
+        let mut data = row.to_json();
+        if !has_trace {
+            let trace_id = format!("{}-{}-{id}", self.agent_id, self.table.name());
+            data.insert("trace_id".into(), Value::String(trace_id));
+        }
+        data.insert("created_at".into(), time_ns.map_or(Value::Null, created_at));
+        json!({"type": kind, "data": data})
     }
 
     /// Ends the batch: the envelope bytes, uncompressed, with its id.
@@ -263,17 +235,75 @@ pub struct Finished {
     pub events: usize,
 }
 
+/// An LLM call as the Go sidecar's `llm_trace`; what it did not have rides
+/// in `metadata.openclaw_trace`.
+fn llm_trace(call: LlmCallRow) -> Value {
+    let mut extras = Map::new();
+    let mut extra = |key: &str, value: Value| {
+        if !value.is_null() {
+            extras.insert(key.to_string(), value);
+        }
+    };
+    extra("session_id", call.session_id.into());
+    extra("cache_read_tokens", call.cache_read_tokens.into());
+    extra("cache_write_tokens", call.cache_write_tokens.into());
+    extra("channel", call.channel.into());
+    extra("span_id", call.span_id.into());
+    extra("source", call.source.into());
+    extra("truncated", call.truncated.into());
+    let mut metadata = call.metadata.unwrap_or_default();
+    if !extras.is_empty() {
+        metadata.insert("openclaw_trace".into(), Value::Object(extras));
+    }
+    json!({"type": "llm_trace", "data": {
+        "trace_id": call.trace_id,
+        "provider": call.provider,
+        "model": call.model,
+        "input_text": call.input_text,
+        "output_text": call.output_text,
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": call.completion_tokens,
+        "total_tokens": call.total_tokens,
+        "cost_usd": call.cost_usd,
+        "latency_ms": call.latency_ms,
+        "status": call.status,
+        "error_type": call.error_type,
+        "metadata": if metadata.is_empty() { Value::Null } else { Value::Object(metadata) },
+        "created_at": created_at(call.time_ns),
+    }})
+}
+
+/// An error as the Go sidecar's `error_event`.
+fn error_event(error: ErrorRow) -> Value {
+    json!({"type": "error_event", "data": {
+        "trace_id": error.trace_id,
+        "error_type": error.error_type,
+        "message": error.message,
+        "stack_trace": error.stack_trace,
+        "severity": error.severity,
+        "metadata": error.metadata,
+        "created_at": created_at(error.time_ns),
+    }})
+}
+
 /// One host sample (its metric points) as the Go sidecar's `system_metric`.
-fn system_metric(agent_id: &str, time_ns: i64, points: &[Map<String, Value>]) -> Value {
+fn system_metric(agent_id: &str, time_ns: i64, points: &[MetricPoint]) -> Value {
+    let attribute = |p: &MetricPoint, key: &str| -> Option<String> {
+        p.attributes
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let value = |name: &str, attrs: &[(&str, &str)]| -> Option<f64> {
         points.iter().find_map(|p| {
-            let matches = p.get("name").and_then(Value::as_str) == Some(name)
+            let matches = p.name == name
                 && attrs
                     .iter()
-                    .all(|(k, v)| p["attributes"].get(*k).and_then(Value::as_str) == Some(*v))
-                && (!attrs.is_empty() || p["attributes"].is_null());
+                    .all(|(k, v)| attribute(p, k).as_deref() == Some(*v))
+                && (!attrs.is_empty() || p.attributes.is_none());
             if matches {
-                p.get("value").and_then(Value::as_f64)
+                p.value
             } else {
                 None
             }
@@ -282,32 +312,31 @@ fn system_metric(agent_id: &str, time_ns: i64, points: &[Map<String, Value>]) ->
     // The database's filesystem when it is watched apart from "/".
     let mountpoint = points
         .iter()
-        .filter(|p| p.get("name").and_then(Value::as_str) == Some(names::SYSTEM_FILESYSTEM_USAGE))
-        .filter_map(|p| p["attributes"].get("mountpoint").and_then(Value::as_str))
-        .find(|m| *m != "/")
-        .unwrap_or("/");
+        .filter(|p| p.name == names::SYSTEM_FILESYSTEM_USAGE)
+        .filter_map(|p| attribute(p, "mountpoint"))
+        .find(|m| m != "/")
+        .unwrap_or_else(|| "/".to_string());
     let disk_used = value(
         names::SYSTEM_FILESYSTEM_USAGE,
-        &[("mountpoint", mountpoint), ("state", "used")],
+        &[("mountpoint", mountpoint.as_str()), ("state", "used")],
     );
     let disk_free = value(
         names::SYSTEM_FILESYSTEM_USAGE,
-        &[("mountpoint", mountpoint), ("state", "free")],
+        &[("mountpoint", mountpoint.as_str()), ("state", "free")],
     );
     let mut all = Map::new();
     for p in points {
-        let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
-        let key = match p.get("attributes") {
-            Some(Value::Object(a)) if !a.is_empty() => {
+        let key = match &p.attributes {
+            Some(a) if !a.is_empty() => {
                 let labels: Vec<String> = a
                     .iter()
                     .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
                     .collect();
-                format!("{name}{{{}}}", labels.join(","))
+                format!("{}{{{}}}", p.name, labels.join(","))
             }
-            _ => name.to_string(),
+            _ => p.name.clone(),
         };
-        all.insert(key, p.get("value").cloned().unwrap_or(Value::Null));
+        all.insert(key, p.value.into());
     }
     let as_u64 = |v: Option<f64>| v.map(|v| v as u64);
     json!({"type": "system_metric", "data": {

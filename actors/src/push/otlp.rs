@@ -33,7 +33,10 @@ use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Spa
 use prost::Message;
 use serde_json::{Map, Value};
 
-use crate::records::Table;
+use crate::records::{
+    EventRecord, JsonObject, MetricKind, MetricPoint, OtlpOrigin, SpanRecord, Table,
+};
+use crate::stored::{ErrorRow, LlmCallRow, StoredRow};
 
 /// A JSON value as an OTLP attribute value.
 fn any(value: &Value) -> Option<AnyValue> {
@@ -68,40 +71,56 @@ fn key_values(object: &Map<String, Value>) -> Vec<KeyValue> {
     object.iter().filter_map(|(k, v)| kv(k, v)).collect()
 }
 
-fn attributes(row: &Map<String, Value>, key: &str) -> Vec<KeyValue> {
-    row.get(key)
+/// Nested JSON (a span's events and links): an object member's attributes.
+fn attributes(object: &Map<String, Value>, key: &str) -> Vec<KeyValue> {
+    object
+        .get(key)
         .and_then(Value::as_object)
         .map(key_values)
         .unwrap_or_default()
 }
 
-fn int(row: &Map<String, Value>, key: &str) -> i64 {
-    row.get(key).and_then(Value::as_i64).unwrap_or_default()
+/// A stored JSON object column as OTLP attributes.
+fn attributes_of(column: Option<&JsonObject>) -> Vec<KeyValue> {
+    column.map(key_values).unwrap_or_default()
 }
 
-fn text<'a>(row: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    row.get(key).and_then(Value::as_str)
+fn int(object: &Map<String, Value>, key: &str) -> i64 {
+    object.get(key).and_then(Value::as_i64).unwrap_or_default()
 }
 
-fn hex_id(row: &Map<String, Value>, key: &str, len: usize) -> Vec<u8> {
-    text(row, key)
-        .and_then(|h| hex::decode(h).ok())
+fn text<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    object.get(key).and_then(Value::as_str)
+}
+
+/// Unix ns as OTLP's unsigned time (before 1970 is 0).
+fn unix_nano(ns: i64) -> u64 {
+    ns.max(0) as u64
+}
+
+/// A hex id of `len` bytes; empty when absent or not that.
+fn hex_id(id: Option<&str>, len: usize) -> Vec<u8> {
+    id.and_then(|h| hex::decode(h).ok())
         .filter(|b| b.len() == len)
         .unwrap_or_default()
 }
 
 /// The resource and scope a row was exported under, or the daemon's own.
-fn origin(row: &Map<String, Value>, agent_id: &str) -> (Resource, InstrumentationScope) {
-    let mut resource = attributes(row, "resource");
+fn origin(row: Option<&OtlpOrigin>, agent_id: &str) -> (Resource, InstrumentationScope) {
+    let mut resource = attributes_of(row.and_then(|o| o.resource.as_ref()));
     if resource.is_empty() {
         resource.extend(kv("service.name", &Value::from("openclaw-trace")));
         resource.extend(kv("agent.id", &Value::from(agent_id)));
     }
     let scope = InstrumentationScope {
-        name: text(row, "scope_name")
+        name: row
+            .and_then(|o| o.scope_name.as_deref())
             .unwrap_or("openclaw-trace")
             .to_string(),
-        version: text(row, "scope_version").unwrap_or_default().to_string(),
+        version: row
+            .and_then(|o| o.scope_version.as_deref())
+            .unwrap_or_default()
+            .to_string(),
         ..InstrumentationScope::default()
     };
     (
@@ -139,12 +158,14 @@ pub fn path_of(table: Table) -> &'static str {
 }
 
 /// Encodes rows of `table` as the protobuf request of their signal.
-pub fn encode(table: Table, rows: &[Map<String, Value>], agent_id: &str) -> Vec<u8> {
+pub fn encode(table: Table, rows: &[StoredRow], agent_id: &str) -> Vec<u8> {
     match table {
         Table::Spans => {
             let mut groups = Groups(Vec::new());
             for row in rows {
-                groups.add(origin(row, agent_id), span_of(row));
+                if let StoredRow::Span(r) = row {
+                    groups.add(origin(Some(&r.span.origin), agent_id), span_of(&r.span));
+                }
             }
             ExportTraceServiceRequest {
                 resource_spans: groups
@@ -166,7 +187,12 @@ pub fn encode(table: Table, rows: &[Map<String, Value>], agent_id: &str) -> Vec<
         Table::MetricPoints => {
             let mut groups = Groups(Vec::new());
             for row in rows {
-                groups.add(origin(row, agent_id), metric_of(row));
+                if let StoredRow::MetricPoint(r) = row {
+                    groups.add(
+                        origin(r.point.origin.as_ref(), agent_id),
+                        metric_of(&r.point),
+                    );
+                }
             }
             ExportMetricsServiceRequest {
                 resource_metrics: groups
@@ -188,7 +214,16 @@ pub fn encode(table: Table, rows: &[Map<String, Value>], agent_id: &str) -> Vec<
         Table::Events | Table::LlmCalls | Table::Errors => {
             let mut groups = Groups(Vec::new());
             for row in rows {
-                groups.add(origin(row, agent_id), log_of(table, row));
+                let (origin_of_row, record) = match row {
+                    StoredRow::LlmCall(r) => (None, llm_call_log(r)),
+                    StoredRow::Error(r) => (None, error_log(r)),
+                    StoredRow::Event(r) => (
+                        r.event.origin.as_ref(),
+                        event_log(&r.event, r.meta.received_ns),
+                    ),
+                    StoredRow::MetricPoint(_) | StoredRow::Span(_) => continue,
+                };
+                groups.add(origin(origin_of_row, agent_id), record);
             }
             ExportLogsServiceRequest {
                 resource_logs: groups
@@ -210,56 +245,56 @@ pub fn encode(table: Table, rows: &[Map<String, Value>], agent_id: &str) -> Vec<
     }
 }
 
-fn span_of(row: &Map<String, Value>) -> Span {
-    let list = |key: &str| {
-        row.get(key)
-            .and_then(Value::as_array)
+fn span_of(span: &SpanRecord) -> Span {
+    let list = |items: &Option<Vec<Value>>| -> Vec<Map<String, Value>> {
+        items
+            .iter()
+            .flatten()
+            .filter_map(Value::as_object)
             .cloned()
-            .unwrap_or_default()
+            .collect()
     };
     Span {
-        trace_id: hex_id(row, "trace_id", 16),
-        span_id: hex_id(row, "span_id", 8),
-        parent_span_id: hex_id(row, "parent_span_id", 8),
-        name: text(row, "name").unwrap_or_default().to_string(),
-        kind: int(row, "kind") as i32,
-        start_time_unix_nano: int(row, "start_ns").max(0) as u64,
-        end_time_unix_nano: int(row, "end_ns").max(0) as u64,
-        attributes: attributes(row, "attributes"),
-        events: list("events")
+        trace_id: hex_id(Some(&span.trace_id), 16),
+        span_id: hex_id(Some(&span.span_id), 8),
+        parent_span_id: hex_id(span.parent_span_id.as_deref(), 8),
+        name: span.name.clone(),
+        kind: span.kind,
+        start_time_unix_nano: unix_nano(span.start_ns),
+        end_time_unix_nano: unix_nano(span.end_ns),
+        attributes: attributes_of(span.attributes.as_ref()),
+        events: list(&span.events)
             .iter()
-            .filter_map(Value::as_object)
             .map(|e| span::Event {
-                time_unix_nano: int(e, "time_ns").max(0) as u64,
+                time_unix_nano: unix_nano(int(e, "time_ns")),
                 name: text(e, "name").unwrap_or_default().to_string(),
                 attributes: attributes(e, "attributes"),
                 ..span::Event::default()
             })
             .collect(),
-        links: list("links")
+        links: list(&span.links)
             .iter()
-            .filter_map(Value::as_object)
             .map(|l| span::Link {
-                trace_id: hex_id(l, "trace_id", 16),
-                span_id: hex_id(l, "span_id", 8),
+                trace_id: hex_id(text(l, "trace_id"), 16),
+                span_id: hex_id(text(l, "span_id"), 8),
                 attributes: attributes(l, "attributes"),
                 ..span::Link::default()
             })
             .collect(),
         status: Some(Status {
-            code: int(row, "status_code") as i32,
-            message: text(row, "status_message").unwrap_or_default().to_string(),
+            code: span.status_code,
+            message: span.status_message.clone().unwrap_or_default(),
         }),
         ..Span::default()
     }
 }
 
-fn metric_of(row: &Map<String, Value>) -> Metric {
-    let attributes = attributes(row, "attributes");
-    let time = int(row, "time_ns").max(0) as u64;
-    let start = int(row, "start_time_ns").max(0) as u64;
-    let value = row.get("value").and_then(Value::as_f64);
-    let data = row.get("data").cloned().unwrap_or(Value::Null);
+fn metric_of(point: &MetricPoint) -> Metric {
+    let attributes = attributes_of(point.attributes.as_ref());
+    let time = unix_nano(point.time_ns.unwrap_or_default());
+    let start = unix_nano(point.start_time_ns.unwrap_or_default());
+    let value = point.value;
+    let data = point.data.clone().unwrap_or(Value::Null);
     let f = |key: &str| data.get(key).and_then(Value::as_f64);
     let u = |key: &str| data.get(key).and_then(Value::as_u64).unwrap_or_default();
     let counts = |v: &Value| -> Vec<u64> {
@@ -267,7 +302,7 @@ fn metric_of(row: &Map<String, Value>) -> Metric {
             .map(|a| a.iter().filter_map(Value::as_u64).collect())
             .unwrap_or_default()
     };
-    let temporality = int(row, "temporality") as i32;
+    let temporality = point.temporality.map_or(0, |t| t.as_i32());
     let number = || NumberDataPoint {
         attributes: attributes.clone(),
         start_time_unix_nano: start,
@@ -275,19 +310,19 @@ fn metric_of(row: &Map<String, Value>) -> Metric {
         value: value.map(number_data_point::Value::AsDouble),
         ..NumberDataPoint::default()
     };
-    let data = match text(row, "kind").unwrap_or("gauge") {
-        "sum" => metric::Data::Sum(Sum {
+    let data = match point.kind {
+        MetricKind::Sum => metric::Data::Sum(Sum {
             data_points: vec![number()],
             aggregation_temporality: temporality,
-            is_monotonic: row.get("is_monotonic").and_then(Value::as_i64) == Some(1),
+            is_monotonic: point.monotonic == Some(true),
         }),
         // A native counter is an increase since the previous point.
-        "counter" => metric::Data::Sum(Sum {
+        MetricKind::Counter => metric::Data::Sum(Sum {
             data_points: vec![number()],
             aggregation_temporality: 1,
             is_monotonic: true,
         }),
-        "histogram" => metric::Data::Histogram(Histogram {
+        MetricKind::Histogram => metric::Data::Histogram(Histogram {
             data_points: vec![HistogramDataPoint {
                 attributes: attributes.clone(),
                 start_time_unix_nano: start,
@@ -305,7 +340,7 @@ fn metric_of(row: &Map<String, Value>) -> Metric {
             }],
             aggregation_temporality: temporality,
         }),
-        "exponential_histogram" => {
+        MetricKind::ExponentialHistogram => {
             let buckets = |v: &Value| {
                 v.as_object().map(|b| Buckets {
                     offset: b.get("offset").and_then(Value::as_i64).unwrap_or_default() as i32,
@@ -331,7 +366,7 @@ fn metric_of(row: &Map<String, Value>) -> Metric {
                 aggregation_temporality: temporality,
             })
         }
-        "summary" => metric::Data::Summary(Summary {
+        MetricKind::Summary => metric::Data::Summary(Summary {
             data_points: vec![SummaryDataPoint {
                 attributes: attributes.clone(),
                 start_time_unix_nano: start,
@@ -352,13 +387,13 @@ fn metric_of(row: &Map<String, Value>) -> Metric {
                 ..SummaryDataPoint::default()
             }],
         }),
-        _ => metric::Data::Gauge(Gauge {
+        MetricKind::Gauge => metric::Data::Gauge(Gauge {
             data_points: vec![number()],
         }),
     };
     Metric {
-        name: text(row, "name").unwrap_or_default().to_string(),
-        unit: text(row, "unit").unwrap_or_default().to_string(),
+        name: point.name.clone(),
+        unit: point.unit.clone().unwrap_or_default(),
         data: Some(data),
         ..Metric::default()
     }
@@ -377,105 +412,190 @@ fn severity_number(name: &str) -> i32 {
     }
 }
 
-/// A whole-number column, when set.
-fn int_of(row: &Map<String, Value>, key: &str) -> Option<i64> {
-    row.get(key).and_then(Value::as_i64)
+/// Builds a log record's attributes, leaving out what is not set.
+#[derive(Default)]
+struct Attributes(Vec<KeyValue>);
+
+impl Attributes {
+    fn put(&mut self, key: &str, value: impl Into<Value>) {
+        self.0.extend(kv(key, &value.into()));
+    }
 }
 
-fn log_of(table: Table, row: &Map<String, Value>) -> LogRecord {
-    let mut attrs = Vec::new();
-    let mut put = |key: &str, value: Option<&Value>| {
-        if let Some(v) = value {
-            attrs.extend(kv(key, v));
+/// The fields every stored log record has.
+struct LogParts {
+    time_ns: i64,
+    received_ns: i64,
+    severity: String,
+    severity_number: Option<i32>,
+    event_name: String,
+    body: Option<AnyValue>,
+    attributes: Vec<KeyValue>,
+    trace_id: Option<String>,
+    span_id: Option<String>,
+}
+
+impl LogParts {
+    fn record(self) -> LogRecord {
+        LogRecord {
+            time_unix_nano: unix_nano(self.time_ns),
+            observed_time_unix_nano: unix_nano(self.received_ns),
+            severity_number: self
+                .severity_number
+                .unwrap_or_else(|| severity_number(&self.severity)),
+            severity_text: self.severity,
+            body: self.body,
+            attributes: self.attributes,
+            trace_id: hex_id(self.trace_id.as_deref(), 16),
+            span_id: hex_id(self.span_id.as_deref(), 8),
+            event_name: self.event_name,
+            ..LogRecord::default()
         }
-    };
-    let (event_name, severity, body) = match table {
-        Table::LlmCalls => {
-            put("gen_ai.provider.name", row.get("provider"));
-            put("gen_ai.request.model", row.get("model"));
-            // `prompt_tokens` is uncached input (see `llm_view`), OpenClaw's
-            // `openclaw.tokens.input`; `gen_ai.usage.input_tokens` counts the
-            // cache too.
-            put("openclaw.tokens.input", row.get("prompt_tokens"));
-            let all_input = int_of(row, "prompt_tokens").map(|uncached| {
-                let cached = ["cache_read_tokens", "cache_write_tokens"]
-                    .iter()
-                    .filter_map(|k| int_of(row, k))
-                    .sum::<i64>();
-                Value::from(uncached.saturating_add(cached))
-            });
-            put("gen_ai.usage.input_tokens", all_input.as_ref());
-            put("gen_ai.usage.output_tokens", row.get("completion_tokens"));
-            put(
-                "gen_ai.usage.cache_read.input_tokens",
-                row.get("cache_read_tokens"),
-            );
-            put(
-                "gen_ai.usage.cache_creation.input_tokens",
-                row.get("cache_write_tokens"),
-            );
-            put("openclaw.tokens.total", row.get("total_tokens"));
-            put("openclaw.cost.usd", row.get("cost_usd"));
-            put("openclaw.latency_ms", row.get("latency_ms"));
-            put("openclaw.outcome", row.get("status"));
-            put("error.type", row.get("error_type"));
-            put("openclaw.channel", row.get("channel"));
-            put("openclaw.session_id", row.get("session_id"));
-            put("openclaw.trace_id", row.get("trace_id"));
-            put("openclaw.source", row.get("source"));
-            put("gen_ai.input.text", row.get("input_text"));
-            put("gen_ai.output.text", row.get("output_text"));
-            put("openclaw.metadata", row.get("metadata"));
-            ("openclaw.llm_call".to_string(), "info".to_string(), None)
-        }
-        Table::Errors => {
-            put("error.type", row.get("error_type"));
-            put("exception.stacktrace", row.get("stack_trace"));
-            put("openclaw.session_id", row.get("session_id"));
-            put("openclaw.metadata", row.get("metadata"));
-            (
-                "openclaw.error".to_string(),
-                text(row, "severity").unwrap_or("error").to_string(),
-                row.get("message"),
-            )
-        }
-        _ => {
-            attrs = attributes(row, "attributes");
-            let name = text(row, "name").unwrap_or("log");
-            (
-                if name == "log" {
-                    String::new()
-                } else {
-                    name.to_string()
-                },
-                text(row, "severity").unwrap_or("info").to_string(),
-                row.get("body"),
-            )
-        }
-    };
-    let number = row
-        .get("severity_number")
-        .and_then(Value::as_i64)
-        .map(|n| n as i32)
-        .unwrap_or_else(|| severity_number(&severity));
-    LogRecord {
-        time_unix_nano: int(row, "time_ns").max(0) as u64,
-        observed_time_unix_nano: int(row, "received_ns").max(0) as u64,
-        severity_number: number,
-        severity_text: severity,
-        body: body.and_then(any),
-        attributes: attrs,
-        trace_id: hex_id(row, "trace_id", 16),
-        span_id: hex_id(row, "span_id", 8),
-        event_name,
-        ..LogRecord::default()
     }
+}
+
+/// An LLM call as an `openclaw.llm_call` log record with `gen_ai.*`
+/// attributes.
+fn llm_call_log(call: &LlmCallRow) -> LogRecord {
+    let mut attrs = Attributes::default();
+    attrs.put("gen_ai.provider.name", call.provider.as_str());
+    attrs.put("gen_ai.request.model", call.model.as_str());
+    // `prompt_tokens` is uncached input (see `llm_view`), OpenClaw's
+    // `openclaw.tokens.input`; `gen_ai.usage.input_tokens` counts the
+    // cache too.
+    attrs.put("openclaw.tokens.input", call.prompt_tokens);
+    let all_input = call.prompt_tokens.map(|uncached| {
+        let cached = [call.cache_read_tokens, call.cache_write_tokens]
+            .into_iter()
+            .flatten()
+            .sum::<i64>();
+        uncached.saturating_add(cached)
+    });
+    attrs.put("gen_ai.usage.input_tokens", all_input);
+    attrs.put("gen_ai.usage.output_tokens", call.completion_tokens);
+    attrs.put(
+        "gen_ai.usage.cache_read.input_tokens",
+        call.cache_read_tokens,
+    );
+    attrs.put(
+        "gen_ai.usage.cache_creation.input_tokens",
+        call.cache_write_tokens,
+    );
+    attrs.put("openclaw.tokens.total", call.total_tokens);
+    attrs.put("openclaw.cost.usd", call.cost_usd);
+    attrs.put("openclaw.latency_ms", call.latency_ms);
+    attrs.put("openclaw.outcome", call.status.as_str());
+    attrs.put("error.type", call.error_type.as_deref());
+    attrs.put("openclaw.channel", call.channel.as_deref());
+    attrs.put("openclaw.session_id", call.session_id.as_deref());
+    attrs.put("openclaw.trace_id", call.trace_id.as_str());
+    attrs.put("openclaw.source", call.source.as_str());
+    attrs.put("gen_ai.input.text", call.input_text.as_deref());
+    attrs.put("gen_ai.output.text", call.output_text.as_deref());
+    attrs.put("openclaw.metadata", call.metadata.clone());
+    LogParts {
+        time_ns: call.time_ns,
+        received_ns: call.meta.received_ns,
+        severity: "info".to_string(),
+        severity_number: None,
+        event_name: "openclaw.llm_call".to_string(),
+        body: None,
+        attributes: attrs.0,
+        trace_id: Some(call.trace_id.clone()),
+        span_id: call.span_id.clone(),
+    }
+    .record()
+}
+
+/// An error as an `openclaw.error` log record, its message the body.
+fn error_log(error: &ErrorRow) -> LogRecord {
+    let mut attrs = Attributes::default();
+    attrs.put("error.type", error.error_type.as_str());
+    attrs.put("exception.stacktrace", error.stack_trace.as_deref());
+    attrs.put("openclaw.session_id", error.session_id.as_deref());
+    attrs.put("openclaw.metadata", error.metadata.clone());
+    LogParts {
+        time_ns: error.time_ns,
+        received_ns: error.meta.received_ns,
+        severity: error.severity.clone(),
+        severity_number: None,
+        event_name: "openclaw.error".to_string(),
+        body: any(&Value::from(error.message.as_str())),
+        attributes: attrs.0,
+        trace_id: error.trace_id.clone(),
+        span_id: None,
+    }
+    .record()
+}
+
+/// An event (or an OTLP log record) as it came.
+fn event_log(event: &EventRecord, received_ns: i64) -> LogRecord {
+    LogParts {
+        time_ns: event.time_ns.unwrap_or_default(),
+        received_ns,
+        severity: event.severity.clone(),
+        severity_number: event.severity_number,
+        // A log record without an event name is stored as `log`.
+        event_name: if event.name == "log" {
+            String::new()
+        } else {
+            event.name.clone()
+        },
+        body: event
+            .body
+            .as_deref()
+            .map(Value::from)
+            .as_ref()
+            .and_then(any),
+        attributes: attributes_of(event.attributes.as_ref()),
+        trace_id: event.trace_id.clone(),
+        span_id: event.span_id.clone(),
+    }
+    .record()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::stored::RowMeta;
+
+    /// A stored LLM call with the given token counts, the rest unset.
+    fn call(
+        prompt: Option<i64>,
+        completion: Option<i64>,
+        cache: (Option<i64>, Option<i64>),
+        total: Option<i64>,
+    ) -> LlmCallRow {
+        LlmCallRow {
+            meta: RowMeta {
+                id: 1,
+                received_ns: 0,
+                agent_id: "a".into(),
+            },
+            time_ns: 0,
+            source: "native".into(),
+            trace_id: "t".into(),
+            span_id: None,
+            session_id: None,
+            provider: "anthropic".into(),
+            model: "claude-sonnet-4-5".into(),
+            input_text: None,
+            output_text: None,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: total,
+            cache_read_tokens: cache.0,
+            cache_write_tokens: cache.1,
+            cost_usd: None,
+            latency_ms: None,
+            status: "ok".into(),
+            error_type: None,
+            channel: None,
+            metadata: None,
+            truncated: None,
+            cost_source: "unknown".into(),
+        }
+    }
 
     fn int_attribute(record: &LogRecord, key: &str) -> Option<i64> {
         record
@@ -490,13 +610,8 @@ mod tests {
 
     #[test]
     fn an_llm_call_s_input_goes_out_uncached_and_in_all() {
-        let row = json!({
-            "provider": "anthropic", "model": "claude-sonnet-4-5",
-            "prompt_tokens": 750, "completion_tokens": 45,
-            "cache_read_tokens": 100, "cache_write_tokens": 50, "total_tokens": 945,
-        });
-        let row = row.as_object().expect("an object");
-        let record = log_of(Table::LlmCalls, row);
+        let row = call(Some(750), Some(45), (Some(100), Some(50)), Some(945));
+        let record = llm_call_log(&row);
         let tokens = |key| int_attribute(&record, key);
         assert_eq!(tokens("openclaw.tokens.input"), Some(750));
         assert_eq!(
@@ -508,8 +623,8 @@ mod tests {
         assert_eq!(tokens("gen_ai.usage.cache_creation.input_tokens"), Some(50));
         assert_eq!(tokens("openclaw.tokens.total"), Some(945));
 
-        let bare = json!({"provider": "a", "model": "m", "completion_tokens": 3});
-        let record = log_of(Table::LlmCalls, bare.as_object().expect("an object"));
+        let bare = call(None, Some(3), (None, None), None);
+        let record = llm_call_log(&bare);
         assert_eq!(int_attribute(&record, "gen_ai.usage.input_tokens"), None);
         assert_eq!(int_attribute(&record, "openclaw.tokens.input"), None);
     }

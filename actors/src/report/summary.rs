@@ -23,7 +23,8 @@ use crate::rollup::{sums_from_row, CallFacts, Level, Sums, FACT_COLUMNS, HOUR_NS
 use crate::time::{day_label, hour_label, rfc3339_ms};
 
 /// What a summary can be grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum GroupBy {
     /// The LLM provider.
     Provider,
@@ -40,25 +41,9 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
-    const ALL: [GroupBy; 6] = [
-        GroupBy::Provider,
-        GroupBy::Model,
-        GroupBy::Day,
-        GroupBy::Hour,
-        GroupBy::Channel,
-        GroupBy::Session,
-    ];
-
     /// The name in `group_by` and in each group's `key`.
     pub fn name(self) -> &'static str {
-        match self {
-            GroupBy::Provider => "provider",
-            GroupBy::Model => "model",
-            GroupBy::Day => "day",
-            GroupBy::Hour => "hour",
-            GroupBy::Channel => "channel",
-            GroupBy::Session => "session",
-        }
+        self.into()
     }
 
     fn is_time(self) -> bool {
@@ -93,7 +78,7 @@ impl SummaryQuery {
             if name.is_empty() {
                 continue;
             }
-            let Some(g) = GroupBy::ALL.into_iter().find(|g| g.name() == name) else {
+            let Ok(g) = name.parse::<GroupBy>() else {
                 return Err(BadParameter::new(
                     "group_by",
                     format!("{name:?} is not one of provider, model, day, hour, channel, session"),
