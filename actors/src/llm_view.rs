@@ -6,9 +6,14 @@
 //!   `gen_ai.usage.*`; OpenClaw's `openclaw.model.usage` spans do) is one
 //!   call: [`call_from_span`].
 //! - OpenClaw's `openclaw.tokens` and `openclaw.cost.usd` metrics are usage
-//!   over time: [`usage_from_point`] reads a point, and the store turns the
-//!   increase since the series' previous point into a row, so a cumulative
-//!   point exported twice adds nothing the second time.
+//!   over time: [`usage_from_point`] reads a point, and [`usage_calls`]
+//!   (run by the store inside the transaction that stores the points) turns
+//!   the increase since the series' previous point into a row, so a
+//!   cumulative point exported twice adds nothing the second time.
+//!
+//! The LLM rows are derived here and nowhere else: ingest asks
+//! [`derived_calls`] for the calls a batch of spans holds, and the store
+//! asks [`usage_calls`] for those a batch of points adds; both only write.
 //!
 //! Tokens are stored once each, whichever attributes carried them:
 //! `prompt_tokens` is **uncached** input only, `cache_read_tokens` and
@@ -28,10 +33,11 @@
 //! tokens twice, once per call and once per interval, so totals should be
 //! taken over one source.
 
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 use crate::records::{
-    JsonObject, LlmCall, LlmOrigin, MetricPoint, SpanRecord, Temporality, MAX_TOKENS,
+    Batch, JsonObject, LlmCall, LlmOrigin, MetricPoint, SpanRecord, Stamp, Temporality, MAX_TOKENS,
 };
 
 /// The first of `keys` present in `attrs` as text.
@@ -253,6 +259,89 @@ pub fn add_usage(call: &mut LlmCall, field: UsageField, increase: f64) {
         UsageField::Total => tokens(&mut call.total_tokens),
         UsageField::CostUsd => call.cost_usd = Some(call.cost_usd.unwrap_or(0.0) + increase),
     }
+}
+
+/// The LLM calls a batch holds besides its own rows: one per span with
+/// usage; `None` when there are none (or the batch is not spans).
+pub fn derived_calls(batch: &Batch) -> Option<Batch> {
+    let Batch::Spans(spans) = batch else {
+        return None;
+    };
+    let calls: Vec<_> = spans.iter().filter_map(call_from_span).collect();
+    (!calls.is_empty()).then_some(Batch::LlmCalls(calls))
+}
+
+/// The LLM rows OpenClaw's usage metrics in `points` add: per provider,
+/// model and channel, the increase of each series since its previous point.
+/// Cumulative series remember their last value in `cumulative_series`, so a
+/// point exported again adds nothing, and a restarted exporter (new start
+/// time, or a lower value) starts counting from its new total.
+pub fn usage_calls(
+    conn: &Connection,
+    points: &[MetricPoint],
+    stamp: &Stamp,
+) -> Result<Vec<LlmCall>, rusqlite::Error> {
+    let mut calls: Vec<LlmCall> = Vec::new();
+    for point in points {
+        let Some(usage) = usage_from_point(point) else {
+            continue;
+        };
+        let time_ns = point.time_ns.unwrap_or(stamp.received_ns);
+        let increase = if usage.cumulative {
+            let previous: Option<(i64, f64)> = conn
+                .prepare_cached(
+                    "SELECT start_time_ns, value FROM cumulative_series WHERE series_key = ?1",
+                )?
+                .query_row([&usage.series_key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            conn.prepare_cached(
+                "INSERT INTO cumulative_series (series_key, start_time_ns, value, time_ns)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (series_key) DO UPDATE SET
+                    start_time_ns = excluded.start_time_ns, value = excluded.value,
+                    time_ns = excluded.time_ns",
+            )?
+            .execute(params![
+                usage.series_key,
+                usage.start_time_ns,
+                usage.value,
+                time_ns
+            ])?;
+            match previous {
+                Some((start, last)) if start == usage.start_time_ns && usage.value >= last => {
+                    usage.value - last
+                }
+                _ => usage.value,
+            }
+        } else {
+            usage.value
+        };
+        if increase <= 0.0 {
+            continue;
+        }
+        let slot = calls.iter().position(|c| {
+            c.provider == usage.provider && c.model == usage.model && c.channel == usage.channel
+        });
+        let call = match slot {
+            Some(i) => &mut calls[i],
+            None => {
+                calls.push(LlmCall {
+                    time_ns: Some(time_ns),
+                    trace_id: Some(uuid::Uuid::new_v4().to_string()),
+                    provider: usage.provider.clone(),
+                    model: usage.model.clone(),
+                    channel: usage.channel.clone(),
+                    status: "ok".into(),
+                    origin: LlmOrigin::Metric,
+                    ..LlmCall::default()
+                });
+                calls.last_mut().expect("just pushed")
+            }
+        };
+        call.time_ns = call.time_ns.max(Some(time_ns));
+        add_usage(call, usage.field, increase);
+    }
+    Ok(calls)
 }
 
 #[cfg(test)]

@@ -3,9 +3,12 @@
 //! Appends are not written one by one. Each [`AppendRecords`] is parked with
 //! its reply channel, and a `Flush` is queued behind it; actix drains the whole
 //! mailbox before it runs queued notifications, so every append that arrived
-//! meanwhile is committed in the same transaction (group commit). Each append
-//! gets its own savepoint, so one bad batch fails alone and a batch is stored
-//! whole or not at all. Callers are answered only after the commit.
+//! meanwhile is committed in the same transaction (group commit). A batch is
+//! stored whole or not at all, and one bad batch fails alone: the group is
+//! written without savepoints, and only when an append fails is it written
+//! again with a savepoint per append ([`write_group`]). Callers are answered
+//! only after the commit. WAL checkpoints mostly run beside the writer
+//! ([`crate::checkpoint`]).
 //!
 //! The actor runs on its own arbiter (thread): SQLite calls block, and they
 //! must never block the HTTP workers.
@@ -22,8 +25,8 @@ use tokio::sync::oneshot;
 use crate::checkpoint::CheckpointRequest;
 use crate::llm_view;
 use crate::records::{
-    Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, LlmOrigin, MetricPoint, Source,
-    SpanRecord, Stamp, Table,
+    Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricPoint, Source, SpanRecord, Stamp,
+    Table,
 };
 use crate::rollup::{
     self, is_ok_status, CallFacts, Delta, Pricing, PricingInput, Repricing, FACT_COLUMNS,
@@ -62,8 +65,10 @@ pub type AppendResult = Result<Vec<Vec<i64>>, StoreError>;
 #[derive(Message)]
 #[rtype(result = "AppendResult")]
 pub struct AppendRecords {
-    /// The records, one batch per table.
-    pub batches: Vec<Batch>,
+    /// The records, one batch per table. Shared: a sender that keeps a
+    /// clone until it is answered frees the records on its own thread,
+    /// not on the writer's (the store lets go of its clone first).
+    pub batches: Arc<Vec<Batch>>,
     /// Agent id, receive time and source for every row.
     pub stamp: Stamp,
 }
@@ -287,7 +292,7 @@ impl Handler<RepriceStep> for StoreActor {
 
 /// An append waiting for the next group commit.
 struct Parked {
-    batches: Vec<Batch>,
+    batches: Arc<Vec<Batch>>,
     stamp: Stamp,
     reply: oneshot::Sender<AppendResult>,
 }
@@ -439,7 +444,9 @@ impl StoreActor {
                 self.stats.committed();
                 tally.record(&self.stats.rows);
                 for (p, result) in parked.into_iter().zip(results) {
-                    let _ = p.reply.send(result);
+                    let Parked { batches, reply, .. } = p;
+                    drop(batches);
+                    let _ = reply.send(result);
                 }
                 self.wrote(ctx);
             }
@@ -1159,7 +1166,7 @@ pub fn insert_batch(
                     .collect::<Result<Vec<_>, _>>()?
             };
             if stamp.source == Source::Otlp {
-                let calls = usage_calls(conn, rows, stamp)?;
+                let calls = llm_view::usage_calls(conn, rows, stamp)?;
                 let mut stmt = conn.prepare_cached(INSERT_LLM_CALL)?;
                 for call in calls {
                     insert_llm_call(&mut stmt, &call, stamp, pricing, rollup)?;
@@ -1180,79 +1187,6 @@ pub fn insert_batch(
         ids: ids?,
         derived_llm_calls,
     })
-}
-
-/// The LLM rows OpenClaw's usage metrics in `points` add: per provider,
-/// model and channel, the increase of each series since its previous point.
-/// Cumulative series remember their last value in `cumulative_series`, so a
-/// point exported again adds nothing, and a restarted exporter (new start
-/// time, or a lower value) starts counting from its new total.
-fn usage_calls(
-    conn: &Connection,
-    points: &[MetricPoint],
-    stamp: &Stamp,
-) -> Result<Vec<LlmCall>, rusqlite::Error> {
-    let mut calls: Vec<LlmCall> = Vec::new();
-    for point in points {
-        let Some(usage) = llm_view::usage_from_point(point) else {
-            continue;
-        };
-        let time_ns = point.time_ns.unwrap_or(stamp.received_ns);
-        let increase = if usage.cumulative {
-            let previous: Option<(i64, f64)> = conn
-                .prepare_cached(
-                    "SELECT start_time_ns, value FROM cumulative_series WHERE series_key = ?1",
-                )?
-                .query_row([&usage.series_key], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            conn.prepare_cached(
-                "INSERT INTO cumulative_series (series_key, start_time_ns, value, time_ns)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (series_key) DO UPDATE SET
-                    start_time_ns = excluded.start_time_ns, value = excluded.value,
-                    time_ns = excluded.time_ns",
-            )?
-            .execute(params![
-                usage.series_key,
-                usage.start_time_ns,
-                usage.value,
-                time_ns
-            ])?;
-            match previous {
-                Some((start, last)) if start == usage.start_time_ns && usage.value >= last => {
-                    usage.value - last
-                }
-                _ => usage.value,
-            }
-        } else {
-            usage.value
-        };
-        if increase <= 0.0 {
-            continue;
-        }
-        let slot = calls.iter().position(|c| {
-            c.provider == usage.provider && c.model == usage.model && c.channel == usage.channel
-        });
-        let call = match slot {
-            Some(i) => &mut calls[i],
-            None => {
-                calls.push(LlmCall {
-                    time_ns: Some(time_ns),
-                    trace_id: Some(uuid::Uuid::new_v4().to_string()),
-                    provider: usage.provider.clone(),
-                    model: usage.model.clone(),
-                    channel: usage.channel.clone(),
-                    status: "ok".into(),
-                    origin: LlmOrigin::Metric,
-                    ..LlmCall::default()
-                });
-                calls.last_mut().expect("just pushed")
-            }
-        };
-        call.time_ns = call.time_ns.max(Some(time_ns));
-        llm_view::add_usage(call, usage.field, increase);
-    }
-    Ok(calls)
 }
 
 /// The JSON text of an optional object column.

@@ -152,7 +152,9 @@ pub fn stamp() -> Stamp {
 /// An append of one event per name.
 pub fn append(names: &[&str]) -> AppendRecords {
     AppendRecords {
-        batches: vec![Batch::Events(names.iter().map(|n| event(n)).collect())],
+        batches: Arc::new(vec![Batch::Events(
+            names.iter().map(|n| event(n)).collect(),
+        )]),
         stamp: stamp(),
     }
 }

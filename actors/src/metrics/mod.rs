@@ -371,7 +371,10 @@ impl MetricsActor {
         };
         let (log, stats) = (self.log.clone(), Arc::clone(&self.stats));
         self.store
-            .send(AppendRecords { batches, stamp })
+            .send(AppendRecords {
+                batches: Arc::new(batches),
+                stamp,
+            })
             .into_actor(self)
             .map(move |result, _, _| {
                 let why = match result {
