@@ -8,6 +8,8 @@
 #
 # Needs Debian's prometheus-node-exporter and collectd-core:
 #   apt-get install -y prometheus-node-exporter collectd-core
+# The daemon is built in CARGO_TARGET_DIR when set; BASELINE_BIN=path runs
+# that binary too, in the same run, and reports it as "baseline".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-300}
@@ -17,8 +19,13 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 
-TRACE_LISTEN_ADDR=127.0.0.1:19510 TRACE_DB_PATH="$dir/trace.db" target/release/openclaw-trace >"$dir/trace.log" &
+TRACE_LISTEN_ADDR=127.0.0.1:19510 TRACE_DB_PATH="$dir/trace.db" "${CARGO_TARGET_DIR:-target}/release/openclaw-trace" >"$dir/trace.log" &
 pids+=($!); trace=$!
+rows="openclaw-trace:$trace"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  TRACE_LISTEN_ADDR=127.0.0.1:19512 TRACE_DB_PATH="$dir/baseline.db" "$BASELINE_BIN" >"$dir/baseline.log" &
+  pids+=($!); rows="$rows baseline:$!"
+fi
 prometheus-node-exporter --web.listen-address=127.0.0.1:19511 >"$dir/node.log" 2>&1 &
 pids+=($!); node=$!
 cat >"$dir/collectd.conf" <<CONF
@@ -56,13 +63,13 @@ pids+=($!)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 sleep 10 # start-up is not idle
 declare -A before
-for p in $trace $node $collectd; do before[$p]=$(ticks "$p"); done
+for name in $rows node:$node collectd:$collectd; do p=${name##*:}; before[$p]=$(ticks "$p"); done
 sleep "$duration"
 hz=$(getconf CLK_TCK)
 echo "idle over ${duration}s, same run; CPU as % of one core"
 echo "| process | CPU | RSS at end | peak RSS |"
 echo "| --- | --- | --- | --- |"
-for name in openclaw-trace:$trace prometheus-node-exporter:$node collectd:$collectd; do
+for name in $rows prometheus-node-exporter:$node collectd:$collectd; do
   p=${name##*:}
   used=$(( $(ticks "$p") - before[$p] ))
   cpu=$(awk -v t="$used" -v hz="$hz" -v d="$duration" 'BEGIN { printf "%.3f%%", 100 * t / hz / d }')
