@@ -281,8 +281,7 @@ fn connection_cap(log: &Logger) -> usize {
 /// such a buffer is freed (up to 32 MiB), after which they are carved from the
 /// heap, which fragments and keeps its high-water mark: 50 hostile clients
 /// took the daemon (debug build) to 242 MB VmHWM, against 70 to 104 MB with
-/// the threshold held at its 128 KiB default, as setting it does. Also caps
-/// glibc at one arena.
+/// the threshold held at its 128 KiB default, as setting it does.
 fn keep_large_buffers_off_the_heap(log: &Logger) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -290,14 +289,6 @@ fn keep_large_buffers_off_the_heap(log: &Logger) {
         // own locks; any value is valid for M_MMAP_THRESHOLD up to 32 MiB.
         if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) } != 1 {
             warn!(log, "could not fix the allocator's mmap threshold");
-        }
-        // One arena for all threads: glibc gives each thread that meets a
-        // locked arena one of its own (up to 8 per core), and each keeps its
-        // freed memory. Threads take small allocations from their own cache
-        // (tcache) without the arena's lock. Idle RSS: about 220 kB less.
-        // SAFETY: as above; any positive M_ARENA_MAX is valid.
-        if unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) } != 1 {
-            warn!(log, "could not cap the allocator's arenas");
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
