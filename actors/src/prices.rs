@@ -206,14 +206,46 @@ impl PriceError {
     }
 }
 
+/// A model name in a table: a slice of the built-in text, which is compiled
+/// in, or a copy of an override file's.
+type Name = Cow<'static, str>;
+
+/// Model names and their rates, sorted by name once built ([`sort_names`]):
+/// a slice, not a hash map, and names that point into the built-in text,
+/// hold the built-in table in about 70 bytes an entry.
+type Priced = Vec<(Name, Rates)>;
+
+/// The rates of `name` in `priced` (sorted by [`sort_names`]).
+fn find_name<'p>(priced: &'p [(Name, Rates)], name: &str) -> Option<&'p Rates> {
+    priced
+        .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+        .ok()
+        .map(|at| &priced[at].1)
+}
+
+/// Sorts by name; of names given twice, the last given stays.
+fn sort_names(priced: &mut Priced) {
+    // Stable: equal names keep the order they were given in.
+    priced.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut kept: Priced = Vec::with_capacity(priced.len());
+    for (name, rates) in priced.drain(..) {
+        match kept.last_mut() {
+            Some(last) if last.0 == name => last.1 = rates,
+            _ => kept.push((name, rates)),
+        }
+    }
+    kept.shrink_to_fit();
+    *priced = kept;
+}
+
 /// The prices of one provider.
 #[derive(Debug, Clone, Default)]
 struct ProviderPrices {
-    /// Model name (lower case) → rates.
-    exact: HashMap<String, Rates>,
+    /// Model name (lower case) → rates, sorted by name.
+    exact: Priced,
     /// `*` patterns without their star, longest first, so the first match
     /// is the longest.
-    patterns: Vec<(String, Rates)>,
+    patterns: Vec<(Name, Rates)>,
 }
 
 impl ProviderPrices {
@@ -222,16 +254,16 @@ impl ProviderPrices {
     fn find(&self, names: &[Cow<'_, str>]) -> Option<&Rates> {
         names
             .iter()
-            .find_map(|n| self.exact.get(n.as_ref()))
+            .find_map(|n| find_name(&self.exact, n))
             .or_else(|| {
                 self.patterns
                     .iter()
-                    .find(|(prefix, _)| names.iter().any(|n| n.starts_with(prefix.as_str())))
+                    .find(|(prefix, _)| names.iter().any(|n| n.starts_with(prefix.as_ref())))
                     .map(|(_, rates)| rates)
             })
     }
 
-    fn insert_pattern(&mut self, prefix: String, rates: Rates) {
+    fn insert_pattern(&mut self, prefix: Name, rates: Rates) {
         match self.patterns.iter_mut().find(|(p, _)| *p == prefix) {
             Some(slot) => slot.1 = rates,
             None => self.patterns.push((prefix, rates)),
@@ -248,8 +280,8 @@ pub struct PriceTable {
     providers: HashMap<String, ProviderPrices>,
     /// Model name → the rates of the best-ranked provider that prices it
     /// exactly: the "same model under any provider" fallback, kept so that
-    /// it costs one map lookup a name.
-    any_provider: HashMap<String, Rates>,
+    /// it costs one binary search a name. Sorted by name.
+    any_provider: Priced,
     /// Where the prices come from: the `# source:` lines' text.
     source: String,
 }
@@ -258,15 +290,26 @@ impl PriceTable {
     /// The built-in table, parsed (about a millisecond). Not kept in a
     /// static: the daemon parses it once at start and holds that one copy;
     /// a static beside it doubled the table's share of the idle RSS.
+    /// Its model names point into the compiled-in text.
     pub fn builtin() -> PriceTable {
-        PriceTable::parse(BUILTIN).expect("the built-in price table parses: a unit test checks it")
+        PriceTable::parse_with(BUILTIN, Cow::Borrowed)
+            .expect("the built-in price table parses: a unit test checks it")
     }
 
     /// Reads a table in the price file format; the error names the line
     /// and the field at fault.
     pub fn parse(text: &str) -> Result<PriceTable, PriceError> {
+        PriceTable::parse_with(text, |name| Cow::Owned(name.to_owned()))
+    }
+
+    /// [`PriceTable::parse`], keeping each lower-case model name of `text`
+    /// as `keep` makes it.
+    fn parse_with<'t>(
+        text: &'t str,
+        keep: impl Fn(&'t str) -> Name,
+    ) -> Result<PriceTable, PriceError> {
         let mut table = PriceTable::default();
-        let mut first_line: HashMap<(String, String), usize> = HashMap::new();
+        let mut first_line: HashMap<(String, Name), usize> = HashMap::new();
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let (content, comment) = raw.split_once('#').unwrap_or((raw, ""));
@@ -277,6 +320,15 @@ impl PriceTable {
             }
             let Some(entry) = Entry::parse(content, line)? else {
                 continue;
+            };
+            let model = match entry.model {
+                Cow::Borrowed(name) => keep(name),
+                Cow::Owned(name) => Cow::Owned(name),
+            };
+            let entry = Entry {
+                provider: entry.provider,
+                model,
+                rates: entry.rates,
             };
             let key = (entry.provider.clone(), entry.model.clone());
             if let Some(earlier) = first_line.insert(key, line) {
@@ -300,6 +352,7 @@ impl PriceTable {
     pub fn with_overrides(mut self, other: PriceTable) -> PriceTable {
         for (provider, prices) in other.providers {
             let mine = self.providers.entry(provider).or_default();
+            // Appended after the table's own; sorting keeps the last given.
             mine.exact.extend(prices.exact);
             for (prefix, rates) in prices.patterns {
                 mine.insert_pattern(prefix, rates);
@@ -355,7 +408,7 @@ impl PriceTable {
                     .find_map(&under)
             })
             .or_else(|| under(ANY))
-            .or_else(|| names.iter().find_map(|n| self.any_provider.get(n.as_ref())))
+            .or_else(|| names.iter().find_map(|n| find_name(&self.any_provider, n)))
     }
 
     /// What `usage` of `model` cost, in USD; `None` when the model has no
@@ -383,7 +436,7 @@ impl PriceTable {
                 .patterns
                 .iter()
                 .map(|(prefix, rates)| (format!("{prefix}*"), rates));
-            let exact = prices.exact.iter().map(|(m, rates)| (m.clone(), rates));
+            let exact = prices.exact.iter().map(|(m, rates)| (m.to_string(), rates));
             for (model, rates) in exact.chain(patterns) {
                 lines.push(format!("{provider}\t{model}\t{}\n", RatesText(rates)));
             }
@@ -417,18 +470,26 @@ impl PriceTable {
         &self.source
     }
 
-    fn insert(&mut self, entry: Entry) {
+    fn insert(&mut self, entry: Entry<'static>) {
         let prices = self.providers.entry(entry.provider).or_default();
         match entry.model.strip_suffix('*') {
-            Some(prefix) => prices.insert_pattern(prefix.to_string(), entry.rates),
-            None => {
-                prices.exact.insert(entry.model, entry.rates);
+            Some(prefix) => {
+                let prefix = match &entry.model {
+                    Cow::Borrowed(model) => Cow::Borrowed(&model[..prefix.len()]),
+                    Cow::Owned(_) => Cow::Owned(prefix.to_owned()),
+                };
+                prices.insert_pattern(prefix, entry.rates);
             }
+            None => prices.exact.push((entry.model, entry.rates)),
         }
     }
 
-    /// Rebuilds the "any provider" map after entries change.
+    /// Sorts each provider's names and rebuilds the "any provider" list
+    /// after entries change.
     fn index(&mut self) {
+        for prices in self.providers.values_mut() {
+            sort_names(&mut prices.exact);
+        }
         let rank = |provider: &str| {
             PROVIDER_RANK
                 .iter()
@@ -441,12 +502,13 @@ impl PriceTable {
             .filter(|(p, _)| p.as_str() != ANY)
             .collect();
         providers.sort_by(|a, b| rank(a.0).cmp(&rank(b.0)).then_with(|| a.0.cmp(b.0)));
-        let mut any_provider = HashMap::new();
-        for (_, prices) in providers {
-            for (model, rates) in &prices.exact {
-                any_provider.entry(model.clone()).or_insert(*rates);
-            }
-        }
+        // Best-ranked first, so that of a name priced twice the first stays.
+        let mut any_provider: Priced = providers
+            .iter()
+            .rev()
+            .flat_map(|(_, prices)| prices.exact.iter().cloned())
+            .collect();
+        sort_names(&mut any_provider);
         self.any_provider = any_provider;
     }
 }
@@ -469,20 +531,21 @@ impl fmt::Display for RatesText<'_> {
 }
 
 /// One line of a price file.
-struct Entry {
+struct Entry<'t> {
     /// Canonical provider, or `*`.
     provider: String,
-    /// Lower case; may end in `*`.
-    model: String,
+    /// Lower case; may end in `*`. Borrowed from the line when it was
+    /// lower case already.
+    model: Cow<'t, str>,
     rates: Rates,
 }
 
 const LINE_SHAPE: &str = "a line is: provider model input output [cache_read [cache_write]]";
 
-impl Entry {
+impl<'t> Entry<'t> {
     /// The entry on a line (its comment already cut off); `None` for a
     /// blank line.
-    fn parse(content: &str, line: usize) -> Result<Option<Entry>, PriceError> {
+    fn parse(content: &'t str, line: usize) -> Result<Option<Entry<'t>>, PriceError> {
         let mut fields = content.split_whitespace();
         let Some(provider) = fields.next() else {
             return Ok(None);
@@ -508,7 +571,11 @@ impl Entry {
                 format!("{provider:?}: expected a provider name such as anthropic, or * for any"),
             ));
         }
-        let model = model.to_ascii_lowercase();
+        let model: Cow<'t, str> = if model.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(model.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(model)
+        };
         let star = model.find('*');
         if model.contains('/') || star.is_some_and(|at| at + 1 != model.len()) {
             return Err(line_error(

@@ -14,6 +14,7 @@
 pub mod names;
 pub mod points;
 pub mod probes;
+pub mod procs;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -23,9 +24,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde::Serialize;
 use slog::{info, warn, Logger};
-use sysinfo::{
-    Networks, Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind,
-};
+use sysinfo::{Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 use crate::records::{Batch, EventRecord, JsonObject, Source, Stamp};
 use crate::stats::{ActorName, Stats};
@@ -34,6 +33,7 @@ use crate::supervise::contain;
 use crate::time::now_ns;
 
 use probes::{CgroupReading, DiskCounters, FsUsage};
+use procs::{Process, ProcessScan};
 
 /// Settings of the sampler.
 #[derive(Debug, Clone)]
@@ -282,6 +282,7 @@ pub struct Sample;
 struct Sampler {
     system: System,
     networks: Option<Networks>,
+    processes: ProcessScan,
     last: Option<(Instant, DiskCounters, Option<CgroupReading>)>,
     agent_pid: Option<u32>,
     agent_restarts: u64,
@@ -364,6 +365,7 @@ impl MetricsActor {
             }]));
         }
         self.latest.set(sample);
+        give_back_free_memory();
         let stamp = Stamp {
             agent_id: self.settings.agent_id.clone(),
             received_ns: now_ns(),
@@ -431,6 +433,18 @@ impl Handler<crate::fault::InjectFault> for MetricsActor {
     }
 }
 
+/// Returns the allocator's free pages to the system. A sample allocates and
+/// frees a few hundred kB (sysinfo's reads, the points); glibc keeps freed
+/// memory inside its heap, where it stays in the RSS until reused. Called
+/// once a sample: walking the free lists of a small idle heap is cheap.
+fn give_back_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory, under glibc's locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The sidecar's own process name, never taken for the agent.
 const SIDECAR_NAME: &str = "openclaw-trace";
 
@@ -439,6 +453,7 @@ impl Sampler {
         Ok(Sampler {
             system: System::new()?,
             networks: Networks::new_with_refreshed_list().ok(),
+            processes: ProcessScan::new(),
             last: None,
             agent_pid: None,
             agent_restarts: 0,
@@ -471,188 +486,49 @@ impl Sampler {
         log: &Logger,
     ) -> (HostSample, Option<(u32, u32)>) {
         let now = Instant::now();
+        // Seconds since the last sample: `None` on the first, which sets the
+        // baselines that rates need.
         let elapsed = self
             .last
             .as_ref()
             .map(|(t, ..)| now.duration_since(*t).as_secs_f64());
+        self.refresh_system();
         let cores = self.system.cpus().len().max(1);
 
-        self.system.refresh_cpu_usage();
-        self.system.refresh_memory();
-        self.system.refresh_processes_specifics(
-            ProcessesToUpdate::All,
-            true,
-            ProcessRefreshKind::nothing()
-                .with_cpu()
-                .with_memory()
-                .with_cmd(UpdateKind::OnlyIfNotSet)
-                .without_tasks(),
-        );
-        let cores = self.system.cpus().len().max(cores);
-
-        let cpu = elapsed.map(|_| CpuSample {
-            utilization: f64::from(self.system.global_cpu_usage()) / 100.0,
-            per_core: self
-                .system
-                .cpus()
-                .iter()
-                .map(|c| f64::from(c.usage()) / 100.0)
-                .collect(),
-        });
+        let cpu = elapsed.map(|_| self.cpu_sample());
         let load = System::load_average();
         let load_average = self
             .probe(log, "load_average", load)
             .map(|l| [l.one, l.five, l.fifteen]);
-        let total = self.system.total_memory();
-        let available = self.system.available_memory();
-        let memory = MemorySample {
-            total_bytes: total,
-            used_bytes: total.saturating_sub(available),
-            available_bytes: available,
-            utilization: if total > 0 {
-                total.saturating_sub(available) as f64 / total as f64
-            } else {
-                0.0
-            },
-            swap_total_bytes: self.system.total_swap(),
-            swap_used_bytes: self.system.used_swap(),
-        };
-
+        let memory = self.memory_sample();
         let cgroup_reading = probes::cgroup();
         let cgroup_reading = self.probe(log, "cgroup", cgroup_reading).flatten();
         let previous_cgroup = self.last.as_ref().and_then(|(_, _, c)| *c);
-        let cgroup = cgroup_reading.map(|c| CgroupSample {
-            memory_limit_bytes: c.memory_limit,
-            memory_usage_bytes: c.memory_usage,
-            memory_utilization: c
-                .memory_limit
-                .zip(c.memory_usage)
-                .map(|(l, u)| u as f64 / l as f64),
-            cpu_limit_cores: c.cpu_limit_cores,
-            cpu_utilization: elapsed
-                .zip(c.cpu_usage_usec)
-                .zip(previous_cgroup.and_then(|p| p.cpu_usage_usec))
-                .map(|((secs, now_us), before_us)| {
-                    let used = now_us.saturating_sub(before_us) as f64 / 1e6;
-                    used / secs / c.cpu_limit_cores.unwrap_or(cores as f64)
-                }),
-        });
-
-        let mut filesystems = Vec::new();
-        for path in [PathBuf::from("/"), settings.db_dir.clone()] {
-            let label = path.display().to_string();
-            if filesystems
-                .iter()
-                .any(|f: &FilesystemSample| f.mountpoint == label)
-            {
-                continue;
-            }
-            let usage = probes::fs_usage(&path);
-            if let Some(usage) = self.probe(log, "filesystem", usage) {
-                let denominator = (usage.used_bytes + usage.available_bytes).max(1) as f64;
-                filesystems.push(FilesystemSample {
-                    mountpoint: label,
-                    utilization: usage.used_bytes as f64 / denominator,
-                    usage,
-                });
-            }
-        }
-
+        let cgroup =
+            cgroup_reading.map(|c| cgroup_sample(&c, previous_cgroup.as_ref(), elapsed, cores));
+        let filesystems = self.filesystems(settings, log);
         let disks = probes::disk_counters();
         let disks = self.probe(log, "diskstats", disks);
-        let disk_io = match (disks, &self.last, elapsed) {
-            (Some(now_c), Some((_, before, _)), Some(secs)) if secs > 0.0 => Some(DiskIoSample {
-                read_bytes_per_second: now_c.read_bytes.saturating_sub(before.read_bytes) as f64
-                    / secs,
-                write_bytes_per_second: now_c.write_bytes.saturating_sub(before.write_bytes) as f64
-                    / secs,
-                reads_per_second: now_c.reads.saturating_sub(before.reads) as f64 / secs,
-                writes_per_second: now_c.writes.saturating_sub(before.writes) as f64 / secs,
-            }),
-            _ => None,
-        };
-
-        let mut network = Vec::new();
-        if let Some(networks) = self.networks.as_mut() {
-            networks.refresh(true);
-            if let Some(secs) = elapsed.filter(|s| *s > 0.0) {
-                for (name, data) in networks.iter() {
-                    network.push(NetworkSample {
-                        device: name.to_string_lossy().into_owned(),
-                        receive_bytes_per_second: data.received() as f64 / secs,
-                        transmit_bytes_per_second: data.transmitted() as f64 / secs,
-                        receive_packets_per_second: data.packets_received() as f64 / secs,
-                        transmit_packets_per_second: data.packets_transmitted() as f64 / secs,
-                        receive_errors_per_second: data.errors_on_received() as f64 / secs,
-                        transmit_errors_per_second: data.errors_on_transmitted() as f64 / secs,
-                    });
-                }
-                network.sort_by(|a, b| a.device.cmp(&b.device));
-            }
-        }
+        let previous_disks = self.last.as_ref().map(|(_, d, _)| d);
+        let disk_io = disk_io_rates(disks.as_ref(), previous_disks, elapsed);
+        let network = self.network_rates(elapsed);
         let tcp = probes::tcp_states();
         let tcp_connections = self.probe(log, "tcp", tcp).unwrap_or_default();
 
-        // Processes. sysinfo's per-process CPU is a share of one core.
-        let first = elapsed.is_none();
-        let brief = |p: &sysinfo::Process| ProcessBrief {
-            pid: p.pid().as_u32(),
-            name: p.name().to_string_lossy().into_owned(),
-            cpu_utilization: if first {
-                0.0
-            } else {
-                f64::from(p.cpu_usage()) / 100.0 / cores as f64
-            },
-            rss_bytes: p.memory(),
-        };
-        let all: Vec<&sysinfo::Process> = self.system.processes().values().collect();
-        let zombies = all
-            .iter()
-            .filter(|p| p.status() == ProcessStatus::Zombie)
-            .map(|p| brief(p))
-            .collect();
-        let mut by_cpu: Vec<ProcessBrief> = all.iter().map(|p| brief(p)).collect();
-        by_cpu.sort_by(|a, b| {
-            b.cpu_utilization
-                .total_cmp(&a.cpu_utilization)
-                .then(a.pid.cmp(&b.pid))
-        });
-        let mut by_rss = by_cpu.clone();
-        by_rss.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
-        by_cpu.truncate(5);
-        by_rss.truncate(5);
-        let processes = ProcessesSample {
-            count: all.len() as u64,
-            zombies,
-            top_cpu: by_cpu,
-            top_rss: by_rss,
+        let scan = self.processes.scan(elapsed, cores);
+        let processes = match self.probe(log, "processes", scan) {
+            Some(()) => {
+                let all: Vec<&Process> = self.processes.processes().collect();
+                processes_sample(&all)
+            }
+            None => ProcessesSample::default(),
         };
         let own_pid = std::process::id();
-        let sidecar = self.system.process(Pid::from_u32(own_pid)).map(brief);
-
-        let agent_proc = find_agent(&all, settings.agent_process.as_deref(), own_pid);
-        let agent = agent_proc.map(|p| {
-            let pid = p.pid().as_u32();
-            AgentSample {
-                pid,
-                name: p.name().to_string_lossy().into_owned(),
-                cpu_utilization: brief(p).cpu_utilization,
-                rss_bytes: p.memory(),
-                threads: probes::threads(pid).ok(),
-                open_fds: probes::open_fds(pid).ok(),
-                uptime_seconds: p.run_time(),
-            }
-        });
-        let restarted = match (self.agent_pid, agent.as_ref().map(|a| a.pid)) {
-            (Some(old), Some(new)) if old != new => {
-                self.agent_restarts += 1;
-                Some((old, new))
-            }
-            _ => None,
-        };
-        if let Some(a) = &agent {
-            self.agent_pid = Some(a.pid);
-        }
+        let all: Vec<&Process> = self.processes.processes().collect();
+        let sidecar = all.iter().find(|p| p.pid == own_pid).map(|p| brief(p));
+        let agent = find_agent(&all, settings.agent_process.as_deref(), own_pid)
+            .map(|p| agent_sample(&mut self.system, p));
+        let restarted = self.note_agent(agent.as_ref());
 
         self.last = Some((now, disks.unwrap_or_default(), cgroup_reading));
         let sample = HostSample {
@@ -672,31 +548,239 @@ impl Sampler {
         };
         (sample, restarted)
     }
+
+    /// Refreshes what sysinfo reads: CPU times and memory. Processes are
+    /// read by [`ProcessScan`], with one file each.
+    fn refresh_system(&mut self) {
+        self.system.refresh_cpu_usage();
+        self.system.refresh_memory();
+    }
+
+    /// CPU use since the last refresh, of all cores and of each.
+    fn cpu_sample(&self) -> CpuSample {
+        CpuSample {
+            utilization: f64::from(self.system.global_cpu_usage()) / 100.0,
+            per_core: self
+                .system
+                .cpus()
+                .iter()
+                .map(|c| f64::from(c.usage()) / 100.0)
+                .collect(),
+        }
+    }
+
+    /// Memory and swap of the host.
+    fn memory_sample(&self) -> MemorySample {
+        let total = self.system.total_memory();
+        let available = self.system.available_memory();
+        let used = total.saturating_sub(available);
+        MemorySample {
+            total_bytes: total,
+            used_bytes: used,
+            available_bytes: available,
+            utilization: if total > 0 {
+                used as f64 / total as f64
+            } else {
+                0.0
+            },
+            swap_total_bytes: self.system.total_swap(),
+            swap_used_bytes: self.system.used_swap(),
+        }
+    }
+
+    /// Space and inodes of `/` and of the database's directory (once when
+    /// they are the same path).
+    fn filesystems(&mut self, settings: &MetricsSettings, log: &Logger) -> Vec<FilesystemSample> {
+        let mut filesystems: Vec<FilesystemSample> = Vec::new();
+        for path in [PathBuf::from("/"), settings.db_dir.clone()] {
+            let label = path.display().to_string();
+            if filesystems.iter().any(|f| f.mountpoint == label) {
+                continue;
+            }
+            let usage = probes::fs_usage(&path);
+            if let Some(usage) = self.probe(log, "filesystem", usage) {
+                let denominator = (usage.used_bytes + usage.available_bytes).max(1) as f64;
+                filesystems.push(FilesystemSample {
+                    mountpoint: label,
+                    utilization: usage.used_bytes as f64 / denominator,
+                    usage,
+                });
+            }
+        }
+        filesystems
+    }
+
+    /// Each interface's traffic per second since the last refresh, by name;
+    /// empty on the first sample.
+    fn network_rates(&mut self, elapsed: Option<f64>) -> Vec<NetworkSample> {
+        let Some(networks) = self.networks.as_mut() else {
+            return Vec::new();
+        };
+        networks.refresh(true);
+        let Some(secs) = elapsed.filter(|s| *s > 0.0) else {
+            return Vec::new();
+        };
+        let mut network: Vec<NetworkSample> = networks
+            .iter()
+            .map(|(name, data)| NetworkSample {
+                device: name.to_string_lossy().into_owned(),
+                receive_bytes_per_second: data.received() as f64 / secs,
+                transmit_bytes_per_second: data.transmitted() as f64 / secs,
+                receive_packets_per_second: data.packets_received() as f64 / secs,
+                transmit_packets_per_second: data.packets_transmitted() as f64 / secs,
+                receive_errors_per_second: data.errors_on_received() as f64 / secs,
+                transmit_errors_per_second: data.errors_on_transmitted() as f64 / secs,
+            })
+            .collect();
+        network.sort_by(|a, b| a.device.cmp(&b.device));
+        network
+    }
+
+    /// Remembers the agent's pid; says (old, new) when it changed.
+    fn note_agent(&mut self, agent: Option<&AgentSample>) -> Option<(u32, u32)> {
+        let new = agent?.pid;
+        let old = self.agent_pid.replace(new);
+        match old {
+            Some(old) if old != new => {
+                self.agent_restarts += 1;
+                Some((old, new))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// How many processes, the zombies, and the five using the most CPU and the
+/// most memory. Only those few are described.
+fn processes_sample(all: &[&Process]) -> ProcessesSample {
+    let mut zombies: Vec<ProcessBrief> =
+        all.iter().filter(|p| p.zombie).map(|p| brief(p)).collect();
+    zombies.sort_by_key(|z| z.pid);
+    let top_cpu = top(all, |a, b| {
+        b.cpu_utilization
+            .total_cmp(&a.cpu_utilization)
+            .then(a.pid.cmp(&b.pid))
+    });
+    let top_rss = top(all, |a, b| {
+        b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid))
+    });
+    ProcessesSample {
+        count: all.len() as u64,
+        zombies,
+        top_cpu: top_cpu.into_iter().map(brief).collect(),
+        top_rss: top_rss.into_iter().map(brief).collect(),
+    }
+}
+
+/// The agent process, described; its open descriptors are sysinfo's, read
+/// for this one process.
+fn agent_sample(system: &mut System, p: &Process) -> AgentSample {
+    let pid = Pid::from_u32(p.pid);
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[pid]),
+        true,
+        ProcessRefreshKind::nothing(),
+    );
+    AgentSample {
+        pid: p.pid,
+        name: p.name.clone(),
+        cpu_utilization: p.cpu_utilization,
+        rss_bytes: p.rss_bytes,
+        threads: probes::threads(p.pid).ok(),
+        open_fds: system
+            .process(pid)
+            .and_then(|p| p.open_files())
+            .map(|n| n as u64),
+        uptime_seconds: procs::uptime_seconds()
+            .map(|up| up.saturating_sub(p.start_seconds))
+            .unwrap_or(0),
+    }
+}
+
+/// The cgroup's limits and use; its CPU use is a rate over the interval, so
+/// `None` without a previous reading.
+fn cgroup_sample(
+    reading: &CgroupReading,
+    previous: Option<&CgroupReading>,
+    elapsed: Option<f64>,
+    cores: usize,
+) -> CgroupSample {
+    CgroupSample {
+        memory_limit_bytes: reading.memory_limit,
+        memory_usage_bytes: reading.memory_usage,
+        memory_utilization: reading
+            .memory_limit
+            .zip(reading.memory_usage)
+            .map(|(l, u)| u as f64 / l as f64),
+        cpu_limit_cores: reading.cpu_limit_cores,
+        cpu_utilization: elapsed
+            .zip(reading.cpu_usage_usec)
+            .zip(previous.and_then(|p| p.cpu_usage_usec))
+            .map(|((secs, now_us), before_us)| {
+                let used = now_us.saturating_sub(before_us) as f64 / 1e6;
+                used / secs / reading.cpu_limit_cores.unwrap_or(cores as f64)
+            }),
+    }
+}
+
+/// Block I/O per second between two readings of the counters.
+fn disk_io_rates(
+    now: Option<&DiskCounters>,
+    before: Option<&DiskCounters>,
+    elapsed: Option<f64>,
+) -> Option<DiskIoSample> {
+    let (now, before, secs) = (now?, before?, elapsed.filter(|s| *s > 0.0)?);
+    let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / secs;
+    Some(DiskIoSample {
+        read_bytes_per_second: rate(now.read_bytes, before.read_bytes),
+        write_bytes_per_second: rate(now.write_bytes, before.write_bytes),
+        reads_per_second: rate(now.reads, before.reads),
+        writes_per_second: rate(now.writes, before.writes),
+    })
+}
+
+/// A process, briefly.
+fn brief(p: &Process) -> ProcessBrief {
+    ProcessBrief {
+        pid: p.pid,
+        name: p.name.clone(),
+        cpu_utilization: p.cpu_utilization,
+        rss_bytes: p.rss_bytes,
+    }
+}
+
+/// How many processes the top lists keep.
+const TOP: usize = 5;
+
+/// The first [`TOP`] of `all` in `order`.
+fn top<'a>(
+    all: &[&'a Process],
+    order: impl Fn(&Process, &Process) -> std::cmp::Ordering,
+) -> Vec<&'a Process> {
+    let mut sorted = all.to_vec();
+    if sorted.len() > TOP {
+        sorted.select_nth_unstable_by(TOP - 1, |a, b| order(a, b));
+        sorted.truncate(TOP);
+    }
+    sorted.sort_by(|a, b| order(a, b));
+    sorted
 }
 
 /// The agent: the oldest process whose command line contains `pattern`, or
 /// by default `openclaw` and then `node`; never a sidecar (this one or
 /// another instance).
-fn find_agent<'a>(
-    all: &[&'a sysinfo::Process],
-    pattern: Option<&str>,
-    own_pid: u32,
-) -> Option<&'a sysinfo::Process> {
+fn find_agent<'a>(all: &[&'a Process], pattern: Option<&str>, own_pid: u32) -> Option<&'a Process> {
     let matching = |needle: &str| {
         all.iter()
             .copied()
             .filter(|p| {
-                p.pid().as_u32() != own_pid
-                    && p.status() != ProcessStatus::Zombie
-                    && p.name().to_string_lossy() != SIDECAR_NAME
-                    && !p
-                        .cmd()
-                        .first()
-                        .is_some_and(|a| a.to_string_lossy().ends_with(SIDECAR_NAME))
-                    && (p.name().to_string_lossy().contains(needle)
-                        || p.cmd().iter().any(|a| a.to_string_lossy().contains(needle)))
+                p.pid != own_pid
+                    && !p.zombie
+                    && p.name != SIDECAR_NAME
+                    && !p.cmd.first().is_some_and(|a| a.ends_with(SIDECAR_NAME))
+                    && (p.name.contains(needle) || p.cmd.iter().any(|a| a.contains(needle)))
             })
-            .min_by_key(|p| (p.start_time(), p.pid().as_u32()))
+            .min_by_key(|p| (p.start_seconds, p.pid))
     };
     match pattern {
         Some(pattern) => matching(pattern),
