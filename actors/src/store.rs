@@ -792,19 +792,14 @@ fn apply_wal_limit(conn: &Connection, watch: Option<&Watch>) {
         // Checkpoint before the WAL passes half the reserve file (SQLite's
         // default is every 1000 pages, 4 MB, more than a small bound allows):
         // see `RotationSettings::wal_checkpoint_bytes`.
-        let pages = wal_autocheckpoint_pages(conn, &watch.settings);
+        let page_size: i64 = conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap_or(4096);
+        let checkpoint_at =
+            i64::try_from(watch.settings.wal_checkpoint_bytes()).unwrap_or(i64::MAX);
+        let pages = (checkpoint_at / page_size.max(512)).clamp(32, 1000);
         let _ = conn.pragma_update(None, "wal_autocheckpoint", pages);
     }
-}
-
-/// The writer's `wal_autocheckpoint` under `settings`, in pages of `conn`'s
-/// file: half the reserve file, between 32 and SQLite's default of 1000.
-pub fn wal_autocheckpoint_pages(conn: &Connection, settings: &RotationSettings) -> i64 {
-    let page_size: i64 = conn
-        .pragma_query_value(None, "page_size", |r| r.get(0))
-        .unwrap_or(4096);
-    let checkpoint_at = i64::try_from(settings.wal_checkpoint_bytes()).unwrap_or(i64::MAX);
-    (checkpoint_at / page_size.max(512)).clamp(32, 1000)
 }
 
 /// How long a rotation's checkpoint waits for readers.
