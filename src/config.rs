@@ -140,6 +140,24 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "model prices (USD per 1M tokens) that replace or add to the built-in ones, \
          one a line: provider model input output [cache_read [cache_write]]",
     ),
+    (
+        "TRACE_OPENCLAW_STATE_DIR",
+        "$OPENCLAW_STATE_DIR, else ~/.openclaw",
+        "OpenClaw's state directory, whose agents' transcript databases \
+         (agents/*/agent/openclaw-agent.sqlite) are read for every model call's \
+         usage and cost; off: not read",
+    ),
+    (
+        "TRACE_OPENCLAW_LOG",
+        "/tmp/openclaw and $TMPDIR/openclaw-<uid> (OpenClaw's defaults)",
+        "OpenClaw's gateway log to follow: a file (with its .1 to .5 archives), a \
+         directory (its openclaw-*.log files) or a glob; off: not read",
+    ),
+    (
+        "TRACE_OPENCLAW_POLL",
+        "5s",
+        "time between looks at OpenClaw's transcripts and log",
+    ),
 ];
 
 /// The raw environment, as strings; `None` when a variable is unset.
@@ -195,6 +213,18 @@ pub struct RawEnv {
     disk_max_percent: Option<String>,
     #[envconfig(from = "TRACE_PRICES_FILE")]
     prices_file: Option<String>,
+    #[envconfig(from = "TRACE_OPENCLAW_STATE_DIR")]
+    openclaw_state_dir: Option<String>,
+    #[envconfig(from = "TRACE_OPENCLAW_LOG")]
+    openclaw_log: Option<String>,
+    #[envconfig(from = "TRACE_OPENCLAW_POLL")]
+    openclaw_poll: Option<String>,
+    #[envconfig(from = "OPENCLAW_STATE_DIR")]
+    openclaw_state_dir_env: Option<String>,
+    #[envconfig(from = "HOME")]
+    home: Option<String>,
+    #[envconfig(from = "TMPDIR")]
+    tmpdir: Option<String>,
 }
 
 /// The validated configuration.
@@ -236,6 +266,19 @@ pub struct Config {
     /// Model prices to estimate costs with: the built-in table and the
     /// overrides, read and checked at start-up.
     pub prices: Arc<PriceTable>,
+    /// What of OpenClaw's own files to follow.
+    pub openclaw: OpenClawConfig,
+}
+
+/// OpenClaw's own files the daemon follows.
+#[derive(Debug, Clone)]
+pub struct OpenClawConfig {
+    /// The state directory whose transcripts are read; `None`: off.
+    pub state_dir: Option<PathBuf>,
+    /// Glob patterns of the gateway log files; empty: off.
+    pub log_patterns: Vec<String>,
+    /// Time between looks.
+    pub poll: Duration,
 }
 
 /// The disk bound's settings.
@@ -289,6 +332,7 @@ impl fmt::Debug for Config {
             .field("rotation", &self.rotation)
             .field("prices_file", &self.prices_file)
             .field("prices", &(self.prices.len(), self.prices.fingerprint()))
+            .field("openclaw", &self.openclaw)
             .field(
                 "push_endpoint",
                 &self
@@ -350,6 +394,14 @@ impl Config {
     /// Each variable is checked in turn, so the first bad one is the one
     /// named.
     fn from_raw(raw: RawEnv, data_dir: &Path) -> Result<Config, ConfigError> {
+        let raw_openclaw = OpenClawVars {
+            state_dir: raw.openclaw_state_dir.clone(),
+            log: raw.openclaw_log.clone(),
+            poll: raw.openclaw_poll.clone(),
+            state_dir_env: raw.openclaw_state_dir_env.clone(),
+            home: raw.home.clone(),
+            tmpdir: raw.tmpdir.clone(),
+        };
         let listen_addr = listen_addr(raw.listen_addr.as_deref())?;
         let db_path = db_path(raw.db_path.as_deref(), data_dir)?;
         let agent_id = raw
@@ -395,7 +447,9 @@ impl Config {
             .filter(|p| !p.is_empty())
             .map(PathBuf::from);
         let prices = load_prices(prices_file.as_deref())?;
+        let openclaw = openclaw_config(&raw_openclaw)?;
         Ok(Config {
+            openclaw,
             rotation,
             prices_file,
             prices: Arc::new(prices),
@@ -421,6 +475,81 @@ impl Config {
         let path = std::fs::canonicalize(&self.db_path).unwrap_or_else(|_| self.db_path.clone());
         path.starts_with("/data")
     }
+}
+
+/// The raw values behind [`OpenClawConfig`].
+struct OpenClawVars {
+    state_dir: Option<String>,
+    log: Option<String>,
+    poll: Option<String>,
+    state_dir_env: Option<String>,
+    home: Option<String>,
+    tmpdir: Option<String>,
+}
+
+/// Whether a value turns a source off.
+fn is_off(value: &str) -> bool {
+    matches!(value.trim().to_ascii_lowercase().as_str(), "off" | "false" | "no" | "none" | "0")
+}
+
+/// `TRACE_OPENCLAW_STATE_DIR`, `TRACE_OPENCLAW_LOG`, `TRACE_OPENCLAW_POLL`.
+fn openclaw_config(vars: &OpenClawVars) -> Result<OpenClawConfig, ConfigError> {
+    let nonempty = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let state_dir = match nonempty(&vars.state_dir) {
+        Some(v) if is_off(&v) => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => nonempty(&vars.state_dir_env)
+            .map(PathBuf::from)
+            .or_else(|| nonempty(&vars.home).map(|h| Path::new(&h).join(".openclaw"))),
+    };
+    let log_patterns = match nonempty(&vars.log) {
+        Some(v) if is_off(&v) => Vec::new(),
+        Some(v) => log_patterns(&v)?,
+        None => openclaw_trace_actors::gateway_log::default_patterns(
+            nonempty(&vars.tmpdir).as_deref().map(Path::new),
+            rustix::process::getuid().as_raw(),
+        ),
+    };
+    let poll = duration_at_least(
+        "TRACE_OPENCLAW_POLL",
+        vars.poll.as_deref(),
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+    )?;
+    Ok(OpenClawConfig {
+        state_dir,
+        log_patterns,
+        poll,
+    })
+}
+
+/// The glob patterns `TRACE_OPENCLAW_LOG` stands for: a glob as it is, a
+/// directory's `openclaw-*.log` files, a file and its size archives.
+fn log_patterns(value: &str) -> Result<Vec<String>, ConfigError> {
+    use openclaw_trace_actors::gateway_log::{dir_pattern, file_patterns};
+    if value.contains(['*', '?', '[']) {
+        return glob::Pattern::new(value)
+            .map(|_| vec![value.to_string()])
+            .map_err(|e| {
+                invalid(
+                    "TRACE_OPENCLAW_LOG",
+                    value,
+                    format!("expected a file, a directory, a glob or off: {e}"),
+                )
+            });
+    }
+    let path = Path::new(value);
+    let is_dir = path.is_dir() || value.ends_with('/') || path.extension().is_none();
+    Ok(if is_dir {
+        vec![dir_pattern(path)]
+    } else {
+        file_patterns(path)
+    })
 }
 
 /// A variable's value: `default` when it is unset, else what `parse` makes

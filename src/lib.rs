@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::KeepAlive;
 use actix_web::{middleware, web, App, HttpServer};
+use openclaw_trace_actors::follow::FollowSettings;
 use openclaw_trace_actors::ingest::IngestSettings;
 use openclaw_trace_actors::metrics::MetricsSettings;
 use openclaw_trace_actors::push::PushSettings;
@@ -154,6 +155,14 @@ pub async fn run(
                 chunk_rows: ROTATION_CHUNK_ROWS,
             },
             pricing: Arc::clone(&config.prices).into(),
+            follow: FollowSettings {
+                state_dir: config.openclaw.state_dir.clone(),
+                log_patterns: config.openclaw.log_patterns.clone(),
+                poll: config.openclaw.poll,
+                agent_id: config.agent_id.clone(),
+                max_text_bytes: config.max_text_bytes,
+                max_pending_records: config.max_pending_records,
+            },
         },
         &log,
     )

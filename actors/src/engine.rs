@@ -9,6 +9,8 @@ use slog::{o, Logger};
 
 use crate::checkpoint::{CheckpointRequest, Checkpointer, Quiesce};
 use crate::fault::FaultKind;
+use crate::follow::{FollowSettings, FollowView, Sink};
+use crate::gateway_log::GatewayLogActor;
 use crate::ingest::{IngestActor, IngestSettings};
 use crate::metrics::{LatestSample, MetricsActor, MetricsSettings};
 use crate::push::{PushActor, PushNow, PushSettings, PushView};
@@ -17,6 +19,7 @@ use crate::rotate::{RotationActor, RotationSettings, RotationTrigger, StoreOps};
 use crate::schema::{self, ReadPool, SchemaError};
 use crate::stats::{ActorName, Stats};
 use crate::store::{Close, StoreActor, StoreError, Watch};
+use crate::transcript::TranscriptActor;
 
 /// What the engine needs to start.
 #[derive(Debug, Clone)]
@@ -33,6 +36,8 @@ pub struct EngineConfig {
     pub rotation: RotationSettings,
     /// Prices for LLM calls that come without a cost.
     pub pricing: Pricing,
+    /// What of OpenClaw's own files to follow (transcripts, gateway log).
+    pub follow: FollowSettings,
 }
 
 /// The running actors and what readers share.
@@ -57,6 +62,14 @@ pub struct Engine {
     pub stats: Arc<Stats>,
     /// The SQLite file.
     pub db_path: PathBuf,
+    /// The OpenClaw followers' state, for `/v1/status`.
+    pub follow: FollowView,
+    /// The transcript follower, when transcripts are read.
+    pub transcript: Option<Addr<TranscriptActor>>,
+    /// The gateway log follower, when the log is read.
+    pub gateway_log: Option<Addr<GatewayLogActor>>,
+    /// The followers' own thread (their reads block), when either runs.
+    follow_arbiter: Option<Arbiter>,
     /// The store's own thread, so its blocking calls never stall HTTP.
     store_arbiter: Arbiter,
     /// Copies the WAL into the file beside the store (on the sampler's thread).
@@ -162,7 +175,42 @@ impl Engine {
                 });
                 (addr, view)
             });
+        let follow = FollowView::default();
+        let settings = Arc::new(config.follow);
+        let follow_arbiter = (settings.state_dir.is_some() || !settings.log_patterns.is_empty())
+            .then(Arbiter::new);
+        let sink = Sink {
+            store: store.clone().recipient(),
+            stats: Arc::clone(&stats),
+            pool: pool.clone(),
+            view: follow.clone(),
+        };
+        let transcript = settings
+            .state_dir
+            .clone()
+            .zip(follow_arbiter.as_ref())
+            .map(|(dir, arbiter)| {
+                let (settings, sink) = (Arc::clone(&settings), sink.clone());
+                let log = log.new(o!("actor" => ActorName::Transcript.as_str()));
+                Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                    TranscriptActor::new(Arc::clone(&settings), dir.clone(), sink.clone(), log.clone())
+                })
+            });
+        let gateway_log = follow_arbiter
+            .as_ref()
+            .filter(|_| !settings.log_patterns.is_empty())
+            .map(|arbiter| {
+                let (settings, sink) = (Arc::clone(&settings), sink.clone());
+                let log = log.new(o!("actor" => ActorName::GatewayLog.as_str()));
+                Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                    GatewayLogActor::new(Arc::clone(&settings), sink.clone(), log.clone())
+                })
+            });
         Ok(Engine {
+            follow,
+            transcript,
+            gateway_log,
+            follow_arbiter,
             ingest,
             store,
             metrics,
@@ -184,6 +232,11 @@ impl Engine {
     /// pending, checkpoints and closes the database, and stops the actors'
     /// threads. Appends after this are refused.
     pub async fn shutdown(&self, push_deadline: std::time::Instant) -> Result<(), StoreError> {
+        // The followers stop reading; a chunk already with the store is
+        // committed (with its position) before the store closes.
+        if let Some(arbiter) = &self.follow_arbiter {
+            arbiter.stop();
+        }
         // No checkpoint of its own may run when the store's last one does.
         let _ = self.checkpointer.send(Quiesce).await;
         self.metrics_arbiter.stop();
@@ -219,6 +272,14 @@ impl Engine {
                 ActorName::Rotation => self.rotation.send(InjectFault(kind)).await,
                 ActorName::Push => match &self.push {
                     Some((push, _)) => push.send(InjectFault(kind)).await,
+                    None => return Err(FaultError::NotSupported),
+                },
+                ActorName::Transcript => match &self.transcript {
+                    Some(addr) => addr.send(InjectFault(kind)).await,
+                    None => return Err(FaultError::NotSupported),
+                },
+                ActorName::GatewayLog => match &self.gateway_log {
+                    Some(addr) => addr.send(InjectFault(kind)).await,
                     None => return Err(FaultError::NotSupported),
                 },
             };

@@ -103,48 +103,49 @@ impl IngestActor {
             fault: None,
         }
     }
+}
 
-    /// Assigns missing trace ids and cuts long text; returns the trace ids.
-    fn complete(&self, batch: &mut Batch) -> Vec<String> {
-        let max = self.settings.max_text_bytes;
-        let cut = |text: &mut Option<String>| text.as_mut().is_some_and(|t| truncate_text(t, max));
-        match batch {
-            Batch::LlmCalls(calls) => calls
-                .iter_mut()
-                .map(|call| {
-                    if cut(&mut call.input_text) {
-                        call.truncated.push("input_text");
-                    }
-                    if cut(&mut call.output_text) {
-                        call.truncated.push("output_text");
-                    }
-                    call.trace_id
-                        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
-                        .clone()
-                })
-                .collect(),
-            Batch::Errors(errors) => {
-                for e in errors.iter_mut() {
-                    // Pushed errors carry a trace id the remote dedupes on.
-                    e.trace_id
-                        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
-                    if truncate_text(&mut e.message, max) {
-                        e.truncated.push("message");
-                    }
-                    if cut(&mut e.stack_trace) {
-                        e.truncated.push("stack_trace");
-                    }
+/// Assigns missing trace ids and cuts text fields longer than `max`
+/// bytes; returns the LLM calls' trace ids. Every record that reaches the
+/// store passes here (posted ones and those the followers read).
+pub fn complete(batch: &mut Batch, max: usize) -> Vec<String> {
+    let cut = |text: &mut Option<String>| text.as_mut().is_some_and(|t| truncate_text(t, max));
+    match batch {
+        Batch::LlmCalls(calls) => calls
+            .iter_mut()
+            .map(|call| {
+                if cut(&mut call.input_text) {
+                    call.truncated.push("input_text");
                 }
-                Vec::new()
-            }
-            Batch::Events(events) => {
-                for e in events.iter_mut() {
-                    cut(&mut e.body);
+                if cut(&mut call.output_text) {
+                    call.truncated.push("output_text");
                 }
-                Vec::new()
+                call.trace_id
+                    .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+                    .clone()
+            })
+            .collect(),
+        Batch::Errors(errors) => {
+            for e in errors.iter_mut() {
+                // Pushed errors carry a trace id the remote dedupes on.
+                e.trace_id
+                    .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
+                if truncate_text(&mut e.message, max) {
+                    e.truncated.push("message");
+                }
+                if cut(&mut e.stack_trace) {
+                    e.truncated.push("stack_trace");
+                }
             }
-            Batch::MetricPoints(_) | Batch::Spans(_) => Vec::new(),
+            Vec::new()
         }
+        Batch::Events(events) => {
+            for e in events.iter_mut() {
+                cut(&mut e.body);
+            }
+            Vec::new()
+        }
+        Batch::MetricPoints(_) | Batch::Spans(_) => Vec::new(),
     }
 }
 
@@ -184,7 +185,7 @@ impl Handler<IngestBatch> for IngestActor {
             if let Some(fault) = fault {
                 fault.strike();
             }
-            self.complete(&mut batch)
+            complete(&mut batch, self.settings.max_text_bytes)
         }) {
             Ok(ids) => ids,
             Err(panicked) => return Box::pin(async move { Err(panicked.into()) }),
@@ -221,7 +222,11 @@ impl Handler<IngestBatch> for IngestActor {
             source,
         };
         let stats = Arc::clone(&self.stats);
-        let sent = self.store.send(AppendRecords { batches, stamp });
+        let sent = self.store.send(AppendRecords {
+            batches,
+            stamp,
+            position: None,
+        });
         Box::pin(async move {
             let result = sent.await;
             drop(records_kept);

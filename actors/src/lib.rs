@@ -15,6 +15,9 @@
 //! - [`metrics`]: the MetricsActor: host, agent and sidecar samples.
 //! - [`push`]: the PushActor: batches to the remote API, retry policy.
 //! - [`rotate`]: the RotationActor: age, size and volume bounds, a full disk healed.
+//! - [`transcript`]: the TranscriptActor: LLM calls read from OpenClaw's transcripts.
+//! - [`gateway_log`]: the GatewayLogActor: OpenClaw's gateway log, tailed.
+//! - [`follow`]: what the two share: positions saved with rows, status.
 //! - [`llm_view`]: token usage and cost read out of OTLP spans and metrics.
 //! - [`prices`]: model prices (LiteLLM's, built in, plus overrides) to estimate cost.
 //! - [`query`]: read-side queries (status counts, file sizes, rows to push).
@@ -32,6 +35,8 @@ pub use rusqlite;
 pub mod checkpoint;
 pub mod engine;
 pub mod fault;
+pub mod follow;
+pub mod gateway_log;
 pub mod ingest;
 pub mod llm_view;
 pub mod metrics;
@@ -50,5 +55,6 @@ pub mod supervise;
 #[cfg(test)]
 mod test_support;
 pub mod time;
+pub mod transcript;
 
 pub use engine::{Engine, EngineConfig, FaultError};

@@ -80,6 +80,8 @@ pub enum LlmOrigin {
     /// `openclaw.cost.usd`) since their previous export: usage over an
     /// interval, not one call.
     Metric,
+    /// An assistant message in OpenClaw's own transcript database: one call.
+    Transcript,
 }
 
 impl LlmOrigin {
@@ -89,6 +91,7 @@ impl LlmOrigin {
             LlmOrigin::Native => "native",
             LlmOrigin::Span => "otlp_span",
             LlmOrigin::Metric => "otlp_metric",
+            LlmOrigin::Transcript => "openclaw_transcript",
         }
     }
 }
@@ -279,6 +282,10 @@ pub enum Source {
     Otlp,
     /// The daemon's own host sampler.
     Host,
+    /// OpenClaw's transcript database, followed by the daemon.
+    OpenClawTranscript,
+    /// OpenClaw's gateway log file, followed by the daemon.
+    OpenClawLog,
 }
 
 impl Source {
@@ -288,6 +295,8 @@ impl Source {
             Source::Native => "native",
             Source::Otlp => "otlp",
             Source::Host => "host",
+            Source::OpenClawTranscript => "openclaw_transcript",
+            Source::OpenClawLog => "openclaw_log",
         }
     }
 }

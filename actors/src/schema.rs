@@ -250,6 +250,36 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX errors_trace ON errors (trace_id);
     CREATE INDEX events_name ON events (name, time_ns);
     "#,
+    // 3: where the daemon stands in the OpenClaw files it follows (the
+    // transcript databases and the gateway log), saved in the same
+    // transaction as the rows read from them, so nothing is read twice or
+    // skipped across restarts.
+    r#"
+    -- One row per source followed. `kind` is `transcript` or `gateway_log`;
+    -- `key` names the source (a database's path; a log file's device and
+    -- inode); `offset` is the last transcript rowid read or the log bytes
+    -- read; `fingerprint` tells a reused inode from the file it was.
+    CREATE TABLE follow_positions (
+        kind        TEXT    NOT NULL,
+        key         TEXT    NOT NULL,
+        path        TEXT    NOT NULL,
+        offset      INTEGER NOT NULL,
+        fingerprint TEXT,
+        rows_read   INTEGER NOT NULL DEFAULT 0,
+        rows_failed INTEGER NOT NULL DEFAULT 0,
+        updated_ns  INTEGER NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+
+    -- The highest event sequence read per transcript session: what makes a
+    -- transcript read exactly once even when OpenClaw moves or rewrites rows.
+    CREATE TABLE follow_sessions (
+        source_key TEXT    NOT NULL,
+        session_id TEXT    NOT NULL,
+        seq        INTEGER NOT NULL,
+        PRIMARY KEY (source_key, session_id)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

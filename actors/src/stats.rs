@@ -66,6 +66,10 @@ pub enum ActorName {
     Push,
     /// The disk bound: age, size and volume rotation.
     Rotation,
+    /// The follower of OpenClaw's transcript databases.
+    Transcript,
+    /// The follower of OpenClaw's gateway log.
+    GatewayLog,
 }
 
 impl ActorName {
@@ -312,6 +316,11 @@ impl Stats {
     /// Adds `n` to the records awaiting commit; returns the new total.
     pub fn pending_add(&self, n: u64) -> u64 {
         self.store_pending.fetch_add(n, Ordering::AcqRel) + n
+    }
+
+    /// Records awaiting commit now.
+    pub fn pending(&self) -> u64 {
+        self.store_pending.load(Ordering::Acquire)
     }
 
     /// Removes `n` from the records awaiting commit.

@@ -23,6 +23,7 @@ use slog::{error, info, warn, Logger};
 use tokio::sync::oneshot;
 
 use crate::checkpoint::CheckpointRequest;
+use crate::follow::Position;
 use crate::llm_view;
 use crate::records::{
     Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricPoint, Source, SpanRecord, Stamp,
@@ -71,6 +72,9 @@ pub struct AppendRecords {
     pub batches: Arc<Vec<Batch>>,
     /// Agent id, receive time and source for every row.
     pub stamp: Stamp,
+    /// Where the follower that read these records from a file now stands;
+    /// saved in the same transaction as the records.
+    pub position: Option<Position>,
 }
 
 /// Answer once the write connection has run a trivial query.
@@ -294,6 +298,7 @@ impl Handler<RepriceStep> for StoreActor {
 struct Parked {
     batches: Arc<Vec<Batch>>,
     stamp: Stamp,
+    position: Option<Position>,
     reply: oneshot::Sender<AppendResult>,
 }
 
@@ -574,6 +579,7 @@ impl Handler<AppendRecords> for StoreActor {
         self.parked.push(Parked {
             batches: msg.batches,
             stamp: msg.stamp,
+            position: msg.position,
             reply,
         });
         if !self.flush_queued {
@@ -982,7 +988,8 @@ fn insert_append(
     counted: &mut Tally,
     rollup: &mut Delta,
 ) -> Result<Vec<Vec<i64>>, rusqlite::Error> {
-    p.batches
+    let ids = p
+        .batches
         .iter()
         .map(|b| {
             let inserted = insert_batch(conn, b, &p.stamp, pricing, rollup)?;
@@ -990,7 +997,45 @@ fn insert_append(
             counted.add(Table::LlmCalls, inserted.derived_llm_calls);
             Ok(inserted.ids)
         })
-        .collect()
+        .collect::<Result<_, rusqlite::Error>>()?;
+    if let Some(position) = &p.position {
+        save_position(conn, position, p.stamp.received_ns)?;
+    }
+    Ok(ids)
+}
+
+/// Saves where a follower stands, with the rows it read (same transaction).
+fn save_position(conn: &Connection, at: &Position, now_ns: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO follow_positions (kind, key, path, offset, fingerprint, rows_read,
+                rows_failed, updated_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (kind, key) DO UPDATE SET path = excluded.path,
+            offset = excluded.offset, fingerprint = excluded.fingerprint,
+            rows_read = rows_read + excluded.rows_read,
+            rows_failed = rows_failed + excluded.rows_failed,
+            updated_ns = excluded.updated_ns",
+    )?
+    .execute(params![
+        at.kind.as_str(),
+        at.key,
+        at.path,
+        at.offset,
+        at.fingerprint,
+        at.read as i64,
+        at.failed as i64,
+        now_ns
+    ])?;
+    if !at.sessions.is_empty() {
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO follow_sessions (source_key, session_id, seq) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source_key, session_id) DO UPDATE SET seq = max(seq, excluded.seq)",
+        )?;
+        for (session, seq) in &at.sessions {
+            stmt.execute(params![at.key, session, seq])?;
+        }
+    }
+    Ok(())
 }
 
 /// The group in one transaction without savepoints: all appends or none.

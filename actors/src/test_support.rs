@@ -152,6 +152,7 @@ pub fn stamp() -> Stamp {
 /// An append of one event per name.
 pub fn append(names: &[&str]) -> AppendRecords {
     AppendRecords {
+        position: None,
         batches: Arc::new(vec![Batch::Events(
             names.iter().map(|n| event(n)).collect(),
         )]),

@@ -38,6 +38,12 @@ pub fn parse_instant(text: &str, now_ns: i64) -> Result<i64, String> {
         .map(|n| n.max(0))
 }
 
+/// Reads an RFC 3339 instant with any offset, as unix ns.
+pub fn rfc3339_ns(text: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(text.trim(), &Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos()).ok()
+}
+
 /// Reads a positive duration (`5m`, `1h`), in ns.
 pub fn parse_duration_ns(text: &str) -> Result<i64, String> {
     let d = humantime::parse_duration(text.trim())

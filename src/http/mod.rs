@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use strum::VariantArray;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -515,13 +516,12 @@ async fn inject_fault(
         openclaw_trace_actors::fault::release();
         return HttpResponse::Ok().json(json!({"released": true}));
     }
-    let actor = match actor.as_str() {
-        "ingest" => ActorName::Ingest,
-        "store" => ActorName::Store,
-        "metrics" => ActorName::Metrics,
-        "push" => ActorName::Push,
-        "rotation" => ActorName::Rotation,
-        _ => return not_found(),
+    let Some(actor) = ActorName::VARIANTS
+        .iter()
+        .copied()
+        .find(|a| a.as_str() == actor.as_str())
+    else {
+        return not_found();
     };
     let kind = match kind.as_str() {
         "panic" => FaultKind::Panic,

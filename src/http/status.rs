@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
+use openclaw_trace_actors::follow::{FollowKind, FollowerView};
 use openclaw_trace_actors::metrics::{HostSample, ProcessBrief};
 use openclaw_trace_actors::push::policy::PushFormat;
 use openclaw_trace_actors::push::{mask_endpoint, PushFailure};
@@ -102,6 +103,9 @@ struct StatusAnswer<'a> {
     logging: LoggingStatus,
     /// The pusher.
     push: PushStatus,
+    /// OpenClaw's own files followed (`transcript`, `gateway_log`): each
+    /// source, its position, rows read and failed, and its lag.
+    openclaw: BTreeMap<&'static str, FollowerView>,
     /// The configuration in force, secrets masked.
     config: ConfigEcho<'a>,
     // The earlier Go sidecar's health fields, for scripts written for it.
@@ -456,6 +460,24 @@ fn warnings(
     warnings
 }
 
+/// A source of OpenClaw's that cannot be read, in words.
+fn follow_warnings(followers: &BTreeMap<&'static str, FollowerView>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (kind, follower) in followers {
+        if let Some(problem) = &follower.problem {
+            if !follower.sources.is_empty() || !problem.contains("No such file") {
+                out.push(format!("openclaw {kind}: {problem}"));
+            }
+        }
+        for source in follower.sources.values() {
+            if let Some(problem) = &source.problem {
+                out.push(format!("openclaw {kind}: {problem}"));
+            }
+        }
+    }
+    out
+}
+
 /// `GET /v1/status`: version, agent, database, tables, counters, config.
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let db_status = match ping_store(&state).await {
@@ -481,9 +503,16 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let pending_bytes = db_total * unsynced / total_rows.max(1);
     let (push, last_push_time, last_push_status) = push_status(&state, unsynced, pending_bytes);
 
+    let mut openclaw = state.engine.follow.snapshot();
+    for kind in [FollowKind::Transcript, FollowKind::GatewayLog] {
+        openclaw.entry(kind.as_str()).or_default();
+    }
+    let mut warnings = warnings(host.as_deref(), &stats, config, bounds, db_total);
+    warnings.extend(follow_warnings(&openclaw));
     let answer = StatusAnswer {
+        openclaw,
         status: if db_status == "ok" { "ok" } else { "degraded" },
-        warnings: warnings(host.as_deref(), &stats, config, bounds, db_total),
+        warnings,
         host: host.as_deref().map(HostSummary::of),
         version: env!("CARGO_PKG_VERSION"),
         agent_id: &config.agent_id,

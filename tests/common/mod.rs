@@ -495,6 +495,10 @@ fn daemon_command(db_path: &Path) -> Command {
         .env("TRACE_AGENT_ID", "test-agent")
         .env("TRACE_LOG_LEVEL", "debug")
         .env("TRACE_DB_ROTATE_DAYS", "0")
+        // OpenClaw's files on this machine are not the test's: the tests
+        // that follow them name their own.
+        .env("TRACE_OPENCLAW_STATE_DIR", "off")
+        .env("TRACE_OPENCLAW_LOG", "off")
         .stderr(Stdio::inherit());
     cmd
 }

@@ -374,6 +374,7 @@ impl MetricsActor {
         let (log, stats) = (self.log.clone(), Arc::clone(&self.stats));
         self.store
             .send(AppendRecords {
+                position: None,
                 batches: Arc::new(batches),
                 stamp,
             })

@@ -1,0 +1,300 @@
+//! What the two OpenClaw followers share: where a follower stands in a
+//! source (saved with the rows read from it), what `/v1/status` shows of
+//! them, and handing a chunk of records to the store behind its
+//! backpressure.
+//!
+//! The followers read files OpenClaw writes on the same machine:
+//! [`crate::transcript`] its per-agent transcript databases,
+//! [`crate::gateway_log`] its gateway log. Each reads a bounded chunk, hands
+//! the records and its new position to the store in one append, and reads
+//! the next chunk only once that append is committed, so at most one chunk
+//! per follower is ever in memory and a restart (or `kill -9`) resumes
+//! exactly where the last commit left off.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde::Serialize;
+
+use crate::ingest::{complete, IngestError};
+use crate::records::{Batch, Source, Stamp};
+use crate::schema::ReadPool;
+use crate::stats::Stats;
+use crate::store::AppendRecords;
+use crate::time::{now_ns, rfc3339_ms};
+
+/// Which follower a position belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum FollowKind {
+    /// An OpenClaw transcript database.
+    Transcript,
+    /// An OpenClaw gateway log file.
+    GatewayLog,
+}
+
+impl FollowKind {
+    /// The name stored in `follow_positions.kind`.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Where a follower stands in one source once an append's rows are stored;
+/// the store saves it in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The follower.
+    pub kind: FollowKind,
+    /// The source: a database's path, a log file's `device:inode`.
+    pub key: String,
+    /// The path the source was last seen at.
+    pub path: String,
+    /// The last transcript rowid read, or the log bytes read.
+    pub offset: i64,
+    /// What tells this source from another that took its key.
+    pub fingerprint: Option<String>,
+    /// Items read in this step (added to the saved count).
+    pub read: u64,
+    /// Items in this step that could not be parsed (added likewise).
+    pub failed: u64,
+    /// Transcript sessions whose highest sequence read moved: `(session, seq)`.
+    pub sessions: Vec<(String, i64)>,
+}
+
+/// A position as saved, read back at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    /// The path the source was last seen at.
+    pub path: String,
+    /// See [`Position::offset`].
+    pub offset: i64,
+    /// See [`Position::fingerprint`].
+    pub fingerprint: Option<String>,
+    /// Items read so far.
+    pub read: u64,
+    /// Items that could not be parsed so far.
+    pub failed: u64,
+}
+
+/// The positions saved for `kind`, by key.
+pub fn saved_positions(
+    pool: &ReadPool,
+    kind: FollowKind,
+) -> Result<BTreeMap<String, Saved>, String> {
+    let conn = pool.get().map_err(|e| e.to_string())?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT key, path, offset, fingerprint, rows_read, rows_failed
+             FROM follow_positions WHERE kind = ?1",
+        )
+        .map_err(|e| e.to_string())?;
+    let rows = stmt
+        .query_map([kind.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Saved {
+                    path: r.get(1)?,
+                    offset: r.get(2)?,
+                    fingerprint: r.get(3)?,
+                    read: r.get::<_, i64>(4)?.max(0) as u64,
+                    failed: r.get::<_, i64>(5)?.max(0) as u64,
+                },
+            ))
+        })
+        .map_err(|e| e.to_string())?;
+    rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+}
+
+/// The highest sequence read per session of the transcript `key`.
+pub fn saved_sessions(pool: &ReadPool, key: &str) -> Result<BTreeMap<String, i64>, String> {
+    let conn = pool.get().map_err(|e| e.to_string())?;
+    let mut stmt = conn
+        .prepare("SELECT session_id, seq FROM follow_sessions WHERE source_key = ?1")
+        .map_err(|e| e.to_string())?;
+    let rows = stmt
+        .query_map([key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(|e| e.to_string())?;
+    rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+}
+
+/// One source as `/v1/status` shows it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SourceView {
+    /// Where it is.
+    pub path: String,
+    /// Transcript: the last rowid read; log: the bytes read.
+    pub position: i64,
+    /// Transcript: rows not yet read at the last look; log: bytes.
+    pub behind: u64,
+    /// Items read (transcript rows, log lines), over the source's life.
+    pub rows_read: u64,
+    /// Items that could not be parsed (log lines kept as text, transcript
+    /// rows that did not decode).
+    pub rows_failed: u64,
+    /// Transcript: LLM calls stored from it; log: error rows besides events.
+    pub stored: u64,
+    /// At the last commit: its time less the newest stored item's own time,
+    /// in milliseconds.
+    pub lag_ms: Option<i64>,
+    /// When the last commit of its rows was (RFC 3339).
+    pub last_commit: Option<String>,
+    /// Why it is not being read, when it is not.
+    pub problem: Option<String>,
+}
+
+/// One follower as `/v1/status` shows it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct FollowerView {
+    /// Whether it runs at all.
+    pub enabled: bool,
+    /// What it looks at (a state directory, log patterns).
+    pub watching: Vec<String>,
+    /// The sources found, by key.
+    pub sources: BTreeMap<String, SourceView>,
+    /// A problem of the follower as a whole (nothing readable, an error).
+    pub problem: Option<String>,
+}
+
+/// The followers' state, shared with `/v1/status`.
+#[derive(Debug, Clone, Default)]
+pub struct FollowView(Arc<Mutex<BTreeMap<&'static str, FollowerView>>>);
+
+impl FollowView {
+    /// Runs `f` on `kind`'s view.
+    pub fn update<R>(&self, kind: FollowKind, f: impl FnOnce(&mut FollowerView) -> R) -> R {
+        let mut map = self.lock();
+        f(map.entry(kind.as_str()).or_default())
+    }
+
+    /// Every follower's view, by kind.
+    pub fn snapshot(&self) -> BTreeMap<&'static str, FollowerView> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<&'static str, FollowerView>> {
+        // A panic while holding the lock leaves a view, not a broken invariant.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What both followers are told at start.
+#[derive(Debug, Clone)]
+pub struct FollowSettings {
+    /// OpenClaw's state directory, whose `agents/*/agent/` hold the
+    /// transcripts; `None`: transcripts are not read.
+    pub state_dir: Option<PathBuf>,
+    /// Glob patterns of the gateway log files; empty: the log is not read.
+    pub log_patterns: Vec<String>,
+    /// Time between looks at the sources.
+    pub poll: Duration,
+    /// Stamped on every record.
+    pub agent_id: String,
+    /// Text fields are cut to this many bytes.
+    pub max_text_bytes: usize,
+    /// The ingest stage's limit of records waiting for the store; a
+    /// follower waits while the store is that far behind.
+    pub max_pending_records: u64,
+}
+
+/// How a follower hands its chunks to the store.
+#[derive(Clone)]
+pub struct Sink {
+    /// The single writer.
+    pub store: Recipient<AppendRecords>,
+    /// Shared counters (the pending-record gauge).
+    pub stats: Arc<Stats>,
+    /// Read connections to the daemon's own file (saved positions).
+    pub pool: ReadPool,
+    /// Status.
+    pub view: FollowView,
+}
+
+/// Records and position of one chunk, ready for the store.
+pub struct Chunk {
+    /// The records, one batch per table (empty batches are left out).
+    pub batches: Vec<Batch>,
+    /// Where the follower stands after them.
+    pub position: Position,
+}
+
+impl Sink {
+    /// Whether the store is so far behind that a follower should wait.
+    pub fn store_busy(&self, settings: &FollowSettings) -> bool {
+        self.stats.pending() >= settings.max_pending_records
+    }
+
+    /// Completes the records (trace ids, text cut like ingest does), stores
+    /// them with the position in one transaction, and resolves once that is
+    /// committed; `Ok` holds the rows stored per batch.
+    pub fn store(
+        &self,
+        settings: &FollowSettings,
+        source: Source,
+        mut chunk: Chunk,
+    ) -> impl std::future::Future<Output = Result<Vec<usize>, IngestError>> + 'static {
+        chunk.batches.retain(|b| !b.is_empty());
+        for batch in &mut chunk.batches {
+            complete(batch, settings.max_text_bytes);
+        }
+        let records: u64 = chunk.batches.iter().map(|b| b.len() as u64).sum();
+        let stats = Arc::clone(&self.stats);
+        stats.pending_add(records);
+        let tables: Vec<_> = chunk.batches.iter().map(Batch::table).collect();
+        let batches = Arc::new(chunk.batches);
+        let kept = Arc::clone(&batches);
+        let sent = self.store.send(AppendRecords {
+            batches,
+            stamp: Stamp {
+                agent_id: settings.agent_id.clone(),
+                received_ns: now_ns(),
+                source,
+            },
+            position: Some(chunk.position),
+        });
+        async move {
+            let result = sent.await;
+            drop(kept);
+            stats.pending_sub(records);
+            match result {
+                Ok(Ok(ids)) => {
+                    for (table, rows) in tables.iter().zip(&ids) {
+                        stats.accepted(*table, rows.len());
+                    }
+                    Ok(ids.iter().map(Vec::len).collect())
+                }
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(IngestError::StoreGone),
+            }
+        }
+    }
+}
+
+/// Marks a committed chunk in `view`: counts, position, lag.
+pub fn committed(
+    view: &mut SourceView,
+    position: &Position,
+    stored: u64,
+    newest_ns: Option<i64>,
+    behind: u64,
+) {
+    let now = now_ns();
+    view.path.clone_from(&position.path);
+    view.position = position.offset;
+    view.rows_read += position.read;
+    view.rows_failed += position.failed;
+    view.stored += stored;
+    view.behind = behind;
+    if let Some(t) = newest_ns {
+        view.lag_ms = Some((now - t) / 1_000_000);
+    }
+    view.last_commit = Some(rfc3339_ms(now));
+    view.problem = None;
+}
+
+/// How long a follower waits before trying again after the store refused
+/// or was too far behind.
+pub const RETRY_AFTER: Duration = Duration::from_millis(500);

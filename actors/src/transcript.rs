@@ -1,0 +1,667 @@
+//! The TranscriptActor: reads every model call's usage and cost out of
+//! OpenClaw's own transcript databases, with no help from the agent.
+//!
+//! OpenClaw keeps one SQLite file per agent,
+//! `<state dir>/agents/<agentId>/agent/openclaw-agent.sqlite`; its
+//! `transcript_events` table holds one row per event of a session, keyed by
+//! `(session_id, seq)`, the event's JSON in `event_json` or, for large
+//! events, zstd-compressed in `event_zstd`. Each assistant message carries
+//! the provider, model, token usage and OpenClaw's own cost; each becomes
+//! one `llm_calls` row (`source` `openclaw_transcript`).
+//!
+//! A good neighbour: the file is opened read-only, each read is one short
+//! statement (one read transaction of at most [`CHUNK_ROWS`] rows), and the
+//! databases are looked at every `TRACE_OPENCLAW_POLL`. A schema version
+//! this build does not know is reported in `/v1/status` and the file is
+//! skipped, never guessed at.
+//!
+//! Exactly once: rows are read in rowid order from the last rowid read, and
+//! the highest `seq` read per session is kept too, both saved with the
+//! calls in one transaction. Should the row at the saved rowid no longer be
+//! the one read there (OpenClaw deleted the newest rows and reused their
+//! rowids), the table is read again from its start and the per-session
+//! sequences skip what was read; rows OpenClaw moves to cold archives after
+//! they were read change nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use serde_json::Value;
+use slog::{info, warn, Logger};
+
+use crate::follow::{
+    committed, saved_positions, saved_sessions, Chunk, FollowKind, FollowSettings, Position,
+    Saved, Sink, RETRY_AFTER,
+};
+use crate::records::{Batch, JsonObject, LlmCall, LlmOrigin, Source, MAX_TOKENS};
+use crate::stats::ActorName;
+use crate::supervise::contain;
+use crate::time::rfc3339_ns;
+
+/// The agent schema versions whose `transcript_events` this build reads
+/// (OpenClaw 2026.9.6 writes 23).
+pub const KNOWN_SCHEMAS: &[i64] = &[23];
+
+/// Rows read in one chunk at most.
+pub const CHUNK_ROWS: usize = 256;
+
+/// Event bytes read in one chunk at most (a row is always read whole).
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// The largest event OpenClaw stores (its own bound, `event_utf8_bytes`).
+const MAX_EVENT_BYTES: usize = 4 << 20;
+
+/// How long a read waits for OpenClaw's lock before trying at the next look.
+const BUSY_WAIT: Duration = Duration::from_millis(200);
+
+/// The transcript file of each agent under `state_dir`, by agent id.
+pub fn find_databases(state_dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(state_dir.join("agents"))? {
+        let entry = entry?;
+        let path = entry.path().join("agent").join("openclaw-agent.sqlite");
+        if path.is_file() {
+            found.push((entry.file_name().to_string_lossy().into_owned(), path));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// A token count as stored: whole, not negative, within [`MAX_TOKENS`].
+fn tokens(v: Option<&Value>) -> Option<i64> {
+    let n = v?.as_f64()?;
+    (n.is_finite() && (0.0..=MAX_TOKENS as f64).contains(&n)).then_some(n.round() as i64)
+}
+
+/// The LLM call an event records, if it is an assistant message with usage.
+pub fn call_from_event(event: &Value, session_id: &str, agent: &str, seq: i64) -> Option<LlmCall> {
+    let message = event.get("message")?;
+    if event.get("type").and_then(Value::as_str) != Some("message")
+        || message.get("role").and_then(Value::as_str) != Some("assistant")
+    {
+        return None;
+    }
+    let usage = message.get("usage")?.as_object()?;
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let started_ns = message
+        .get("timestamp")
+        .and_then(Value::as_i64)
+        .and_then(|ms| ms.checked_mul(1_000_000));
+    let ended_ns = event.get("timestamp").and_then(Value::as_str).and_then(rfc3339_ns);
+    let latency_ms = match (started_ns, ended_ns) {
+        (Some(s), Some(e)) if e >= s => Some((e - s) as f64 / 1e6),
+        _ => None,
+    };
+    let stop = text(message, "stopReason");
+    let (status, error_type) = match stop.as_deref() {
+        Some("error") => ("error", Some("error".to_string())),
+        Some("aborted") => ("aborted", Some("aborted".to_string())),
+        _ => ("ok", None),
+    };
+    let input = tokens(usage.get("input"));
+    let output = tokens(usage.get("output"));
+    let cache_read = tokens(usage.get("cacheRead"));
+    let cache_write = tokens(usage.get("cacheWrite"));
+    let total = tokens(usage.get("totalTokens")).or_else(|| {
+        let parts = [input, output, cache_read, cache_write];
+        parts.iter().any(Option::is_some).then(|| parts.iter().flatten().sum())
+    });
+    let cost = usage
+        .get("cost")
+        .and_then(|c| c.get("total"))
+        .and_then(Value::as_f64)
+        .filter(|c| c.is_finite() && *c >= 0.0);
+
+    let mut metadata = JsonObject::new();
+    let mut keep = |key: &str, value: Option<Value>| {
+        if let Some(v) = value {
+            metadata.insert(key.to_string(), v);
+        }
+    };
+    keep("openclaw_agent", Some(Value::from(agent)));
+    keep("transcript_seq", Some(Value::from(seq)));
+    keep(
+        "run_id",
+        message
+            .get("__openclaw")
+            .and_then(|o| o.get("runId"))
+            .cloned(),
+    );
+    keep("response_id", message.get("responseId").cloned());
+    keep("api", message.get("api").cloned());
+    keep("stop_reason", stop.clone().map(Value::from));
+    keep("error_message", message.get("errorMessage").cloned());
+    keep("event_id", event.get("id").cloned());
+
+    Some(LlmCall {
+        time_ns: started_ns.or(ended_ns),
+        session_id: Some(session_id.to_string()),
+        provider: text(message, "provider").unwrap_or_else(|| "unknown".into()),
+        model: text(message, "model").unwrap_or_else(|| "unknown".into()),
+        prompt_tokens: input,
+        completion_tokens: output,
+        total_tokens: total,
+        cache_read_tokens: cache_read,
+        cache_write_tokens: cache_write,
+        cost_usd: cost,
+        latency_ms,
+        status: status.to_string(),
+        error_type,
+        metadata: Some(metadata),
+        origin: LlmOrigin::Transcript,
+        ..LlmCall::default()
+    })
+}
+
+/// An event's JSON text: as stored, or decompressed.
+fn event_text(json: Option<String>, zstd: Option<Vec<u8>>, bytes: Option<i64>) -> Result<String, String> {
+    if let Some(text) = json {
+        return Ok(text);
+    }
+    let compressed = zstd.ok_or("neither event_json nor event_zstd is set")?;
+    let expected = bytes
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| (1..=MAX_EVENT_BYTES).contains(n))
+        .ok_or("event_utf8_bytes is missing or out of bounds")?;
+    let decoder = ruzstd::decoding::StreamingDecoder::new(compressed.as_slice())
+        .map_err(|e| format!("event_zstd is not a zstd frame: {e}"))?;
+    let mut out = Vec::with_capacity(expected);
+    decoder
+        .take(expected as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("event_zstd does not decode: {e}"))?;
+    if out.len() != expected {
+        return Err(format!(
+            "event_zstd decodes to {} bytes, event_utf8_bytes says {expected}",
+            out.len()
+        ));
+    }
+    String::from_utf8(out).map_err(|_| "event_zstd is not UTF-8".to_string())
+}
+
+/// One transcript row as read.
+struct Row {
+    rowid: i64,
+    session_id: String,
+    seq: i64,
+    json: Option<String>,
+    zstd: Option<Vec<u8>>,
+    utf8_bytes: Option<i64>,
+}
+
+/// One transcript database followed.
+struct Followed {
+    agent: String,
+    path: PathBuf,
+    conn: Option<Connection>,
+    /// The last rowid read.
+    cursor: i64,
+    /// `(session, seq)` of the row at `cursor`.
+    at_cursor: Option<(String, i64)>,
+    /// The highest `seq` read per session.
+    sessions: HashMap<String, i64>,
+    /// Each session's channel, from `session_windows`.
+    channels: HashMap<String, Option<String>>,
+    /// Problem reported (once) and why the file is skipped.
+    problem: Option<String>,
+}
+
+impl Followed {
+    fn key(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn connection(&mut self) -> rusqlite::Result<&Connection> {
+        if self.conn.is_none() {
+            let conn = Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(BUSY_WAIT)?;
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_ref().expect("opened above"))
+    }
+}
+
+/// The fingerprint saved with a position: the row at the cursor.
+fn cursor_fingerprint(at: &Option<(String, i64)>) -> Option<String> {
+    at.as_ref()
+        .map(|(s, q)| serde_json::json!([s, q]).to_string())
+}
+
+fn parse_fingerprint(text: Option<&str>) -> Option<(String, i64)> {
+    let v: Value = serde_json::from_str(text?).ok()?;
+    Some((v.get(0)?.as_str()?.to_string(), v.get(1)?.as_i64()?))
+}
+
+/// What one read of a database gave.
+enum Outcome {
+    /// Rows to store.
+    Chunk {
+        chunk: Chunk,
+        newest_ns: Option<i64>,
+        behind: u64,
+        at_cursor: Option<(String, i64)>,
+    },
+    /// Nothing new; how many rows are behind (none).
+    CaughtUp,
+    /// The file is skipped: why.
+    Skipped(String),
+}
+
+/// Follows the transcript databases under the state directory.
+pub struct TranscriptActor {
+    settings: Arc<FollowSettings>,
+    state_dir: PathBuf,
+    sink: Sink,
+    log: Logger,
+    /// By key (path); `None` until the saved positions are read.
+    dbs: Option<BTreeMap<String, Followed>>,
+    saved: HashMap<String, Saved>,
+    busy: bool,
+    logged: HashSet<String>,
+    #[cfg(feature = "fault-injection")]
+    fault: Option<crate::fault::FaultKind>,
+}
+
+impl TranscriptActor {
+    /// A follower of the transcripts under `state_dir`.
+    pub fn new(settings: Arc<FollowSettings>, state_dir: PathBuf, sink: Sink, log: Logger) -> Self {
+        TranscriptActor {
+            settings,
+            state_dir,
+            sink,
+            log,
+            dbs: None,
+            saved: HashMap::new(),
+            busy: false,
+            logged: HashSet::new(),
+            #[cfg(feature = "fault-injection")]
+            fault: None,
+        }
+    }
+
+    fn problem_once(&mut self, text: &str) {
+        if self.logged.insert(text.to_string()) {
+            warn!(self.log, "cannot read an OpenClaw transcript"; "problem" => text);
+        }
+    }
+
+    fn load(&mut self) -> bool {
+        if self.dbs.is_some() {
+            return true;
+        }
+        match saved_positions(&self.sink.pool, FollowKind::Transcript) {
+            Ok(saved) => {
+                self.saved = saved.into_iter().collect();
+                self.dbs = Some(BTreeMap::new());
+                true
+            }
+            Err(e) => {
+                warn!(self.log, "reading the transcript positions failed; retrying"; "error" => e);
+                false
+            }
+        }
+    }
+
+    /// Finds the agents' databases, new ones included.
+    fn look(&mut self) {
+        let found = match find_databases(&self.state_dir) {
+            Ok(found) => {
+                self.sink.view.update(FollowKind::Transcript, |v| v.problem = None);
+                found
+            }
+            Err(e) => {
+                let text = format!("{}: {e}", self.state_dir.join("agents").display());
+                self.sink
+                    .view
+                    .update(FollowKind::Transcript, |v| v.problem = Some(text.clone()));
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    self.problem_once(&text);
+                }
+                return;
+            }
+        };
+        for (agent, path) in found {
+            let key = path.display().to_string();
+            if self.dbs.as_ref().is_some_and(|d| d.contains_key(&key)) {
+                continue;
+            }
+            let saved = self.saved.remove(&key);
+            let sessions = match saved_sessions(&self.sink.pool, &key) {
+                Ok(s) => s.into_iter().collect(),
+                Err(e) => {
+                    warn!(self.log, "reading a transcript's sessions failed; retrying"; "error" => e);
+                    continue;
+                }
+            };
+            info!(self.log, "following an OpenClaw transcript"; "path" => &key,
+                "from_rowid" => saved.as_ref().map_or(0, |s| s.offset));
+            self.sink.view.update(FollowKind::Transcript, |v| {
+                let s = v.sources.entry(key.clone()).or_default();
+                s.path.clone_from(&key);
+                if let Some(saved) = &saved {
+                    s.position = saved.offset;
+                    s.rows_read = saved.read;
+                    s.rows_failed = saved.failed;
+                }
+            });
+            let db = Followed {
+                agent,
+                path,
+                conn: None,
+                cursor: saved.as_ref().map_or(0, |s| s.offset),
+                at_cursor: saved
+                    .as_ref()
+                    .and_then(|s| parse_fingerprint(s.fingerprint.as_deref())),
+                sessions,
+                channels: HashMap::new(),
+                problem: None,
+            };
+            if let Some(dbs) = self.dbs.as_mut() {
+                dbs.insert(key, db);
+            }
+        }
+    }
+
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || !self.load() {
+            return;
+        }
+        if self.sink.store_busy(&self.settings) {
+            ctx.run_later(RETRY_AFTER, |act, ctx| act.step(ctx));
+            return;
+        }
+        #[cfg(feature = "fault-injection")]
+        let fault = self.fault.take();
+        let stats = Arc::clone(&self.sink.stats);
+        let log = self.log.clone();
+        let next = contain(ActorName::Transcript, &stats, &log, ctx, || {
+            #[cfg(feature = "fault-injection")]
+            if let Some(fault) = fault {
+                fault.strike();
+            }
+            self.look();
+            self.next_chunk()
+        });
+        let Ok(Some((key, chunk, newest_ns, behind, at_cursor))) = next else {
+            return;
+        };
+        self.busy = true;
+        let position = chunk.position.clone();
+        let fut = self
+            .sink
+            .store(&self.settings, Source::OpenClawTranscript, chunk);
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            act.busy = false;
+            match result {
+                Ok(stored) => {
+                    if let Some(db) = act.dbs.as_mut().and_then(|d| d.get_mut(&key)) {
+                        db.cursor = position.offset;
+                        db.at_cursor = at_cursor;
+                        for (session, seq) in &position.sessions {
+                            let hw = db.sessions.entry(session.clone()).or_insert(*seq);
+                            *hw = (*hw).max(*seq);
+                        }
+                    }
+                    let calls = stored.first().copied().unwrap_or(0) as u64;
+                    act.sink.view.update(FollowKind::Transcript, |v| {
+                        let s = v.sources.entry(key.clone()).or_default();
+                        committed(s, &position, calls, newest_ns, behind);
+                    });
+                    // A full chunk: there may be more at once.
+                    ctx.notify(Step);
+                }
+                Err(e) => {
+                    warn!(act.log, "storing transcript calls failed; retrying";
+                        "error" => e.to_string(), "path" => &position.path);
+                    ctx.run_later(RETRY_AFTER, |act, ctx| act.step(ctx));
+                }
+            }
+        }));
+    }
+
+    /// Reads the next chunk of the first database with new rows.
+    #[allow(clippy::type_complexity)]
+    fn next_chunk(
+        &mut self,
+    ) -> Option<(String, Chunk, Option<i64>, u64, Option<(String, i64)>)> {
+        let keys: Vec<String> = self.dbs.as_ref()?.keys().cloned().collect();
+        for key in keys {
+            let db = self.dbs.as_mut()?.get_mut(&key)?;
+            let outcome = read_chunk(db);
+            match outcome {
+                Ok(Outcome::Chunk {
+                    chunk,
+                    newest_ns,
+                    behind,
+                    at_cursor,
+                }) => return Some((key, chunk, newest_ns, behind, at_cursor)),
+                Ok(Outcome::CaughtUp) => {
+                    let cursor = db.cursor;
+                    db.problem = None;
+                    self.sink.view.update(FollowKind::Transcript, |v| {
+                        let s = v.sources.entry(key.clone()).or_default();
+                        s.position = cursor;
+                        s.behind = 0;
+                        s.problem = None;
+                    });
+                }
+                Ok(Outcome::Skipped(why)) => {
+                    db.problem = Some(why.clone());
+                    self.sink.view.update(FollowKind::Transcript, |v| {
+                        v.sources.entry(key.clone()).or_default().problem = Some(why.clone());
+                    });
+                    self.problem_once(&why);
+                }
+                Err(e) => {
+                    // Busy or locked: tried again at the next look; a file
+                    // that cannot be opened is reported.
+                    db.conn = None;
+                    let why = format!("{key}: {e}");
+                    self.sink.view.update(FollowKind::Transcript, |v| {
+                        v.sources.entry(key.clone()).or_default().problem = Some(why.clone());
+                    });
+                    if !matches!(
+                        e.sqlite_error_code(),
+                        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                    ) {
+                        self.problem_once(&why);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Reads the rows after the cursor (at most [`CHUNK_ROWS`]).
+fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
+    let key = db.key();
+    let path = db.path.display().to_string();
+    db.connection()?;
+    let conn = db.conn.as_ref().expect("opened above");
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if !KNOWN_SCHEMAS.contains(&version) {
+        return Ok(Outcome::Skipped(format!(
+            "{path}: agent schema version {version} is not one this build reads ({KNOWN_SCHEMAS:?}); \
+             the file is skipped"
+        )));
+    }
+    // The row at the cursor must still be the one read there; if it is not,
+    // read from the start: the per-session sequences skip what was read.
+    let mut from = db.cursor;
+    if from > 0 {
+        let at: Option<(String, i64)> = conn
+            .query_row(
+                "SELECT session_id, seq FROM transcript_events WHERE rowid = ?1",
+                [from],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if at.is_none() || at != db.at_cursor {
+            let newest: Option<i64> =
+                conn.query_row("SELECT max(rowid) FROM transcript_events", [], |r| r.get(0))?;
+            if at.is_some() || newest.unwrap_or(0) < from || db.at_cursor.is_none() {
+                from = 0;
+            }
+        }
+    }
+    let mut rows = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT rowid, session_id, seq, event_json, event_zstd, event_utf8_bytes
+             FROM transcript_events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(rusqlite::params![from, CHUNK_ROWS as i64])?;
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while let Some(r) = rows.next()? {
+            let json: Option<String> = r.get(3)?;
+            let zstd: Option<Vec<u8>> = r.get(4)?;
+            bytes += json.as_ref().map_or(0, String::len) + zstd.as_ref().map_or(0, Vec::len);
+            out.push(Row {
+                rowid: r.get(0)?,
+                session_id: r.get(1)?,
+                seq: r.get(2)?,
+                json,
+                zstd,
+                utf8_bytes: r.get(5)?,
+            });
+            if bytes >= CHUNK_BYTES {
+                break;
+            }
+        }
+        out
+    };
+    if rows.is_empty() {
+        return Ok(Outcome::CaughtUp);
+    }
+    let newest_rowid: i64 = conn
+        .query_row("SELECT max(rowid) FROM transcript_events", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })?
+        .unwrap_or(0);
+    // Channels of sessions not met before.
+    for row in &rows {
+        if !db.channels.contains_key(&row.session_id) {
+            let channel: Option<String> = conn
+                .query_row(
+                    "SELECT channel FROM session_windows WHERE session_id = ?1",
+                    [&row.session_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            db.channels.insert(row.session_id.clone(), channel);
+        }
+    }
+    let mut calls = Vec::new();
+    let mut moved: BTreeMap<String, i64> = BTreeMap::new();
+    let (mut read, mut failed) = (0u64, 0u64);
+    let mut newest_ns = None;
+    for row in rows.iter_mut() {
+        let seen = moved
+            .get(&row.session_id)
+            .or_else(|| db.sessions.get(&row.session_id))
+            .copied();
+        if seen.is_some_and(|s| row.seq <= s) {
+            continue;
+        }
+        moved.insert(row.session_id.clone(), row.seq);
+        read += 1;
+        let event = event_text(row.json.take(), row.zstd.take(), row.utf8_bytes)
+            .and_then(|text| serde_json::from_str::<Value>(&text).map_err(|e| e.to_string()));
+        match event {
+            Ok(event) => {
+                if let Some(mut call) = call_from_event(&event, &row.session_id, &db.agent, row.seq)
+                {
+                    call.channel = db.channels.get(&row.session_id).cloned().flatten();
+                    let ended = event
+                        .get("timestamp")
+                        .and_then(Value::as_str)
+                        .and_then(rfc3339_ns)
+                        .or(call.time_ns);
+                    newest_ns = newest_ns.max(ended);
+                    calls.push(call);
+                }
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    let last = rows.last().expect("not empty");
+    let at_cursor = Some((last.session_id.clone(), last.seq));
+    Ok(Outcome::Chunk {
+        chunk: Chunk {
+            batches: vec![Batch::LlmCalls(calls)],
+            position: Position {
+                kind: FollowKind::Transcript,
+                key: key.clone(),
+                path,
+                offset: last.rowid,
+                fingerprint: cursor_fingerprint(&at_cursor),
+                read,
+                failed,
+                sessions: moved.into_iter().collect(),
+            },
+        },
+        newest_ns,
+        behind: newest_rowid.saturating_sub(last.rowid).max(0) as u64,
+        at_cursor,
+    })
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Step;
+
+impl Handler<Step> for TranscriptActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Step, ctx: &mut Context<Self>) {
+        self.step(ctx);
+    }
+}
+
+impl Actor for TranscriptActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let dir = self.state_dir.display().to_string();
+        info!(self.log, "following OpenClaw's transcripts"; "state_dir" => &dir);
+        self.sink.view.update(FollowKind::Transcript, |v| {
+            v.enabled = true;
+            v.watching = vec![dir];
+        });
+        ctx.notify(Step);
+        ctx.run_interval(self.settings.poll, |act, ctx| act.step(ctx));
+    }
+}
+
+impl Supervised for TranscriptActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.sink.stats.restarted(ActorName::Transcript);
+        warn!(self.log, "transcript follower restarting");
+        self.dbs = None;
+        self.busy = false;
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::fault::InjectFault> for TranscriptActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::fault::InjectFault, _ctx: &mut Context<Self>) {
+        self.fault = Some(msg.0);
+    }
+}
+
+#[cfg(test)]
+#[path = "transcript_tests.rs"]
+mod transcript_tests;
