@@ -489,7 +489,10 @@ struct OpenClawVars {
 
 /// Whether a value turns a source off.
 fn is_off(value: &str) -> bool {
-    matches!(value.trim().to_ascii_lowercase().as_str(), "off" | "false" | "no" | "none" | "0")
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "off" | "false" | "no" | "none" | "0"
+    )
 }
 
 /// `TRACE_OPENCLAW_STATE_DIR`, `TRACE_OPENCLAW_LOG`, `TRACE_OPENCLAW_POLL`.

@@ -177,25 +177,31 @@ impl Engine {
             });
         let follow = FollowView::default();
         let settings = Arc::new(config.follow);
-        let follow_arbiter = (settings.state_dir.is_some() || !settings.log_patterns.is_empty())
-            .then(Arbiter::new);
+        let follow_arbiter =
+            (settings.state_dir.is_some() || !settings.log_patterns.is_empty()).then(Arbiter::new);
         let sink = Sink {
             store: store.clone().recipient(),
             stats: Arc::clone(&stats),
             pool: pool.clone(),
             view: follow.clone(),
         };
-        let transcript = settings
-            .state_dir
-            .clone()
-            .zip(follow_arbiter.as_ref())
-            .map(|(dir, arbiter)| {
-                let (settings, sink) = (Arc::clone(&settings), sink.clone());
-                let log = log.new(o!("actor" => ActorName::Transcript.as_str()));
-                Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                    TranscriptActor::new(Arc::clone(&settings), dir.clone(), sink.clone(), log.clone())
-                })
-            });
+        let transcript =
+            settings
+                .state_dir
+                .clone()
+                .zip(follow_arbiter.as_ref())
+                .map(|(dir, arbiter)| {
+                    let (settings, sink) = (Arc::clone(&settings), sink.clone());
+                    let log = log.new(o!("actor" => ActorName::Transcript.as_str()));
+                    Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                        TranscriptActor::new(
+                            Arc::clone(&settings),
+                            dir.clone(),
+                            sink.clone(),
+                            log.clone(),
+                        )
+                    })
+                });
         let gateway_log = follow_arbiter
             .as_ref()
             .filter(|_| !settings.log_patterns.is_empty())

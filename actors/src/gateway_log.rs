@@ -110,7 +110,12 @@ fn stack_text(stack: &Value) -> Option<String> {
                 .map(|f| {
                     let get = |k: &str| f.get(k).map(plain).unwrap_or_default();
                     let function = get("functionName");
-                    let place = format!("{}:{}:{}", get("fileName"), get("fileLine"), get("fileColumn"));
+                    let place = format!(
+                        "{}:{}:{}",
+                        get("fileName"),
+                        get("fileLine"),
+                        get("fileColumn")
+                    );
                     if function.is_empty() {
                         format!("    at {place}")
                     } else {
@@ -147,7 +152,11 @@ fn parse_object(mut fields: Map<String, Value>) -> LogLine {
     let time_ns = fields
         .remove("time")
         .and_then(|t| t.as_str().and_then(rfc3339_ns))
-        .or_else(|| meta.get("date").and_then(Value::as_str).and_then(rfc3339_ns));
+        .or_else(|| {
+            meta.get("date")
+                .and_then(Value::as_str)
+                .and_then(rfc3339_ns)
+        });
     let take_str = |fields: &mut Map<String, Value>, key: &str| match fields.remove(key) {
         Some(Value::String(s)) => Some(s),
         Some(other) => Some(other.to_string()),
@@ -158,9 +167,13 @@ fn parse_object(mut fields: Map<String, Value>) -> LogLine {
 
     // The arguments of the call ("0", "1", …): the subsystem's name is not
     // worth keeping; an error object is looked at for the errors row.
-    let error_object = fields.values().find(|v| is_error_object(v)).cloned().or_else(|| {
-        is_error_object(&Value::Object(fields.clone())).then(|| Value::Object(fields.clone()))
-    });
+    let error_object = fields
+        .values()
+        .find(|v| is_error_object(v))
+        .cloned()
+        .or_else(|| {
+            is_error_object(&Value::Object(fields.clone())).then(|| Value::Object(fields.clone()))
+        });
     if let Some(name) = &logger {
         fields.retain(|k, v| !(k.parse::<u32>().is_ok() && v.as_str() == Some(name.as_str())));
     }
@@ -719,7 +732,10 @@ pub fn default_patterns(tmpdir: Option<&Path>, uid: u32) -> Vec<String> {
 /// The pattern of the log files OpenClaw writes in `dir`: dated files,
 /// named profiles and their size archives.
 pub fn dir_pattern(dir: &Path) -> String {
-    format!("{}/openclaw-*.log", glob::Pattern::escape(&dir.display().to_string()))
+    format!(
+        "{}/openclaw-*.log",
+        glob::Pattern::escape(&dir.display().to_string())
+    )
 }
 
 /// The patterns of one fixed log file and its size archives (`x.log` has

@@ -563,7 +563,18 @@ mod tests {
             ]
         );
         let actors: Vec<_> = ActorName::VARIANTS.iter().map(|a| a.as_str()).collect();
-        assert_eq!(actors, ["ingest", "store", "metrics", "push", "rotation"]);
+        assert_eq!(
+            actors,
+            [
+                "ingest",
+                "store",
+                "metrics",
+                "push",
+                "rotation",
+                "transcript",
+                "gateway_log"
+            ]
+        );
         let signals: Vec<_> = Signal::VARIANTS.iter().map(|s| s.as_str()).collect();
         assert_eq!(signals, ["spans", "data_points", "log_records"]);
         let items: Vec<_> = ItemReject::VARIANTS.iter().map(|r| r.code()).collect();

@@ -35,8 +35,8 @@ use serde_json::Value;
 use slog::{info, warn, Logger};
 
 use crate::follow::{
-    committed, saved_positions, saved_sessions, Chunk, FollowKind, FollowSettings, Position,
-    Saved, Sink, RETRY_AFTER,
+    committed, saved_positions, saved_sessions, Chunk, FollowKind, FollowSettings, Position, Saved,
+    Sink, RETRY_AFTER,
 };
 use crate::records::{Batch, JsonObject, LlmCall, LlmOrigin, Source, MAX_TOKENS};
 use crate::stats::ActorName;
@@ -93,7 +93,10 @@ pub fn call_from_event(event: &Value, session_id: &str, agent: &str, seq: i64) -
         .get("timestamp")
         .and_then(Value::as_i64)
         .and_then(|ms| ms.checked_mul(1_000_000));
-    let ended_ns = event.get("timestamp").and_then(Value::as_str).and_then(rfc3339_ns);
+    let ended_ns = event
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(rfc3339_ns);
     let latency_ms = match (started_ns, ended_ns) {
         (Some(s), Some(e)) if e >= s => Some((e - s) as f64 / 1e6),
         _ => None,
@@ -110,7 +113,10 @@ pub fn call_from_event(event: &Value, session_id: &str, agent: &str, seq: i64) -
     let cache_write = tokens(usage.get("cacheWrite"));
     let total = tokens(usage.get("totalTokens")).or_else(|| {
         let parts = [input, output, cache_read, cache_write];
-        parts.iter().any(Option::is_some).then(|| parts.iter().flatten().sum())
+        parts
+            .iter()
+            .any(Option::is_some)
+            .then(|| parts.iter().flatten().sum())
     });
     let cost = usage
         .get("cost")
@@ -160,7 +166,11 @@ pub fn call_from_event(event: &Value, session_id: &str, agent: &str, seq: i64) -
 }
 
 /// An event's JSON text: as stored, or decompressed.
-fn event_text(json: Option<String>, zstd: Option<Vec<u8>>, bytes: Option<i64>) -> Result<String, String> {
+fn event_text(
+    json: Option<String>,
+    zstd: Option<Vec<u8>>,
+    bytes: Option<i64>,
+) -> Result<String, String> {
     if let Some(text) = json {
         return Ok(text);
     }
@@ -315,7 +325,9 @@ impl TranscriptActor {
     fn look(&mut self) {
         let found = match find_databases(&self.state_dir) {
             Ok(found) => {
-                self.sink.view.update(FollowKind::Transcript, |v| v.problem = None);
+                self.sink
+                    .view
+                    .update(FollowKind::Transcript, |v| v.problem = None);
                 found
             }
             Err(e) => {
@@ -430,9 +442,7 @@ impl TranscriptActor {
 
     /// Reads the next chunk of the first database with new rows.
     #[allow(clippy::type_complexity)]
-    fn next_chunk(
-        &mut self,
-    ) -> Option<(String, Chunk, Option<i64>, u64, Option<(String, i64)>)> {
+    fn next_chunk(&mut self) -> Option<(String, Chunk, Option<i64>, u64, Option<(String, i64)>)> {
         let keys: Vec<String> = self.dbs.as_ref()?.keys().cloned().collect();
         for key in keys {
             let db = self.dbs.as_mut()?.get_mut(&key)?;
@@ -471,7 +481,9 @@ impl TranscriptActor {
                     });
                     if !matches!(
                         e.sqlite_error_code(),
-                        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                        Some(
+                            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                        )
                     ) {
                         self.problem_once(&why);
                     }

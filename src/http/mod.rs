@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use strum::VariantArray;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -28,6 +27,7 @@ use openclaw_trace_actors::stats::{ActorName, RejectReason, Signal};
 use openclaw_trace_actors::Engine;
 use serde_json::json;
 use slog::{debug, Logger};
+use strum::VariantArray;
 use subtle::ConstantTimeEq;
 
 pub use error::ApiError;

@@ -173,12 +173,7 @@ pub struct Window {
 
 /// The `source` values an LLM row can have, in the order the summary
 /// prefers them.
-pub const LLM_SOURCES: &[&str] = &[
-    "openclaw_transcript",
-    "native",
-    "otlp_span",
-    "otlp_metric",
-];
+pub const LLM_SOURCES: &[&str] = &["openclaw_transcript", "native", "otlp_span", "otlp_metric"];
 
 /// Reads `source` for the LLM endpoints.
 pub fn llm_source(params: &Params<'_>) -> Result<Option<String>, BadParameter> {

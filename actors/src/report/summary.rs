@@ -10,8 +10,12 @@
 //! summary leaves out `otlp_metric` rows in the hours (days, when grouped by
 //! session) that hold `otlp_span` rows, and counts them elsewhere, so an
 //! agent that exported only metrics for part of the window loses nothing; it
-//! says so in `sources.skipped`. Native records are posted by the agent's own
-//! code and are counted alongside.
+//! says so in `sources.skipped`. OpenClaw's own transcript
+//! (`openclaw_transcript`) holds every call its agent made: in the units
+//! that hold transcript rows, the usage spans and metrics are left out, and
+//! so are native records of the same provider and model (the same calls,
+//! posted by the agent's code); native records of other models are counted
+//! alongside.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -316,20 +320,27 @@ struct Gathered {
     asked: Option<String>,
     /// The length of a unit: an hour, or a day when grouped by session.
     unit_ns: i64,
-    /// The units that hold usage spans, seen so far.
-    span_units: HashSet<i64>,
-    /// Usage metrics per unit and group, held until every unit's spans are
-    /// seen: in a unit with spans they repeat the spans and are left out.
-    metrics: HashMap<(i64, Vec<Option<String>>), Sums>,
-    /// Groups held, over all sources and the metrics held back.
+    /// The units that hold calls read from OpenClaw's transcripts.
+    transcript_units: HashSet<i64>,
+    /// The same, per provider and model.
+    transcript_models: HashSet<(i64, String, String)>,
+    /// The rows of the sources that may repeat another's, per unit, source,
+    /// provider, model and group: held until every unit's rows are seen.
+    held: HashMap<Held, Sums>,
+    /// Groups held, over all sources and the rows held back.
     groups: usize,
     /// Set once a group past [`GROUPS_HELD_MAX`] was met.
     overflow: bool,
 }
 
-/// The source whose rows repeat another's, and the one they repeat.
-const METRIC: &str = "otlp_metric";
+/// A unit, source, provider, model and group of held rows.
+type Held = (i64, &'static str, String, String, Vec<Option<String>>);
+
+/// The sources, and which repeat which.
+const TRANSCRIPT: &str = "openclaw_transcript";
+const NATIVE: &str = "native";
 const SPAN: &str = "otlp_span";
+const METRIC: &str = "otlp_metric";
 
 impl Gathered {
     fn add(&mut self, group_by: &[GroupBy], id: &Identity<'_>, sums: &Sums) {
@@ -344,23 +355,42 @@ impl Gathered {
             Some(_) => self.sum(id.source, group_key(group_by, id), sums),
             None => {
                 let unit = id.time_ns.div_euclid(self.unit_ns) * self.unit_ns;
-                if id.source == SPAN {
-                    self.span_units.insert(unit);
-                }
-                if id.source != METRIC {
-                    self.sum(id.source, group_key(group_by, id), sums);
-                    return;
-                }
-                let key = (unit, group_key(group_by, id));
-                match self.metrics.get_mut(&key) {
+                let (provider, model) = self.model_key(id);
+                let source = match id.source {
+                    TRANSCRIPT => {
+                        self.transcript_units.insert(unit);
+                        self.transcript_models.insert((unit, provider, model));
+                        self.sum(id.source, group_key(group_by, id), sums);
+                        return;
+                    }
+                    NATIVE => NATIVE,
+                    SPAN => SPAN,
+                    METRIC => METRIC,
+                    other => {
+                        self.sum(other, group_key(group_by, id), sums);
+                        return;
+                    }
+                };
+                let key = (unit, source, provider, model, group_key(group_by, id));
+                match self.held.get_mut(&key) {
                     Some(held) => held.merge(sums, 1),
                     None if self.groups >= GROUPS_HELD_MAX => self.overflow = true,
                     None => {
                         self.groups += 1;
-                        self.metrics.insert(key, sums.clone());
+                        self.held.insert(key, sums.clone());
                     }
                 }
             }
+        }
+    }
+
+    /// The provider and model a row is matched on: none when grouped by
+    /// session (the session rollup keeps neither).
+    fn model_key(&self, id: &Identity<'_>) -> (String, String) {
+        if self.unit_ns == HOUR_NS {
+            (id.provider.to_string(), id.model.to_string())
+        } else {
+            (String::new(), String::new())
         }
     }
 
@@ -378,27 +408,65 @@ impl Gathered {
         }
     }
 
-    /// Once everything is read: the usage metrics held back are summed,
-    /// except in the units that hold usage spans.
-    fn settle_metrics(&mut self) {
+    /// Leaves `rows` of `source` out, for `why`.
+    fn leave_out(&mut self, source: &str, rows: i64, why: impl FnOnce() -> String) {
+        self.left_out
+            .entry(source.to_string())
+            .or_insert_with(|| (0, why()))
+            .0 += rows;
+    }
+
+    /// Once everything is read, the held rows are summed, except where
+    /// another source already counts the same calls: OpenClaw's transcript
+    /// holds every call its agent made, so in its units the usage spans and
+    /// metrics OpenClaw also exports, and native records of the same
+    /// provider and model, repeat it; in units without it, usage metrics
+    /// repeat usage spans.
+    fn settle(&mut self) {
         let unit_name = if self.unit_ns == HOUR_NS {
             "hours"
         } else {
             "days"
         };
-        for ((unit, key), sums) in std::mem::take(&mut self.metrics) {
-            if self.span_units.contains(&unit) {
-                let why = format!(
-                    "otlp_metric repeats the usage of otlp_span: OpenClaw exports each call both \
-                     as a usage span and in its usage metrics, so in the {unit_name} with usage \
-                     spans only the spans are counted"
-                );
-                self.left_out
-                    .entry(METRIC.to_string())
-                    .or_insert((0, why))
-                    .0 += sums.rows;
-            } else {
-                self.sum(METRIC, key, &sums);
+        let held = std::mem::take(&mut self.held);
+        let span_units: HashSet<i64> = held
+            .keys()
+            .filter(|(_, source, ..)| *source == SPAN)
+            .map(|(unit, ..)| *unit)
+            .collect();
+        let mut held: Vec<_> = held.into_iter().collect();
+        held.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((unit, source, provider, model, key), sums) in held {
+            let in_transcript = self.transcript_units.contains(&unit);
+            match source {
+                NATIVE if self.transcript_models.contains(&(unit, provider, model)) => {
+                    self.leave_out(NATIVE, sums.rows, || {
+                        format!(
+                            "native records repeat openclaw_transcript: in the {unit_name} \
+                             where OpenClaw's transcript holds calls of the same provider and \
+                             model, only the transcript is counted"
+                        )
+                    });
+                }
+                SPAN | METRIC if in_transcript => {
+                    self.leave_out(source, sums.rows, || {
+                        format!(
+                            "{source} repeats openclaw_transcript: OpenClaw's transcript holds \
+                             every call its agent made, so in the {unit_name} it covers only \
+                             the transcript is counted"
+                        )
+                    });
+                }
+                METRIC if span_units.contains(&unit) => {
+                    self.leave_out(METRIC, sums.rows, || {
+                        format!(
+                            "otlp_metric repeats the usage of otlp_span: OpenClaw exports each \
+                             call both as a usage span and in its usage metrics, so in the \
+                             {unit_name} with usage spans only the spans are counted"
+                        )
+                    });
+                }
+                _ => self.sum(source, key, &sums),
             }
         }
     }
@@ -451,7 +519,7 @@ pub fn summary(conn: &Connection, q: &SummaryQuery) -> Result<Summary, ReportErr
     for (from, to) in ends {
         raw(conn, &q.group_by, from, to, &mut gathered)?;
     }
-    gathered.settle_metrics();
+    gathered.settle();
 
     if gathered.overflow {
         return Err(BadParameter::new(
