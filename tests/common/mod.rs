@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod fixtures;
+pub mod openclaw;
 pub mod receiver;
 pub mod tmpfs;
 pub mod webdriver;
