@@ -90,7 +90,7 @@ impl Daemon {
 
     /// Starts the daemon on `db_path` (a fresh temporary file when `None`)
     /// with `env`, letting `configure` adjust its command.
-    fn start_configured(
+    pub fn start_configured(
         db_path: Option<&Path>,
         env: &[(&str, &str)],
         configure: impl FnOnce(&mut Command),
