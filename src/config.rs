@@ -949,6 +949,9 @@ mod tests {
             ("TRACE_DB_MAX_BYTES", "1 bucket"),
             ("TRACE_DISK_MAX_PERCENT", "150"),
             ("TRACE_PRICES_FILE", "/nonexistent/prices.txt"),
+            ("TRACE_OPENCLAW_POLL", "often"),
+            ("TRACE_OPENCLAW_POLL", "10ms"),
+            ("TRACE_OPENCLAW_LOG", "/var/log/openclaw-[unclosed.log"),
         ] {
             let mut pairs = vec![(name, bad)];
             if name.starts_with("TRACE_PUSH_") && name != "TRACE_PUSH_ENDPOINT" {
@@ -959,6 +962,42 @@ mod tests {
                 Err(e) => assert!(e.to_string().contains(name), "{name}: {e}"),
             }
         }
+    }
+
+    #[test]
+    fn openclaw_sources_default_to_openclaws_own_places() {
+        let c = config(&[("HOME", "/home/agent")]).expect("valid");
+        assert_eq!(
+            c.openclaw.state_dir,
+            Some(PathBuf::from("/home/agent/.openclaw"))
+        );
+        assert_eq!(c.openclaw.log_patterns[0], "/tmp/openclaw/openclaw-*.log");
+        assert_eq!(c.openclaw.poll, Duration::from_secs(5));
+        let c = config(&[("OPENCLAW_STATE_DIR", "/data"), ("HOME", "/home/agent")]).expect("valid");
+        assert_eq!(c.openclaw.state_dir, Some(PathBuf::from("/data")));
+        let c = config(&[
+            ("OPENCLAW_STATE_DIR", "/data"),
+            ("TRACE_OPENCLAW_STATE_DIR", "off"),
+            ("TRACE_OPENCLAW_LOG", "off"),
+            ("TRACE_OPENCLAW_POLL", "250ms"),
+        ])
+        .expect("valid");
+        assert_eq!(c.openclaw.state_dir, None);
+        assert!(c.openclaw.log_patterns.is_empty());
+        assert_eq!(c.openclaw.poll, Duration::from_millis(250));
+        // A file, a directory, a glob.
+        let logs = |v: &str| {
+            config(&[("TRACE_OPENCLAW_LOG", v)])
+                .expect("valid")
+                .openclaw
+                .log_patterns
+        };
+        assert_eq!(
+            logs("/data/logs/gateway.log"),
+            ["/data/logs/gateway.log", "/data/logs/gateway.[1-5].log"]
+        );
+        assert_eq!(logs("/data/logs"), ["/data/logs/openclaw-*.log"]);
+        assert_eq!(logs("/data/logs/*.log"), ["/data/logs/*.log"]);
     }
 
     #[test]

@@ -438,3 +438,142 @@ fn sources_that_cannot_be_read_are_reported_at_start() {
     assert!(d.logged("cannot read an OpenClaw transcript"));
     assert!(d.logged("cannot read an OpenClaw gateway log file"));
 }
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// An `openclaw.model.usage` span as OTLP/JSON.
+fn usage_span_body(at_ms: i64, span: &str, provider: &str, model: &str, input: i64) -> String {
+    let attr = |k: &str, v: Value| {
+        serde_json::json!({"key": k, "value": match v {
+            Value::String(s) => serde_json::json!({"stringValue": s}),
+            other => serde_json::json!({"intValue": other.to_string()}),
+        }})
+    };
+    let start = at_ms * 1_000_000;
+    serde_json::json!({"resourceSpans": [{"resource": {"attributes": []},
+    "scopeSpans": [{"scope": {"name": "openclaw"}, "spans": [{
+        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": span,
+        "name": "openclaw.model.usage", "kind": 1,
+        "startTimeUnixNano": start.to_string(),
+        "endTimeUnixNano": (start + 1_000_000_000).to_string(),
+        "attributes": [
+            attr("gen_ai.system", Value::from(provider)),
+            attr("gen_ai.request.model", Value::from(model)),
+            attr("openclaw.tokens.input", Value::from(input)),
+            attr("openclaw.tokens.output", Value::from(1)),
+        ]}]}]}]})
+    .to_string()
+}
+
+#[test]
+fn the_summary_counts_a_call_once_across_transcript_otlp_and_native() {
+    let now = now_ms();
+    let hour_ms = 3_600_000;
+    // Three calls in the transcript, in the current hour.
+    let state = tempfile::tempdir().expect("tempdir");
+    let (_, conn) = agent_db(state.path(), "main", 23);
+    for i in 0..3i64 {
+        let mut event: Value = serde_json::from_str(&assistant(10 + i, 2, 0.01)).expect("json");
+        event["message"]["timestamp"] = Value::from(now - 1000 * (i + 1));
+        conn.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
+             VALUES ('s', ?1, ?2, 0)",
+            params![i, event.to_string()],
+        )
+        .expect("insert");
+    }
+    let state_dir = state.path().display().to_string();
+    let d = Daemon::start(&[
+        ("TRACE_OPENCLAW_STATE_DIR", state_dir.as_str()),
+        ("TRACE_OPENCLAW_POLL", "100ms"),
+    ]);
+    eventually("the transcript read", || transcript_calls(&d).0 == 3);
+    // The same calls again, as OpenClaw's usage spans and as native records
+    // of the same provider and model; a native call of another model; and
+    // a usage span two hours back, when the transcript holds nothing.
+    for (i, span) in ["00f067aa0ba902b1", "00f067aa0ba902b2", "00f067aa0ba902b3"]
+        .iter()
+        .enumerate()
+    {
+        let r = d.post_json(
+            "/v1/traces",
+            &usage_span_body(
+                now - 1000 * (i as i64 + 1),
+                span,
+                "mock",
+                "mock-model",
+                10 + i as i64,
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let native = serde_json::json!([
+        {"provider": "mock", "model": "mock-model", "prompt_tokens": 10, "completion_tokens": 2,
+         "cost_usd": 0.01, "timestamp": now - 1000},
+        {"provider": "anthropic", "model": "claude-sonnet-4-5", "prompt_tokens": 100,
+         "completion_tokens": 20, "cost_usd": 0.5, "timestamp": now - 2000},
+    ]);
+    let r = d.post_json("/v1/traces", &native.to_string());
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = d.post_json(
+        "/v1/traces",
+        &usage_span_body(
+            now - 2 * hour_ms,
+            "00f067aa0ba902b9",
+            "mock",
+            "mock-model",
+            1000,
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    eventually("the span rows", || {
+        d.db()
+            .query_row(
+                "SELECT count(*) FROM llm_calls WHERE source = 'otlp_span'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap_or(0)
+            == 4
+    });
+
+    let s = d.get("/v1/llm/summary?since=24h&group_by=model").json();
+    // 3 transcript calls, the other model's native call, the older span.
+    assert_eq!(s["totals"]["calls"], 5, "{s}");
+    assert_eq!(
+        s["sources"]["used"],
+        serde_json::json!(["openclaw_transcript", "native", "otlp_span"]),
+        "{s}"
+    );
+    let skipped: Vec<(String, i64)> = s["sources"]["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .map(|x| {
+            (
+                x["source"].as_str().unwrap_or("").to_string(),
+                x["rows"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        [("native".to_string(), 1), ("otlp_span".to_string(), 3)],
+        "{s}"
+    );
+    let mock = s["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["key"]["model"] == "mock-model"))
+        .cloned()
+        .expect("mock-model group");
+    assert_eq!(mock["calls"], 4, "{mock}");
+    assert_eq!(mock["tokens"]["input"], 10 + 11 + 12 + 1000, "{mock}");
+    // Each source alone, when asked for, holds its own rows.
+    let spans = d.get("/v1/llm/summary?since=24h&source=otlp_span").json();
+    assert_eq!(spans["totals"]["calls"], 4, "{spans}");
+}

@@ -61,8 +61,6 @@ pub struct Position {
     pub read: u64,
     /// Items in this step that could not be parsed (added likewise).
     pub failed: u64,
-    /// Transcript sessions whose highest sequence read moved: `(session, seq)`.
-    pub sessions: Vec<(String, i64)>,
 }
 
 /// A position as saved, read back at start.
@@ -105,18 +103,6 @@ pub fn saved_positions(
                 },
             ))
         })
-        .map_err(|e| e.to_string())?;
-    rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
-}
-
-/// The highest sequence read per session of the transcript `key`.
-pub fn saved_sessions(pool: &ReadPool, key: &str) -> Result<BTreeMap<String, i64>, String> {
-    let conn = pool.get().map_err(|e| e.to_string())?;
-    let mut stmt = conn
-        .prepare("SELECT session_id, seq FROM follow_sessions WHERE source_key = ?1")
-        .map_err(|e| e.to_string())?;
-    let rows = stmt
-        .query_map([key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
         .map_err(|e| e.to_string())?;
     rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
 }

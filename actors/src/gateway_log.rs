@@ -666,7 +666,6 @@ fn read_chunk(f: &mut Followed) -> std::io::Result<Option<(Chunk, Option<i64>)>>
                 fingerprint,
                 read,
                 failed,
-                sessions: Vec::new(),
             },
         },
         newest_ns,

@@ -258,7 +258,8 @@ const MIGRATIONS: &[&str] = &[
     -- One row per source followed. `kind` is `transcript` or `gateway_log`;
     -- `key` names the source (a database's path; a log file's device and
     -- inode); `offset` is the last transcript rowid read or the log bytes
-    -- read; `fingerprint` tells a reused inode from the file it was.
+    -- read; `fingerprint` tells the row or file read from another that
+    -- took its rowid or inode since.
     CREATE TABLE follow_positions (
         kind        TEXT    NOT NULL,
         key         TEXT    NOT NULL,
@@ -271,14 +272,6 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, key)
     ) WITHOUT ROWID;
 
-    -- The highest event sequence read per transcript session: what makes a
-    -- transcript read exactly once even when OpenClaw moves or rewrites rows.
-    CREATE TABLE follow_sessions (
-        source_key TEXT    NOT NULL,
-        session_id TEXT    NOT NULL,
-        seq        INTEGER NOT NULL,
-        PRIMARY KEY (source_key, session_id)
-    ) WITHOUT ROWID;
     "#,
 ];
 

@@ -1026,15 +1026,6 @@ fn save_position(conn: &Connection, at: &Position, now_ns: i64) -> rusqlite::Res
         at.failed as i64,
         now_ns
     ])?;
-    if !at.sessions.is_empty() {
-        let mut stmt = conn.prepare_cached(
-            "INSERT INTO follow_sessions (source_key, session_id, seq) VALUES (?1, ?2, ?3)
-             ON CONFLICT (source_key, session_id) DO UPDATE SET seq = max(seq, excluded.seq)",
-        )?;
-        for (session, seq) in &at.sessions {
-            stmt.execute(params![at.key, session, seq])?;
-        }
-    }
     Ok(())
 }
 

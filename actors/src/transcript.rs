@@ -15,13 +15,16 @@
 //! this build does not know is reported in `/v1/status` and the file is
 //! skipped, never guessed at.
 //!
-//! Exactly once: rows are read in rowid order from the last rowid read, and
-//! the highest `seq` read per session is kept too, both saved with the
-//! calls in one transaction. Should the row at the saved rowid no longer be
-//! the one read there (OpenClaw deleted the newest rows and reused their
-//! rowids), the table is read again from its start and the per-session
-//! sequences skip what was read; rows OpenClaw moves to cold archives after
-//! they were read change nothing.
+//! Exactly once: rows are read in rowid order from the last rowid read,
+//! saved with the calls in one transaction, with the session, `seq` and
+//! `created_at` of the row at that rowid. OpenClaw deletes rows (a session
+//! moved to a cold archive, a rewound tail whose `seq`s it then writes
+//! again) and SQLite may give a deleted rowid to a new row: when the row at
+//! the saved rowid is no longer the one read there, the table is read again
+//! from its start. Either way a call is stored once: before a chunk goes to
+//! the store, its calls already held (same session, start time and event
+//! id) are dropped. Rows moved to cold archives after they were read change
+//! nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
@@ -35,8 +38,8 @@ use serde_json::Value;
 use slog::{info, warn, Logger};
 
 use crate::follow::{
-    committed, saved_positions, saved_sessions, Chunk, FollowKind, FollowSettings, Position, Saved,
-    Sink, RETRY_AFTER,
+    committed, saved_positions, Chunk, FollowKind, FollowSettings, Position, Saved, Sink,
+    RETRY_AFTER,
 };
 use crate::records::{Batch, JsonObject, LlmCall, LlmOrigin, Source, MAX_TOKENS};
 use crate::stats::ActorName;
@@ -102,9 +105,11 @@ pub fn call_from_event(event: &Value, session_id: &str, agent: &str, seq: i64) -
         _ => None,
     };
     let stop = text(message, "stopReason");
+    // OpenClaw's own class of failure (`server_error`), else the stop reason.
+    let failure = |reason: &str| text(message, "errorType").unwrap_or_else(|| reason.to_string());
     let (status, error_type) = match stop.as_deref() {
-        Some("error") => ("error", Some("error".to_string())),
-        Some("aborted") => ("aborted", Some("aborted".to_string())),
+        Some("error") => ("error", Some(failure("error"))),
+        Some("aborted") => ("aborted", Some(failure("aborted"))),
         _ => ("ok", None),
     };
     let input = tokens(usage.get("input"));
@@ -143,6 +148,7 @@ pub fn call_from_event(event: &Value, session_id: &str, agent: &str, seq: i64) -
     keep("api", message.get("api").cloned());
     keep("stop_reason", stop.clone().map(Value::from));
     keep("error_message", message.get("errorMessage").cloned());
+    keep("error_code", message.get("errorCode").cloned());
     keep("event_id", event.get("id").cloned());
 
     Some(LlmCall {
@@ -200,6 +206,7 @@ struct Row {
     rowid: i64,
     session_id: String,
     seq: i64,
+    created_at: i64,
     json: Option<String>,
     zstd: Option<Vec<u8>>,
     utf8_bytes: Option<i64>,
@@ -212,10 +219,8 @@ struct Followed {
     conn: Option<Connection>,
     /// The last rowid read.
     cursor: i64,
-    /// `(session, seq)` of the row at `cursor`.
-    at_cursor: Option<(String, i64)>,
-    /// The highest `seq` read per session.
-    sessions: HashMap<String, i64>,
+    /// `(session, seq, created_at)` of the row at `cursor`.
+    at_cursor: Option<RowId>,
     /// Each session's channel, from `session_windows`.
     channels: HashMap<String, Option<String>>,
     /// Problem reported (once) and why the file is skipped.
@@ -240,15 +245,52 @@ impl Followed {
     }
 }
 
+/// What tells a transcript row from another that took its rowid:
+/// `(session_id, seq, created_at)`.
+type RowId = (String, i64, i64);
+
 /// The fingerprint saved with a position: the row at the cursor.
-fn cursor_fingerprint(at: &Option<(String, i64)>) -> Option<String> {
+fn cursor_fingerprint(at: &Option<RowId>) -> Option<String> {
     at.as_ref()
-        .map(|(s, q)| serde_json::json!([s, q]).to_string())
+        .map(|(s, q, c)| serde_json::json!([s, q, c]).to_string())
 }
 
-fn parse_fingerprint(text: Option<&str>) -> Option<(String, i64)> {
+fn parse_fingerprint(text: Option<&str>) -> Option<RowId> {
     let v: Value = serde_json::from_str(text?).ok()?;
-    Some((v.get(0)?.as_str()?.to_string(), v.get(1)?.as_i64()?))
+    Some((
+        v.get(0)?.as_str()?.to_string(),
+        v.get(1)?.as_i64()?,
+        v.get(2)?.as_i64()?,
+    ))
+}
+
+/// Drops the calls the daemon's file already holds (read before a restart
+/// from a row OpenClaw since moved, or from a table read again): the same
+/// session, start time and transcript event. Returns how many it dropped.
+pub fn drop_stored(conn: &Connection, calls: &mut Vec<LlmCall>) -> rusqlite::Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM llm_calls WHERE time_ns = ?1 AND source = 'openclaw_transcript'
+           AND session_id IS ?2 AND json_extract(metadata, '$.event_id') IS ?3 LIMIT 1",
+    )?;
+    let before = calls.len();
+    let mut keep = Vec::with_capacity(before);
+    for call in calls.drain(..) {
+        let event_id = call
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("event_id"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let held = match call.time_ns {
+            Some(t) => stmt.exists(rusqlite::params![t, call.session_id, event_id])?,
+            None => false,
+        };
+        if !held {
+            keep.push(call);
+        }
+    }
+    *calls = keep;
+    Ok(before - calls.len())
 }
 
 /// What one read of a database gave.
@@ -258,7 +300,7 @@ enum Outcome {
         chunk: Chunk,
         newest_ns: Option<i64>,
         behind: u64,
-        at_cursor: Option<(String, i64)>,
+        at_cursor: Option<RowId>,
     },
     /// Nothing new; how many rows are behind (none).
     CaughtUp,
@@ -347,13 +389,6 @@ impl TranscriptActor {
                 continue;
             }
             let saved = self.saved.remove(&key);
-            let sessions = match saved_sessions(&self.sink.pool, &key) {
-                Ok(s) => s.into_iter().collect(),
-                Err(e) => {
-                    warn!(self.log, "reading a transcript's sessions failed; retrying"; "error" => e);
-                    continue;
-                }
-            };
             info!(self.log, "following an OpenClaw transcript"; "path" => &key,
                 "from_rowid" => saved.as_ref().map_or(0, |s| s.offset));
             self.sink.view.update(FollowKind::Transcript, |v| {
@@ -373,7 +408,6 @@ impl TranscriptActor {
                 at_cursor: saved
                     .as_ref()
                     .and_then(|s| parse_fingerprint(s.fingerprint.as_deref())),
-                sessions,
                 channels: HashMap::new(),
                 problem: None,
             };
@@ -418,10 +452,6 @@ impl TranscriptActor {
                     if let Some(db) = act.dbs.as_mut().and_then(|d| d.get_mut(&key)) {
                         db.cursor = position.offset;
                         db.at_cursor = at_cursor;
-                        for (session, seq) in &position.sessions {
-                            let hw = db.sessions.entry(session.clone()).or_insert(*seq);
-                            *hw = (*hw).max(*seq);
-                        }
                     }
                     let calls = stored.first().copied().unwrap_or(0) as u64;
                     act.sink.view.update(FollowKind::Transcript, |v| {
@@ -442,18 +472,48 @@ impl TranscriptActor {
 
     /// Reads the next chunk of the first database with new rows.
     #[allow(clippy::type_complexity)]
-    fn next_chunk(&mut self) -> Option<(String, Chunk, Option<i64>, u64, Option<(String, i64)>)> {
+    fn next_chunk(&mut self) -> Option<(String, Chunk, Option<i64>, u64, Option<RowId>)> {
         let keys: Vec<String> = self.dbs.as_ref()?.keys().cloned().collect();
         for key in keys {
             let db = self.dbs.as_mut()?.get_mut(&key)?;
             let outcome = read_chunk(db);
             match outcome {
                 Ok(Outcome::Chunk {
-                    chunk,
+                    mut chunk,
                     newest_ns,
                     behind,
                     at_cursor,
-                }) => return Some((key, chunk, newest_ns, behind, at_cursor)),
+                }) => {
+                    let dropped =
+                        self.sink
+                            .pool
+                            .get()
+                            .map_err(|e| e.to_string())
+                            .and_then(|conn| {
+                                let mut dropped = 0;
+                                for batch in &mut chunk.batches {
+                                    if let Batch::LlmCalls(calls) = batch {
+                                        dropped +=
+                                            drop_stored(&conn, calls).map_err(|e| e.to_string())?;
+                                    }
+                                }
+                                Ok(dropped)
+                            });
+                    match dropped {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            info!(self.log, "transcript calls already stored were read again and left out";
+                            "calls" => n, "path" => &key)
+                        }
+                        Err(e) => {
+                            // Not knowing what is held, store nothing yet.
+                            warn!(self.log, "checking transcript calls against the database failed; retrying";
+                                "error" => e);
+                            return None;
+                        }
+                    }
+                    return Some((key, chunk, newest_ns, behind, at_cursor));
+                }
                 Ok(Outcome::CaughtUp) => {
                     let cursor = db.cursor;
                     db.problem = None;
@@ -507,44 +567,42 @@ fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
              the file is skipped"
         )));
     }
-    // The row at the cursor must still be the one read there; if it is not,
-    // read from the start: the per-session sequences skip what was read.
+    // The row at the cursor must still be the one read there; if it is not
+    // (its rowid was deleted and may be given to a new row), read from the
+    // start: calls already held are dropped before they are stored.
     let mut from = db.cursor;
     if from > 0 {
-        let at: Option<(String, i64)> = conn
+        let at: Option<RowId> = conn
             .query_row(
-                "SELECT session_id, seq FROM transcript_events WHERE rowid = ?1",
+                "SELECT session_id, seq, created_at FROM transcript_events WHERE rowid = ?1",
                 [from],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
         if at.is_none() || at != db.at_cursor {
-            let newest: Option<i64> =
-                conn.query_row("SELECT max(rowid) FROM transcript_events", [], |r| r.get(0))?;
-            if at.is_some() || newest.unwrap_or(0) < from || db.at_cursor.is_none() {
-                from = 0;
-            }
+            from = 0;
         }
     }
     let mut rows = {
         let mut stmt = conn.prepare_cached(
-            "SELECT rowid, session_id, seq, event_json, event_zstd, event_utf8_bytes
+            "SELECT rowid, session_id, seq, created_at, event_json, event_zstd, event_utf8_bytes
              FROM transcript_events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
         )?;
         let mut rows = stmt.query(rusqlite::params![from, CHUNK_ROWS as i64])?;
         let mut out = Vec::new();
         let mut bytes = 0;
         while let Some(r) = rows.next()? {
-            let json: Option<String> = r.get(3)?;
-            let zstd: Option<Vec<u8>> = r.get(4)?;
+            let json: Option<String> = r.get(4)?;
+            let zstd: Option<Vec<u8>> = r.get(5)?;
             bytes += json.as_ref().map_or(0, String::len) + zstd.as_ref().map_or(0, Vec::len);
             out.push(Row {
                 rowid: r.get(0)?,
                 session_id: r.get(1)?,
                 seq: r.get(2)?,
+                created_at: r.get(3)?,
                 json,
                 zstd,
-                utf8_bytes: r.get(5)?,
+                utf8_bytes: r.get(6)?,
             });
             if bytes >= CHUNK_BYTES {
                 break;
@@ -575,18 +633,9 @@ fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
         }
     }
     let mut calls = Vec::new();
-    let mut moved: BTreeMap<String, i64> = BTreeMap::new();
     let (mut read, mut failed) = (0u64, 0u64);
     let mut newest_ns = None;
     for row in rows.iter_mut() {
-        let seen = moved
-            .get(&row.session_id)
-            .or_else(|| db.sessions.get(&row.session_id))
-            .copied();
-        if seen.is_some_and(|s| row.seq <= s) {
-            continue;
-        }
-        moved.insert(row.session_id.clone(), row.seq);
         read += 1;
         let event = event_text(row.json.take(), row.zstd.take(), row.utf8_bytes)
             .and_then(|text| serde_json::from_str::<Value>(&text).map_err(|e| e.to_string()));
@@ -608,7 +657,7 @@ fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
         }
     }
     let last = rows.last().expect("not empty");
-    let at_cursor = Some((last.session_id.clone(), last.seq));
+    let at_cursor = Some((last.session_id.clone(), last.seq, last.created_at));
     Ok(Outcome::Chunk {
         chunk: Chunk {
             batches: vec![Batch::LlmCalls(calls)],
@@ -620,7 +669,6 @@ fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
                 fingerprint: cursor_fingerprint(&at_cursor),
                 read,
                 failed,
-                sessions: moved.into_iter().collect(),
             },
         },
         newest_ns,

@@ -139,13 +139,13 @@ fn followed(path: PathBuf) -> Followed {
         conn: None,
         cursor: 0,
         at_cursor: None,
-        sessions: HashMap::new(),
         channels: HashMap::new(),
         problem: None,
     }
 }
 
-/// Reads like the actor does, taking each chunk as committed.
+/// Reads like the actor does, taking each chunk as committed; returns the
+/// calls read (before those already held are dropped).
 fn read_all(db: &mut Followed) -> Vec<LlmCall> {
     let mut calls = Vec::new();
     loop {
@@ -155,9 +155,6 @@ fn read_all(db: &mut Followed) -> Vec<LlmCall> {
             } => {
                 db.cursor = chunk.position.offset;
                 db.at_cursor = at_cursor;
-                for (s, q) in chunk.position.sessions {
-                    db.sessions.insert(s, q);
-                }
                 for b in chunk.batches {
                     if let Batch::LlmCalls(c) = b {
                         calls.extend(c);
@@ -202,7 +199,6 @@ fn follows_a_database_in_chunks_and_skips_what_it_read() {
     assert_eq!(inputs, (0..n).collect::<Vec<_>>());
     assert_eq!(calls[0].channel.as_deref(), Some("telegram"));
     assert_eq!(calls[n as usize].total_tokens, Some(1750));
-    assert_eq!(db.sessions.get("a"), Some(&(n - 1)));
 
     // Nothing new: nothing read again.
     assert!(read_all(&mut db).is_empty());
@@ -217,38 +213,74 @@ fn follows_a_database_in_chunks_and_skips_what_it_read() {
     assert_eq!(more[0].prompt_tokens, Some(n));
 }
 
+/// The daemon's own file, holding `calls` as the store wrote them.
+fn stored(calls: &[LlmCall]) -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut conn = crate::schema::open_writer(&dir.path().join("trace.db")).expect("open");
+    let tx = conn.transaction().expect("begin");
+    let stamp = crate::records::Stamp {
+        agent_id: "a".into(),
+        received_ns: 0,
+        source: Source::OpenClawTranscript,
+    };
+    crate::store::insert_batch(
+        &tx,
+        &Batch::LlmCalls(calls.to_vec()),
+        &stamp,
+        &crate::rollup::Pricing::none(),
+        &mut crate::rollup::Delta::default(),
+    )
+    .expect("insert");
+    tx.commit().expect("commit");
+    (dir, conn)
+}
+
+fn inputs(calls: &[LlmCall]) -> Vec<i64> {
+    calls
+        .iter()
+        .map(|c| c.prompt_tokens.expect("tokens"))
+        .collect()
+}
+
 #[test]
-fn reused_rowids_are_read_again_without_repeating_a_call() {
+fn a_rewound_tail_is_read_again_and_only_its_new_calls_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, conn) = agent_db(dir.path(), 23);
-    for seq in 0..5 {
+    let add = |session: &str, seq: i64, tokens: i64, created: i64| {
+        let mut event = parse(&assistant(tokens));
+        event["id"] = Value::from(format!("ev-{session}-{seq}-{created}"));
+        event["message"]["timestamp"] = Value::from(1_795_952_567_000 + created);
         conn.execute(
             "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
-             VALUES ('old', ?1, ?2, 0)",
-            rusqlite::params![seq, assistant(seq)],
+             VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![session, seq, event.to_string(), created],
         )
         .expect("insert");
+    };
+    for seq in 0..5 {
+        add("s", seq, seq, seq);
     }
     let mut db = followed(path);
-    assert_eq!(read_all(&mut db).len(), 5);
-    // OpenClaw deletes the newest rows (a session moved to a cold archive)
-    // and writes new ones, which take the freed rowids.
-    conn.execute(
-        "DELETE FROM transcript_events WHERE session_id = 'old' AND seq >= 2",
-        [],
-    )
-    .expect("delete");
-    for seq in 0..4 {
-        conn.execute(
-            "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
-             VALUES ('new', ?1, ?2, 0)",
-            rusqlite::params![seq, assistant(100 + seq)],
-        )
-        .expect("insert");
+    let first = read_all(&mut db);
+    assert_eq!(inputs(&first), [0, 1, 2, 3, 4]);
+    let (_held, ours) = stored(&first);
+    // OpenClaw rewinds the session's tail and writes new events at the
+    // same seqs; SQLite gives them the freed rowids.
+    conn.execute("DELETE FROM transcript_events WHERE seq >= 2", [])
+        .expect("delete");
+    for seq in 2..6 {
+        add("s", seq, 100 + seq, 1000 + seq);
     }
-    let calls = read_all(&mut db);
-    let inputs: Vec<i64> = calls.iter().map(|c| c.prompt_tokens.expect("t")).collect();
-    assert_eq!(inputs, [100, 101, 102, 103]);
+    let mut again = read_all(&mut db);
+    assert_eq!(
+        inputs(&again),
+        [0, 1, 102, 103, 104, 105],
+        "read from the start"
+    );
+    assert_eq!(drop_stored(&ours, &mut again).expect("check"), 2);
+    assert_eq!(inputs(&again), [102, 103, 104, 105]);
+    // Caught up: nothing more.
+    assert!(read_all(&mut db).is_empty());
 }
 
 #[test]
@@ -299,7 +331,6 @@ fn rows_that_do_not_decode_are_counted_and_passed() {
             assert_eq!(chunk.position.read, 3);
             assert_eq!(chunk.position.failed, 2);
             assert_eq!(chunk.position.offset, 3);
-            assert_eq!(chunk.position.sessions, vec![("a".to_string(), 2)]);
             match &chunk.batches[0] {
                 Batch::LlmCalls(calls) => assert_eq!(calls.len(), 1),
                 other => panic!("unexpected batch {other:?}"),
