@@ -5,8 +5,11 @@
 
 mod common;
 
-use common::open_db;
-use common::openclaw::{MockModel, OpenClaw, Turn, TurnUsage, Usage, AGENT_SCHEMA_VERSION};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::openclaw::{MockModel, OpenClaw, Reply, Turn, TurnUsage, Usage, AGENT_SCHEMA_VERSION};
+use common::{eventually, open_db, Daemon};
 use serde_json::Value;
 
 /// One assistant message event of the transcript.
@@ -186,4 +189,232 @@ fn three_turns_match_the_model_calls_in_the_json_the_transcript_and_the_log() {
 
     let status = gateway.stop();
     assert!(status.success(), "SIGTERM: clean exit, got {status}");
+}
+
+/// One `llm_calls` row the sidecar read from the transcript.
+#[derive(Debug, PartialEq)]
+struct SidecarCall {
+    response_id: String,
+    run_id: String,
+    session_id: String,
+    input: u64,
+    output: u64,
+    total: u64,
+    cost_micro_usd: u64,
+    status: String,
+}
+
+fn sidecar_calls(d: &Daemon) -> Vec<SidecarCall> {
+    let db = d.db();
+    let mut stmt = db
+        .prepare(
+            "SELECT json_extract(metadata, '$.response_id'), json_extract(metadata, '$.run_id'),
+                session_id, prompt_tokens, completion_tokens, total_tokens, cost_usd, status,
+                cost_source, provider, model
+             FROM llm_calls WHERE source = 'openclaw_transcript' ORDER BY id",
+        )
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| {
+            assert_eq!(r.get::<_, String>(8)?, "reported", "OpenClaw's own cost");
+            assert_eq!(r.get::<_, String>(9)?, "mock");
+            assert_eq!(r.get::<_, String>(10)?, "mock-model");
+            Ok(SidecarCall {
+                response_id: r.get(0)?,
+                run_id: r.get(1)?,
+                session_id: r.get(2)?,
+                input: r.get::<_, i64>(3)? as u64,
+                output: r.get::<_, i64>(4)? as u64,
+                total: r.get::<_, i64>(5)? as u64,
+                cost_micro_usd: micro_usd(r.get(6)?),
+                status: r.get(7)?,
+            })
+        })
+        .expect("query");
+    rows.map(|r| r.expect("row")).collect()
+}
+
+/// Lines in the gateway's log files now.
+fn log_line_count(gateway: &OpenClaw) -> usize {
+    gateway
+        .log_files()
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+fn sidecar_log_events(d: &Daemon) -> (usize, usize) {
+    d.db()
+        .query_row(
+            "SELECT count(*), count(DISTINCT body || time_ns) FROM events
+             WHERE source = 'openclaw_log'",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize)),
+        )
+        .expect("count events")
+}
+
+fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// The real gateway and the real sidecar side by side: every model call
+/// OpenClaw made is one `llm_calls` row with OpenClaw's own tokens and
+/// cost, matched call by call against the mock and turn by turn against
+/// `openclaw agent --json`; the gateway's log lines are events; the sidecar
+/// is killed (`kill -9`) and restarted (SIGTERM) mid-stream, and nothing is
+/// stored twice or missed.
+#[test]
+fn the_sidecar_reads_every_call_and_log_line_of_the_real_gateway() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mock = MockModel::start();
+    let gateway = OpenClaw::start(dir.path(), &mock);
+    let state = gateway.state_dir().display().to_string();
+    let log = gateway.log_path().display().to_string();
+    let env = [
+        ("TRACE_OPENCLAW_STATE_DIR", state.as_str()),
+        ("TRACE_OPENCLAW_LOG", log.as_str()),
+        ("TRACE_OPENCLAW_POLL", "200ms"),
+    ];
+    let mut sidecar = Some(Daemon::start(&env));
+    // The first sidecar's directory holds the database after its kill.
+    let mut kept = Vec::new();
+
+    // Six turns: plain replies, one long enough for OpenClaw to store it
+    // zstd-compressed, and one with a tool call (two model calls).
+    let mut turns = Vec::new();
+    for i in 1..=6 {
+        match i {
+            3 => mock.push(Reply::Text(format!(
+                "A long answer. {}",
+                "All work and no play makes a long reply. ".repeat(60)
+            ))),
+            5 => {
+                mock.push(Reply::ToolCall {
+                    name: "ls".into(),
+                    arguments: serde_json::json!({"path": "."}),
+                });
+            }
+            _ => {}
+        }
+        turns.push(gateway.turn(&format!("Turn {i}.")));
+        // The sidecar dies hard after turn 2 and restarts cleanly after 4.
+        if i == 2 {
+            let d = sidecar.take().expect("running");
+            eventually("some calls read before the kill", || {
+                !sidecar_calls(&d).is_empty()
+            });
+            let (status, dir, db_path, saved) = d.stop_with(libc::SIGKILL);
+            assert!(!status.success());
+            sidecar = Some(Daemon::start_at(&db_path, &env_refs(&saved)));
+            kept.push(dir);
+        }
+        if i == 4 {
+            sidecar = Some(sidecar.take().expect("running").restart());
+        }
+    }
+    let d = sidecar.expect("running");
+    let calls = mock.calls();
+    let with_usage: Vec<_> = calls.iter().filter(|c| c.usage.is_some()).collect();
+    assert_eq!(
+        with_usage.len(),
+        7,
+        "six turns, one of them with a tool call"
+    );
+    eventually("every call read", || {
+        sidecar_calls(&d).len() >= with_usage.len()
+    });
+    std::thread::sleep(Duration::from_millis(600));
+
+    // The long reply was stored compressed by OpenClaw itself.
+    let compressed: i64 = open_db(&gateway.agent_db())
+        .query_row(
+            "SELECT count(*) FROM transcript_events WHERE event_zstd IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count compressed");
+    assert!(compressed >= 1, "no event was stored compressed");
+
+    // Call by call against the mock: nothing twice, nothing missing.
+    let stored = sidecar_calls(&d);
+    assert_eq!(stored.len(), with_usage.len(), "{stored:#?}");
+    let by_response: BTreeMap<&str, &SidecarCall> =
+        stored.iter().map(|c| (c.response_id.as_str(), c)).collect();
+    assert_eq!(by_response.len(), stored.len(), "a response stored twice");
+    for call in &with_usage {
+        let usage = call.usage.expect("usage");
+        let row = by_response
+            .get(format!("chatcmpl-mock{}", call.number).as_str())
+            .unwrap_or_else(|| panic!("call {} is missing: {stored:#?}", call.number));
+        assert_eq!(
+            (row.input, row.output, row.total, row.status.as_str()),
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total(),
+                "ok"
+            ),
+            "call {}",
+            call.number
+        );
+        assert_eq!(row.cost_micro_usd, micro_usd(usage.cost_usd()));
+    }
+    // Turn by turn against OpenClaw's own --json.
+    for turn in &turns {
+        let rows: Vec<_> = stored.iter().filter(|c| c.run_id == turn.run_id).collect();
+        assert!(!rows.is_empty(), "run {} has no call", turn.run_id);
+        assert!(rows.iter().all(|c| c.session_id == turn.session_id));
+        let sum = |f: fn(&SidecarCall) -> u64| rows.iter().map(|c| f(c)).sum::<u64>();
+        assert_eq!(
+            TurnUsage {
+                input: sum(|c| c.input),
+                output: sum(|c| c.output),
+                cache_read: 0,
+                cache_write: 0,
+                total: sum(|c| c.total),
+            },
+            turn.usage,
+            "run {}",
+            turn.run_id
+        );
+        let cost = turn.cost_usd.expect("a priced model has a cost");
+        assert_eq!(sum(|c| c.cost_micro_usd), micro_usd(cost));
+    }
+
+    // Every line of the gateway's log is an event, once.
+    eventually("every log line read", || {
+        sidecar_log_events(&d).0 >= log_line_count(&gateway)
+    });
+    let lines = log_line_count(&gateway);
+    let (events, distinct) = sidecar_log_events(&d);
+    assert_eq!(events, lines);
+    assert_eq!(distinct, lines, "a log line stored twice");
+    let ready: i64 = d
+        .db()
+        .query_row(
+            "SELECT count(*) FROM events WHERE source = 'openclaw_log' AND body = 'gateway ready'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("ready");
+    assert!(ready >= 1);
+
+    // The owner's summary counts OpenClaw's calls.
+    let summary = d.get("/v1/llm/summary?since=1h").json();
+    assert_eq!(summary["totals"]["calls"], with_usage.len(), "{summary}");
+    let s = d.status();
+    let source = s["openclaw"]["transcript"]["sources"]
+        .as_object()
+        .and_then(|m| m.values().next())
+        .cloned()
+        .expect("the agent's transcript in status");
+    assert_eq!(source["behind"], 0, "{source}");
+    assert_eq!(source["rows_failed"], 0, "{source}");
+    assert!(source["lag_ms"].as_i64().is_some(), "{source}");
+    assert!(gateway.stop().success());
 }
