@@ -368,7 +368,11 @@ fn db_mode_gives_the_apis_numbers_and_leaves_the_file_as_it_was() {
     let status = cli(&["status", "--db", &db_arg], &[]);
     assert_eq!(status.code, 0, "{status:?}");
     assert!(
-        status.stdout.contains("live state") && status.stdout.contains("schema        version 2"),
+        status.stdout.contains("live state")
+            && status.stdout.contains(&format!(
+                "schema        version {}",
+                openclaw_trace_actors::schema::SCHEMA_VERSION
+            )),
         "{}",
         status.stdout
     );

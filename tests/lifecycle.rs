@@ -298,8 +298,8 @@ fn a_bad_value_of_every_checked_variable_exits_2_naming_it() {
 }
 
 /// Makes `path` a database of schema version 1, as the first release wrote
-/// it: a file of the current schema with what version 2 added taken out
-/// (version 1 stored no cost it had not been sent).
+/// it: a file of the current schema with what versions 2 and 3 added taken
+/// out (version 1 stored no cost it had not been sent).
 fn downgrade_to_version_1(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).expect("open");
     conn.execute_batch(
@@ -307,6 +307,7 @@ fn downgrade_to_version_1(path: &std::path::Path) {
          DROP TABLE llm_rollup; DROP TABLE llm_rollup_sessions; DROP TABLE meta;
          DROP INDEX errors_trace; DROP INDEX events_name;
          ALTER TABLE llm_calls DROP COLUMN cost_source;
+         DROP TABLE follow_positions;
          PRAGMA user_version = 1;",
     )
     .expect("downgrade to version 1");

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ingest::{complete, IngestError};
 use crate::records::{Batch, Source, Stamp};
@@ -108,7 +108,8 @@ pub fn saved_positions(
 }
 
 /// One source as `/v1/status` shows it.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct SourceView {
     /// Where it is.
     pub path: String,
@@ -133,7 +134,8 @@ pub struct SourceView {
 }
 
 /// One follower as `/v1/status` shows it.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct FollowerView {
     /// Whether it runs at all.
     pub enabled: bool,

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use openclaw_trace_actors::follow::FollowerView;
 use openclaw_trace_actors::query::file_sizes;
 use openclaw_trace_actors::records::Table as RecordTable;
 use openclaw_trace_actors::report::file_status::{file_status, FileStatus};
@@ -53,6 +54,9 @@ struct DaemonStatus {
     last_push_time: Option<String>,
     last_push_status: String,
     unsynced_count: u64,
+    /// OpenClaw's own files followed (absent from daemons before them).
+    #[serde(default)]
+    openclaw: BTreeMap<String, FollowerView>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,7 +271,70 @@ fn render_daemon(target: &Target, s: &DaemonStatus, verdict: &Verdict) -> String
     }
     out.push_str(&tables.render());
     out.push('\n');
+    out.push_str(&openclaw_sources(&s.openclaw));
     out.push_str(&warnings(&s.warnings));
+    out
+}
+
+/// The OpenClaw files followed: one line each, or why none is.
+fn openclaw_sources(followers: &BTreeMap<String, FollowerView>) -> String {
+    let mut sources = Table::new(vec![
+        ("OPENCLAW".into(), Align::Left),
+        ("PATH".into(), Align::Left),
+        ("READ".into(), Align::Right),
+        ("FAILED".into(), Align::Right),
+        ("STORED".into(), Align::Right),
+        ("BEHIND".into(), Align::Right),
+        ("LAG".into(), Align::Right),
+    ]);
+    let mut any = false;
+    let mut off = Vec::new();
+    for (kind, follower) in followers {
+        if !follower.enabled {
+            off.push(kind.as_str());
+            continue;
+        }
+        if follower.sources.is_empty() {
+            any = true;
+            let watching = follower.watching.join(", ");
+            sources.row(vec![
+                kind.clone(),
+                format!("nothing yet under {watching}"),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]);
+        }
+        for source in follower.sources.values() {
+            any = true;
+            let behind = if kind == "gateway_log" {
+                bytes(source.behind)
+            } else {
+                format!("{} rows", count(source.behind as i64))
+            };
+            sources.row(vec![
+                kind.clone(),
+                source.path.clone(),
+                count(source.rows_read as i64),
+                count(source.rows_failed as i64),
+                count(source.stored as i64),
+                behind,
+                source
+                    .lag_ms
+                    .map_or("-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)),
+            ]);
+        }
+    }
+    let mut out = String::new();
+    if any {
+        out.push_str(&sources.render());
+        out.push('\n');
+    }
+    if !off.is_empty() {
+        out.push_str(&format!("openclaw: not following {}\n\n", off.join(", ")));
+    }
     out
 }
 
