@@ -53,8 +53,10 @@ def log_line(i, now=None):
 
 
 def assistant(i, now_ms=None):
-    started = (now_ms or 1795952567546) - 250
-    ended = datetime.datetime.fromtimestamp((now_ms or 1795952567796) / 1000, datetime.timezone.utc)
+    # Calls a second apart when not stamped now, as a busy agent's are.
+    at_ms = now_ms or 1795952567796 + 1000 * i
+    started = at_ms - 250
+    ended = datetime.datetime.fromtimestamp(at_ms / 1000, datetime.timezone.utc)
     return json.dumps({
         "type": "message", "id": f"ev-{i}", "parentId": f"ev-{i - 1}",
         "timestamp": ended.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -72,7 +74,8 @@ def assistant(i, now_ms=None):
 def agent_db(state):
     d = os.path.join(state, "agents", "main", "agent")
     os.makedirs(d, exist_ok=True)
-    conn = sqlite3.connect(os.path.join(d, "openclaw-agent.sqlite"), isolation_level=None)
+    conn = sqlite3.connect(os.path.join(d, "openclaw-agent.sqlite"), isolation_level=None,
+                           check_same_thread=False)
     conn.executescript("""
         PRAGMA journal_mode = WAL;
         CREATE TABLE session_windows (session_id TEXT NOT NULL PRIMARY KEY, channel TEXT) STRICT;

@@ -9,8 +9,8 @@ use slog::{o, Logger};
 
 use crate::checkpoint::{CheckpointRequest, Checkpointer, Quiesce};
 use crate::fault::FaultKind;
-use crate::follow::{FollowSettings, FollowView, Sink};
-use crate::gateway_log::GatewayLogActor;
+use crate::follow::{FollowActor, FollowSettings, FollowView, Sink};
+use crate::gateway_log::GatewayLog;
 use crate::ingest::{IngestActor, IngestSettings};
 use crate::metrics::{LatestSample, MetricsActor, MetricsSettings};
 use crate::push::{PushActor, PushNow, PushSettings, PushView};
@@ -19,7 +19,7 @@ use crate::rotate::{RotationActor, RotationSettings, RotationTrigger, StoreOps};
 use crate::schema::{self, ReadPool, SchemaError};
 use crate::stats::{ActorName, Stats};
 use crate::store::{Close, StoreActor, StoreError, Watch};
-use crate::transcript::TranscriptActor;
+use crate::transcript::Transcripts;
 
 /// What the engine needs to start.
 #[derive(Debug, Clone)]
@@ -65,9 +65,9 @@ pub struct Engine {
     /// The OpenClaw followers' state, for `/v1/status`.
     pub follow: FollowView,
     /// The transcript follower, when transcripts are read.
-    pub transcript: Option<Addr<TranscriptActor>>,
+    pub transcript: Option<Addr<FollowActor<Transcripts>>>,
     /// The gateway log follower, when the log is read.
-    pub gateway_log: Option<Addr<GatewayLogActor>>,
+    pub gateway_log: Option<Addr<FollowActor<GatewayLog>>>,
     /// The followers' own thread (their reads block), when either runs.
     follow_arbiter: Option<Arbiter>,
     /// The store's own thread, so its blocking calls never stall HTTP.
@@ -194,12 +194,8 @@ impl Engine {
                     let (settings, sink) = (Arc::clone(&settings), sink.clone());
                     let log = log.new(o!("actor" => ActorName::Transcript.as_str()));
                     Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                        TranscriptActor::new(
-                            Arc::clone(&settings),
-                            dir.clone(),
-                            sink.clone(),
-                            log.clone(),
-                        )
+                        let follower = Transcripts::new(dir.clone());
+                        FollowActor::new(follower, Arc::clone(&settings), sink.clone(), log.clone())
                     })
                 });
         let gateway_log = follow_arbiter
@@ -209,7 +205,8 @@ impl Engine {
                 let (settings, sink) = (Arc::clone(&settings), sink.clone());
                 let log = log.new(o!("actor" => ActorName::GatewayLog.as_str()));
                 Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                    GatewayLogActor::new(Arc::clone(&settings), sink.clone(), log.clone())
+                    let follower = GatewayLog::new(settings.log_patterns.clone());
+                    FollowActor::new(follower, Arc::clone(&settings), sink.clone(), log.clone())
                 })
             });
         Ok(Engine {

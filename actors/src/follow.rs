@@ -11,19 +11,21 @@
 //! per follower is ever in memory and a restart (or `kill -9`) resumes
 //! exactly where the last commit left off.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
+use slog::{info, warn, Logger};
 
 use crate::ingest::{complete, IngestError};
-use crate::records::{Batch, Source, Stamp};
+use crate::records::{Batch, Source, Stamp, Table};
 use crate::schema::ReadPool;
-use crate::stats::Stats;
+use crate::stats::{ActorName, Stats};
 use crate::store::AppendRecords;
+use crate::supervise::contain;
 use crate::time::{now_ns, rfc3339_ms};
 
 /// Which follower a position belongs to.
@@ -217,13 +219,13 @@ impl Sink {
 
     /// Completes the records (trace ids, text cut like ingest does), stores
     /// them with the position in one transaction, and resolves once that is
-    /// committed; `Ok` holds the rows stored per batch.
+    /// committed; `Ok` holds the rows stored per table.
     pub fn store(
         &self,
         settings: &FollowSettings,
         source: Source,
         mut chunk: Chunk,
-    ) -> impl std::future::Future<Output = Result<Vec<usize>, IngestError>> + 'static {
+    ) -> impl std::future::Future<Output = Result<Vec<(Table, usize)>, IngestError>> + 'static {
         chunk.batches.retain(|b| !b.is_empty());
         for batch in &mut chunk.batches {
             complete(batch, settings.max_text_bytes);
@@ -249,10 +251,15 @@ impl Sink {
             stats.pending_sub(records);
             match result {
                 Ok(Ok(ids)) => {
-                    for (table, rows) in tables.iter().zip(&ids) {
-                        stats.accepted(*table, rows.len());
+                    let rows: Vec<(Table, usize)> = tables
+                        .iter()
+                        .zip(&ids)
+                        .map(|(t, r)| (*t, r.len()))
+                        .collect();
+                    for (table, n) in &rows {
+                        stats.accepted(*table, *n);
                     }
-                    Ok(ids.iter().map(Vec::len).collect())
+                    Ok(rows)
                 }
                 Ok(Err(e)) => Err(e.into()),
                 Err(_) => Err(IngestError::StoreGone),
@@ -286,3 +293,232 @@ pub fn committed(
 /// How long a follower waits before trying again after the store refused
 /// or was too far behind.
 pub const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// One follower's own part: finding its sources and reading them a chunk at
+/// a time. [`FollowActor`] runs it: on a timer, behind the store's
+/// backpressure, one chunk with the store at a time, under a supervisor.
+pub trait Follower: Unpin + 'static {
+    /// Which follower (its positions and its part of `/v1/status`).
+    const KIND: FollowKind;
+    /// Its name in panic and restart counts.
+    const ACTOR: ActorName;
+    /// The `source` its rows are stored with.
+    const SOURCE: Source;
+    /// What it follows, in words, for its log lines.
+    const WHAT: &'static str;
+    /// What a follower keeps of a chunk until it is committed.
+    type Cursor: Unpin + 'static;
+
+    /// What it looks at (a state directory, log patterns), for status.
+    fn watching(&self) -> Vec<String>;
+    /// Takes the positions saved by earlier runs, by key; called once, and
+    /// again after a restart (after [`Follower::reset`]).
+    fn resume(&mut self, saved: BTreeMap<String, Saved>);
+    /// Looks at the sources and reads the next chunk, if there is one.
+    fn next(&mut self, core: &mut Core) -> Option<Read<Self::Cursor>>;
+    /// The chunk read from `key` is committed, up to `position`.
+    fn committed(&mut self, key: &str, position: &Position, cursor: Self::Cursor);
+    /// The table whose rows `/v1/status` counts as stored (calls, errors).
+    const STORED: Table;
+    /// Forgets what it holds in memory: the actor restarts and reads the
+    /// positions again from the file, what was committed.
+    fn reset(&mut self);
+}
+
+/// A chunk a follower read, with what `/v1/status` needs.
+pub struct Read<C> {
+    /// The source.
+    pub key: String,
+    /// Records and position.
+    pub chunk: Chunk,
+    /// The newest stored item's own time, for the lag.
+    pub newest_ns: Option<i64>,
+    /// What is left to read after it (rows or bytes).
+    pub behind: u64,
+    /// What the follower wants back once it is committed.
+    pub cursor: C,
+}
+
+/// What every follower has: its settings, the store, status, and the
+/// problems it has logged (each is logged once).
+pub struct Core {
+    /// Settings shared by both followers.
+    pub settings: Arc<FollowSettings>,
+    /// The store, counters, read pool and status.
+    pub sink: Sink,
+    /// Where the follower logs.
+    pub log: Logger,
+    logged: HashSet<String>,
+}
+
+impl Core {
+    /// Logs `problem` once per run, as `message`.
+    pub fn problem_once(&mut self, message: &'static str, problem: &str) {
+        if self.logged.insert(problem.to_string()) {
+            warn!(self.log, "{}", message; "problem" => problem);
+        }
+    }
+}
+
+/// Runs a [`Follower`].
+pub struct FollowActor<F: Follower> {
+    core: Core,
+    follower: F,
+    /// Whether the saved positions were handed to the follower.
+    resumed: bool,
+    /// Whether a chunk is with the store.
+    busy: bool,
+    #[cfg(feature = "fault-injection")]
+    fault: Option<crate::fault::FaultKind>,
+}
+
+impl<F: Follower> FollowActor<F> {
+    /// Runs `follower` with `settings`, storing through `sink`.
+    pub fn new(follower: F, settings: Arc<FollowSettings>, sink: Sink, log: Logger) -> Self {
+        FollowActor {
+            core: Core {
+                settings,
+                sink,
+                log,
+                logged: HashSet::new(),
+            },
+            follower,
+            resumed: false,
+            busy: false,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
+        }
+    }
+
+    /// Hands the saved positions to the follower once; `false` while they
+    /// cannot be read.
+    fn resume(&mut self) -> bool {
+        if self.resumed {
+            return true;
+        }
+        match saved_positions(&self.core.sink.pool, F::KIND) {
+            Ok(saved) => {
+                self.follower.resume(saved);
+                self.resumed = true;
+                true
+            }
+            Err(e) => {
+                warn!(self.core.log, "reading the saved positions failed; retrying";
+                    "follower" => F::KIND.as_str(), "error" => e);
+                false
+            }
+        }
+    }
+
+    /// Reads the next chunk and hands it to the store; once it is
+    /// committed, reads on at once if more was already there.
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || !self.resume() {
+            return;
+        }
+        if self.core.sink.store_busy(&self.core.settings) {
+            ctx.run_later(RETRY_AFTER, |act, ctx| act.step(ctx));
+            return;
+        }
+        #[cfg(feature = "fault-injection")]
+        let fault = self.fault.take();
+        let (stats, log) = (Arc::clone(&self.core.sink.stats), self.core.log.clone());
+        let (follower, core) = (&mut self.follower, &mut self.core);
+        let read = contain(F::ACTOR, &stats, &log, ctx, || {
+            #[cfg(feature = "fault-injection")]
+            if let Some(fault) = fault {
+                fault.strike();
+            }
+            follower.next(core)
+        });
+        let Ok(Some(read)) = read else {
+            return;
+        };
+        self.busy = true;
+        let Read {
+            key,
+            chunk,
+            newest_ns,
+            behind,
+            cursor,
+        } = read;
+        let position = chunk.position.clone();
+        let stored = self.core.sink.store(&self.core.settings, F::SOURCE, chunk);
+        ctx.spawn(stored.into_actor(self).map(move |result, act, ctx| {
+            act.busy = false;
+            match result {
+                Ok(rows) => {
+                    act.follower.committed(&key, &position, cursor);
+                    act.core.sink.view.update(F::KIND, |v| {
+                        let source = v.sources.entry(key).or_default();
+                        let stored = rows
+                            .iter()
+                            .filter(|(t, _)| *t == F::STORED)
+                            .map(|(_, n)| *n as u64)
+                            .sum();
+                        committed(source, &position, stored, newest_ns, behind);
+                    });
+                    // More was there already: go on at once; else wait for
+                    // the next look, so a steady writer costs a commit per
+                    // poll, not one per line.
+                    if behind > 0 {
+                        ctx.notify(Step);
+                    }
+                }
+                Err(e) => {
+                    warn!(act.core.log, "storing what was read failed; retrying";
+                        "follower" => F::KIND.as_str(), "error" => e.to_string(),
+                        "path" => &position.path);
+                    ctx.run_later(RETRY_AFTER, |act, ctx| act.step(ctx));
+                }
+            }
+        }));
+    }
+}
+
+/// Look at the sources and read what is new.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Step;
+
+impl<F: Follower> Handler<Step> for FollowActor<F> {
+    type Result = ();
+
+    fn handle(&mut self, _: Step, ctx: &mut Context<Self>) {
+        self.step(ctx);
+    }
+}
+
+impl<F: Follower> Actor for FollowActor<F> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let watching = self.follower.watching();
+        info!(self.core.log, "following {}", F::WHAT; "watching" => watching.join(", "));
+        self.core.sink.view.update(F::KIND, |v| {
+            v.enabled = true;
+            v.watching = watching;
+        });
+        ctx.notify(Step);
+        ctx.run_interval(self.core.settings.poll, |act, ctx| act.step(ctx));
+    }
+}
+
+impl<F: Follower> Supervised for FollowActor<F> {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.core.sink.stats.restarted(F::ACTOR);
+        warn!(self.core.log, "follower restarting"; "follower" => F::KIND.as_str());
+        self.follower.reset();
+        self.resumed = false;
+        self.busy = false;
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl<F: Follower> Handler<crate::fault::InjectFault> for FollowActor<F> {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::fault::InjectFault, _ctx: &mut Context<Self>) {
+        self.fault = Some(msg.0);
+    }
+}

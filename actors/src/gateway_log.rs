@@ -1,4 +1,4 @@
-//! The GatewayLogActor: follows OpenClaw's gateway log (JSON lines in
+//! The gateway log follower (run by a [`FollowActor`](crate::follow::FollowActor)): follows OpenClaw's gateway log (JSON lines in
 //! `/tmp/openclaw/openclaw-YYYY-MM-DD.log`, kept by OpenClaw for 24 hours)
 //! and keeps every line as an `events` row, `ERROR` and `FATAL` lines also
 //! as `errors` rows.
@@ -15,22 +15,15 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read as _, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use actix::prelude::*;
 use serde_json::{Map, Value};
-use slog::{info, warn, Logger};
 
-use crate::follow::{
-    committed, saved_positions, Chunk, FollowKind, FollowSettings, Position, Saved, Sink,
-    RETRY_AFTER,
-};
-use crate::records::{Batch, ErrorRecord, EventRecord, JsonObject, Source};
+use crate::follow::{Chunk, Core, FollowKind, Follower, Position, Read, Saved};
+use crate::records::{Batch, ErrorRecord, EventRecord, JsonObject, Source, Table};
 use crate::stats::ActorName;
-use crate::supervise::contain;
 use crate::time::rfc3339_ns;
 
 /// The most bytes read from a file in one chunk.
@@ -345,263 +338,171 @@ fn list_files(patterns: &[String]) -> (Vec<(String, PathBuf, std::fs::Metadata)>
     (found, problems)
 }
 
-/// A chunk read from one file, with what `/v1/status` needs.
-struct ChunkRead {
-    key: String,
-    chunk: Chunk,
-    newest_ns: Option<i64>,
-    behind: u64,
-}
-
-/// Follows the gateway log.
-pub struct GatewayLogActor {
-    settings: Arc<FollowSettings>,
-    sink: Sink,
-    log: Logger,
-    /// Files by `device:inode`; `None` until the saved positions are read.
-    files: Option<BTreeMap<String, Followed>>,
+/// What the gateway log follower knows of its files.
+pub struct GatewayLog {
+    /// Glob patterns of the files.
+    patterns: Vec<String>,
+    /// Files by `device:inode`.
+    files: BTreeMap<String, Followed>,
     /// Positions saved by earlier runs, not yet matched to a file.
     saved: HashMap<String, Saved>,
-    /// Whether a chunk is with the store.
-    busy: bool,
-    /// Problems already logged, so each is logged once.
-    logged: HashSet<String>,
-    #[cfg(feature = "fault-injection")]
-    fault: Option<crate::fault::FaultKind>,
 }
 
-impl GatewayLogActor {
-    /// A follower of the files `settings.log_patterns` match.
-    pub fn new(settings: Arc<FollowSettings>, sink: Sink, log: Logger) -> Self {
-        GatewayLogActor {
-            settings,
-            sink,
-            log,
-            files: None,
+/// Why a log file cannot be read, in the daemon's log.
+const CANNOT_READ: &str = "cannot read an OpenClaw gateway log file";
+
+impl GatewayLog {
+    /// A follower of the files `patterns` match.
+    pub fn new(patterns: Vec<String>) -> Self {
+        GatewayLog {
+            patterns,
+            files: BTreeMap::new(),
             saved: HashMap::new(),
-            busy: false,
-            logged: HashSet::new(),
-            #[cfg(feature = "fault-injection")]
-            fault: None,
         }
-    }
-
-    /// Logs a problem once (until it goes away and comes back).
-    fn problem_once(&mut self, text: &str) {
-        if self.logged.insert(text.to_string()) {
-            warn!(self.log, "cannot read an OpenClaw gateway log file"; "problem" => text);
-        }
-    }
-
-    /// Reads the saved positions once; `false` when they cannot be read yet.
-    fn load(&mut self) -> bool {
-        if self.files.is_some() {
-            return true;
-        }
-        match saved_positions(&self.sink.pool, FollowKind::GatewayLog) {
-            Ok(saved) => {
-                self.saved = saved.into_iter().collect();
-                self.files = Some(BTreeMap::new());
-                true
-            }
-            Err(e) => {
-                warn!(self.log, "reading the gateway log positions failed; retrying"; "error" => e);
-                false
-            }
-        }
-    }
-
-    /// Looks at the files, then reads the next chunk of the oldest file
-    /// with unread bytes.
-    fn step(&mut self, ctx: &mut Context<Self>) {
-        if self.busy || !self.load() {
-            return;
-        }
-        if self.sink.store_busy(&self.settings) {
-            ctx.run_later(RETRY_AFTER, |act, ctx| act.step(ctx));
-            return;
-        }
-        #[cfg(feature = "fault-injection")]
-        let fault = self.fault.take();
-        let stats = Arc::clone(&self.sink.stats);
-        let log = self.log.clone();
-        let read = contain(ActorName::GatewayLog, &stats, &log, ctx, || {
-            #[cfg(feature = "fault-injection")]
-            if let Some(fault) = fault {
-                fault.strike();
-            }
-            self.look();
-            self.next_chunk()
-        });
-        let Ok(Some(read)) = read else {
-            return;
-        };
-        self.busy = true;
-        let position = read.chunk.position.clone();
-        let fut = self
-            .sink
-            .store(&self.settings, Source::OpenClawLog, read.chunk);
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-            act.busy = false;
-            match result {
-                Ok(stored) => {
-                    if let Some(f) = act.files.as_mut().and_then(|f| f.get_mut(&read.key)) {
-                        f.offset = position.offset as u64;
-                        f.fingerprint.clone_from(&position.fingerprint);
-                    }
-                    let errors = stored.get(1).copied().unwrap_or(0) as u64;
-                    act.sink.view.update(FollowKind::GatewayLog, |v| {
-                        let source = v.sources.entry(read.key.clone()).or_default();
-                        committed(source, &position, errors, read.newest_ns, read.behind);
-                    });
-                    if read.behind > 0 {
-                        ctx.notify(Step);
-                    }
-                }
-                Err(e) => {
-                    warn!(act.log, "storing gateway log lines failed; retrying";
-                        "error" => e.to_string(), "file" => &position.path);
-                    ctx.run_later(RETRY_AFTER, |act, ctx| act.step(ctx));
-                }
-            }
-        }));
     }
 
     /// Finds the files the patterns match and what became of known ones.
-    fn look(&mut self) {
-        let (found, problems) = list_files(&self.settings.log_patterns);
+    fn look(&mut self, core: &mut Core) {
+        let (found, problems) = list_files(&self.patterns);
         for p in &problems {
-            self.problem_once(p);
+            core.problem_once(CANNOT_READ, p);
         }
-        let files = self.files.get_or_insert_with(BTreeMap::new);
-        for f in files.values_mut() {
+        for f in self.files.values_mut() {
             f.seen = false;
         }
-        let mut opened_problems = Vec::new();
         for (key, path, meta) in found {
-            let size = meta.len();
-            let mtime = meta.mtime();
-            match files.get_mut(&key) {
-                Some(f) => {
-                    f.seen = true;
-                    f.path = path;
-                    f.size = size;
-                    f.mtime = mtime;
-                }
-                None => {
-                    // A file not followed in this run: go on from a saved
-                    // position if it is the same file, else from its start.
-                    let mut offset = 0;
-                    let mut fp = None;
-                    if let Some(saved) = self.saved.remove(&key) {
-                        match File::open(&path) {
-                            Ok(mut file) => {
-                                let same = saved
-                                    .fingerprint
-                                    .as_deref()
-                                    .map(|s| same_start(&mut file, size, s).unwrap_or(false))
-                                    .unwrap_or(saved.offset == 0);
-                                if same && saved.offset as u64 <= size {
-                                    offset = saved.offset as u64;
-                                    fp = saved.fingerprint;
-                                }
-                            }
-                            Err(e) => opened_problems.push(format!("{}: {e}", path.display())),
-                        }
-                        self.sink.view.update(FollowKind::GatewayLog, |v| {
-                            let s = v.sources.entry(key.clone()).or_default();
-                            if s.rows_read == 0 {
-                                s.rows_read = saved.read;
-                                s.rows_failed = saved.failed;
-                            }
-                        });
-                    }
-                    files.insert(
-                        key,
-                        Followed {
-                            path,
-                            offset,
-                            fingerprint: fp,
-                            size,
-                            mtime,
-                            seen: true,
-                        },
-                    );
-                }
+            let (size, mtime) = (meta.len(), meta.mtime());
+            if let Some(f) = self.files.get_mut(&key) {
+                f.seen = true;
+                f.path = path;
+                f.size = size;
+                f.mtime = mtime;
+                continue;
             }
+            // A file not followed in this run: go on from a saved position
+            // if it is the same file, else from its start.
+            let (mut offset, mut fingerprint) = (0, None);
+            if let Some(saved) = self.saved.remove(&key) {
+                match File::open(&path) {
+                    Ok(mut file) => {
+                        let same = match saved.fingerprint.as_deref() {
+                            Some(fp) => same_start(&mut file, size, fp).unwrap_or(false),
+                            None => saved.offset == 0,
+                        };
+                        if same && saved.offset as u64 <= size {
+                            offset = saved.offset as u64;
+                            fingerprint = saved.fingerprint;
+                        }
+                    }
+                    Err(e) => core.problem_once(CANNOT_READ, &format!("{}: {e}", path.display())),
+                }
+                core.sink.view.update(FollowKind::GatewayLog, |v| {
+                    let s = v.sources.entry(key.clone()).or_default();
+                    if s.rows_read == 0 {
+                        s.rows_read = saved.read;
+                        s.rows_failed = saved.failed;
+                    }
+                });
+            }
+            self.files.insert(
+                key,
+                Followed {
+                    path,
+                    offset,
+                    fingerprint,
+                    size,
+                    mtime,
+                    seen: true,
+                },
+            );
         }
         // Gone files (pruned by OpenClaw) are forgotten; their saved
         // positions stay, harmless, until a reused inode's start tells
         // them apart.
-        let gone: Vec<String> = files
+        let gone: Vec<String> = self
+            .files
             .iter()
             .filter(|(_, f)| !f.seen)
             .map(|(k, _)| k.clone())
             .collect();
         for key in &gone {
-            files.remove(key);
+            self.files.remove(key);
         }
-        self.sink.view.update(FollowKind::GatewayLog, |v| {
+        core.sink.view.update(FollowKind::GatewayLog, |v| {
             for key in &gone {
                 v.sources.remove(key);
             }
             v.problem = problems.first().cloned();
         });
-        for p in opened_problems {
-            self.problem_once(&p);
-        }
+    }
+}
+
+impl Follower for GatewayLog {
+    const KIND: FollowKind = FollowKind::GatewayLog;
+    const ACTOR: ActorName = ActorName::GatewayLog;
+    const SOURCE: Source = Source::OpenClawLog;
+    const WHAT: &'static str = "OpenClaw's gateway log";
+    const STORED: Table = Table::Errors;
+    type Cursor = ();
+
+    fn watching(&self) -> Vec<String> {
+        self.patterns.clone()
+    }
+
+    fn resume(&mut self, saved: BTreeMap<String, Saved>) {
+        self.saved = saved.into_iter().collect();
     }
 
     /// Reads the next chunk: from the least recently modified file with
     /// unread bytes (older files first, so lines arrive in about their
     /// order).
-    fn next_chunk(&mut self) -> Option<ChunkRead> {
-        let files = self.files.as_mut()?;
-        let mut order: Vec<(&String, &mut Followed)> = files.iter_mut().collect();
+    fn next(&mut self, core: &mut Core) -> Option<Read<()>> {
+        self.look(core);
+        let mut order: Vec<(&String, &mut Followed)> = self.files.iter_mut().collect();
         order.sort_by_key(|(_, f)| f.mtime);
         for (key, f) in order {
             match read_chunk(f) {
-                Ok(Some((chunk, newest_ns))) => {
-                    let behind = f.size.saturating_sub(chunk.position.offset as u64);
-                    return Some(ChunkRead {
+                Ok(Some((mut chunk, newest_ns))) => {
+                    chunk.position.key.clone_from(key);
+                    return Some(Read {
                         key: key.clone(),
-                        chunk: Chunk {
-                            position: Position {
-                                key: key.clone(),
-                                ..chunk.position
-                            },
-                            batches: chunk.batches,
-                        },
+                        behind: f.size.saturating_sub(chunk.position.offset as u64),
+                        chunk,
                         newest_ns,
-                        behind,
+                        cursor: (),
                     });
                 }
-                Ok(None) => {
-                    let behind = f.size.saturating_sub(f.offset);
-                    self.sink.view.update(FollowKind::GatewayLog, |v| {
-                        let s = v.sources.entry(key.clone()).or_default();
-                        s.path = f.path.display().to_string();
-                        s.position = f.offset as i64;
-                        s.behind = behind;
-                        if s.problem.is_some() {
-                            s.problem = None;
-                        }
-                    });
-                }
+                Ok(None) => core.sink.view.update(FollowKind::GatewayLog, |v| {
+                    let s = v.sources.entry(key.clone()).or_default();
+                    s.path = f.path.display().to_string();
+                    s.position = f.offset as i64;
+                    s.behind = f.size.saturating_sub(f.offset);
+                    s.problem = None;
+                }),
                 Err(e) => {
                     let text = format!("{}: {e}", f.path.display());
-                    self.sink.view.update(FollowKind::GatewayLog, |v| {
+                    core.sink.view.update(FollowKind::GatewayLog, |v| {
                         let s = v.sources.entry(key.clone()).or_default();
                         s.path = f.path.display().to_string();
                         s.problem = Some(text.clone());
                     });
-                    if self.logged.insert(text.clone()) {
-                        warn!(self.log, "cannot read an OpenClaw gateway log file"; "problem" => text);
-                    }
+                    core.problem_once(CANNOT_READ, &text);
                 }
             }
         }
         None
+    }
+
+    fn committed(&mut self, key: &str, position: &Position, _: ()) {
+        if let Some(f) = self.files.get_mut(key) {
+            f.offset = position.offset as u64;
+            f.fingerprint.clone_from(&position.fingerprint);
+        }
+    }
+
+    fn reset(&mut self) {
+        self.files.clear();
+        self.saved.clear();
     }
 }
 
@@ -670,53 +571,6 @@ fn read_chunk(f: &mut Followed) -> std::io::Result<Option<(Chunk, Option<i64>)>>
         },
         newest_ns,
     )))
-}
-
-/// Look at the files and read what is new.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Step;
-
-impl Handler<Step> for GatewayLogActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Step, ctx: &mut Context<Self>) {
-        self.step(ctx);
-    }
-}
-
-impl Actor for GatewayLogActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        let patterns = self.settings.log_patterns.clone();
-        info!(self.log, "following OpenClaw's gateway log"; "patterns" => patterns.join(", "));
-        self.sink.view.update(FollowKind::GatewayLog, |v| {
-            v.enabled = true;
-            v.watching = patterns;
-        });
-        ctx.notify(Step);
-        ctx.run_interval(self.settings.poll, |act, ctx| act.step(ctx));
-    }
-}
-
-impl Supervised for GatewayLogActor {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.sink.stats.restarted(ActorName::GatewayLog);
-        warn!(self.log, "gateway log follower restarting");
-        // Positions are read again from the file: what was committed.
-        self.files = None;
-        self.busy = false;
-    }
-}
-
-#[cfg(feature = "fault-injection")]
-impl Handler<crate::fault::InjectFault> for GatewayLogActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: crate::fault::InjectFault, _ctx: &mut Context<Self>) {
-        self.fault = Some(msg.0);
-    }
 }
 
 /// The default patterns: OpenClaw's default log directory, and its

@@ -15,9 +15,11 @@
 //! - [`metrics`]: the MetricsActor: host, agent and sidecar samples.
 //! - [`push`]: the PushActor: batches to the remote API, retry policy.
 //! - [`rotate`]: the RotationActor: age, size and volume bounds, a full disk healed.
-//! - [`transcript`]: the TranscriptActor: LLM calls read from OpenClaw's transcripts.
-//! - [`gateway_log`]: the GatewayLogActor: OpenClaw's gateway log, tailed.
-//! - [`follow`]: what the two share: positions saved with rows, status.
+//! - [`follow`]: the FollowActor, which runs a follower of OpenClaw's own
+//!   files: on a timer, a bounded chunk at a time, each committed with the
+//!   follower's position; and what `/v1/status` shows of them.
+//! - [`transcript`]: the transcript follower: LLM calls read from OpenClaw's transcripts.
+//! - [`gateway_log`]: the gateway log follower: OpenClaw's gateway log, tailed.
 //! - [`llm_view`]: token usage and cost read out of OTLP spans and metrics.
 //! - [`prices`]: model prices (LiteLLM's, built in, plus overrides) to estimate cost.
 //! - [`query`]: read-side queries (status counts, file sizes, rows to push).

@@ -1,4 +1,4 @@
-//! The TranscriptActor: reads every model call's usage and cost out of
+//! The transcript follower (run by a [`FollowActor`](crate::follow::FollowActor)): reads every model call's usage and cost out of
 //! OpenClaw's own transcript databases, with no help from the agent.
 //!
 //! OpenClaw keeps one SQLite file per agent,
@@ -26,24 +26,18 @@
 //! id) are dropped. Rows moved to cold archives after they were read change
 //! nothing.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde_json::Value;
-use slog::{info, warn, Logger};
+use slog::{info, warn};
 
-use crate::follow::{
-    committed, saved_positions, Chunk, FollowKind, FollowSettings, Position, Saved, Sink,
-    RETRY_AFTER,
-};
-use crate::records::{Batch, JsonObject, LlmCall, LlmOrigin, Source, MAX_TOKENS};
+use crate::follow::{Chunk, Core, FollowKind, Follower, Position, Read as Chunked, Saved};
+use crate::records::{Batch, JsonObject, LlmCall, LlmOrigin, Source, Table, MAX_TOKENS};
 use crate::stats::ActorName;
-use crate::supervise::contain;
 use crate::time::rfc3339_ns;
 
 /// The agent schema versions whose `transcript_events` this build reads
@@ -308,90 +302,58 @@ enum Outcome {
     Skipped(String),
 }
 
-/// Follows the transcript databases under the state directory.
-pub struct TranscriptActor {
-    settings: Arc<FollowSettings>,
+/// What the transcript follower knows of the agents' databases.
+pub struct Transcripts {
+    /// OpenClaw's state directory.
     state_dir: PathBuf,
-    sink: Sink,
-    log: Logger,
-    /// By key (path); `None` until the saved positions are read.
-    dbs: Option<BTreeMap<String, Followed>>,
+    /// By key (path).
+    dbs: BTreeMap<String, Followed>,
+    /// Positions saved by earlier runs, not yet matched to a database.
     saved: HashMap<String, Saved>,
-    busy: bool,
-    logged: HashSet<String>,
-    #[cfg(feature = "fault-injection")]
-    fault: Option<crate::fault::FaultKind>,
 }
 
-impl TranscriptActor {
+/// Why a transcript cannot be read, in the daemon's log.
+const CANNOT_READ: &str = "cannot read an OpenClaw transcript";
+
+impl Transcripts {
     /// A follower of the transcripts under `state_dir`.
-    pub fn new(settings: Arc<FollowSettings>, state_dir: PathBuf, sink: Sink, log: Logger) -> Self {
-        TranscriptActor {
-            settings,
+    pub fn new(state_dir: PathBuf) -> Self {
+        Transcripts {
             state_dir,
-            sink,
-            log,
-            dbs: None,
+            dbs: BTreeMap::new(),
             saved: HashMap::new(),
-            busy: false,
-            logged: HashSet::new(),
-            #[cfg(feature = "fault-injection")]
-            fault: None,
-        }
-    }
-
-    fn problem_once(&mut self, text: &str) {
-        if self.logged.insert(text.to_string()) {
-            warn!(self.log, "cannot read an OpenClaw transcript"; "problem" => text);
-        }
-    }
-
-    fn load(&mut self) -> bool {
-        if self.dbs.is_some() {
-            return true;
-        }
-        match saved_positions(&self.sink.pool, FollowKind::Transcript) {
-            Ok(saved) => {
-                self.saved = saved.into_iter().collect();
-                self.dbs = Some(BTreeMap::new());
-                true
-            }
-            Err(e) => {
-                warn!(self.log, "reading the transcript positions failed; retrying"; "error" => e);
-                false
-            }
         }
     }
 
     /// Finds the agents' databases, new ones included.
-    fn look(&mut self) {
+    fn look(&mut self, core: &mut Core) {
         let found = match find_databases(&self.state_dir) {
             Ok(found) => {
-                self.sink
+                core.sink
                     .view
                     .update(FollowKind::Transcript, |v| v.problem = None);
                 found
             }
             Err(e) => {
                 let text = format!("{}: {e}", self.state_dir.join("agents").display());
-                self.sink
+                core.sink
                     .view
                     .update(FollowKind::Transcript, |v| v.problem = Some(text.clone()));
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    self.problem_once(&text);
+                    core.problem_once(CANNOT_READ, &text);
                 }
                 return;
             }
         };
         for (agent, path) in found {
             let key = path.display().to_string();
-            if self.dbs.as_ref().is_some_and(|d| d.contains_key(&key)) {
+            if self.dbs.contains_key(&key) {
                 continue;
             }
             let saved = self.saved.remove(&key);
-            info!(self.log, "following an OpenClaw transcript"; "path" => &key,
+            info!(core.log, "following an OpenClaw transcript"; "path" => &key,
                 "from_rowid" => saved.as_ref().map_or(0, |s| s.offset));
-            self.sink.view.update(FollowKind::Transcript, |v| {
+            core.sink.view.update(FollowKind::Transcript, |v| {
                 let s = v.sources.entry(key.clone()).or_default();
                 s.path.clone_from(&key);
                 if let Some(saved) = &saved {
@@ -411,146 +373,120 @@ impl TranscriptActor {
                 channels: HashMap::new(),
                 problem: None,
             };
-            if let Some(dbs) = self.dbs.as_mut() {
-                dbs.insert(key, db);
-            }
+            self.dbs.insert(key, db);
         }
     }
+}
 
-    fn step(&mut self, ctx: &mut Context<Self>) {
-        if self.busy || !self.load() {
-            return;
+/// Drops from `chunk` the calls the daemon's file already holds; how many.
+fn drop_held(core: &Core, chunk: &mut Chunk) -> Result<usize, String> {
+    let conn = core.sink.pool.get().map_err(|e| e.to_string())?;
+    let mut dropped = 0;
+    for batch in &mut chunk.batches {
+        if let Batch::LlmCalls(calls) = batch {
+            dropped += drop_stored(&conn, calls).map_err(|e| e.to_string())?;
         }
-        if self.sink.store_busy(&self.settings) {
-            ctx.run_later(RETRY_AFTER, |act, ctx| act.step(ctx));
-            return;
-        }
-        #[cfg(feature = "fault-injection")]
-        let fault = self.fault.take();
-        let stats = Arc::clone(&self.sink.stats);
-        let log = self.log.clone();
-        let next = contain(ActorName::Transcript, &stats, &log, ctx, || {
-            #[cfg(feature = "fault-injection")]
-            if let Some(fault) = fault {
-                fault.strike();
-            }
-            self.look();
-            self.next_chunk()
-        });
-        let Ok(Some((key, chunk, newest_ns, behind, at_cursor))) = next else {
-            return;
-        };
-        self.busy = true;
-        let position = chunk.position.clone();
-        let fut = self
-            .sink
-            .store(&self.settings, Source::OpenClawTranscript, chunk);
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-            act.busy = false;
-            match result {
-                Ok(stored) => {
-                    if let Some(db) = act.dbs.as_mut().and_then(|d| d.get_mut(&key)) {
-                        db.cursor = position.offset;
-                        db.at_cursor = at_cursor;
-                    }
-                    let calls = stored.first().copied().unwrap_or(0) as u64;
-                    act.sink.view.update(FollowKind::Transcript, |v| {
-                        let s = v.sources.entry(key.clone()).or_default();
-                        committed(s, &position, calls, newest_ns, behind);
-                    });
-                    // A full chunk: there may be more at once.
-                    ctx.notify(Step);
-                }
-                Err(e) => {
-                    warn!(act.log, "storing transcript calls failed; retrying";
-                        "error" => e.to_string(), "path" => &position.path);
-                    ctx.run_later(RETRY_AFTER, |act, ctx| act.step(ctx));
-                }
-            }
-        }));
+    }
+    Ok(dropped)
+}
+
+impl Follower for Transcripts {
+    const KIND: FollowKind = FollowKind::Transcript;
+    const ACTOR: ActorName = ActorName::Transcript;
+    const SOURCE: Source = Source::OpenClawTranscript;
+    const WHAT: &'static str = "OpenClaw's transcripts";
+    const STORED: Table = Table::LlmCalls;
+    type Cursor = Option<RowId>;
+
+    fn watching(&self) -> Vec<String> {
+        vec![self.state_dir.display().to_string()]
+    }
+
+    fn resume(&mut self, saved: BTreeMap<String, Saved>) {
+        self.saved = saved.into_iter().collect();
     }
 
     /// Reads the next chunk of the first database with new rows.
-    #[allow(clippy::type_complexity)]
-    fn next_chunk(&mut self) -> Option<(String, Chunk, Option<i64>, u64, Option<RowId>)> {
-        let keys: Vec<String> = self.dbs.as_ref()?.keys().cloned().collect();
-        for key in keys {
-            let db = self.dbs.as_mut()?.get_mut(&key)?;
-            let outcome = read_chunk(db);
-            match outcome {
+    fn next(&mut self, core: &mut Core) -> Option<Chunked<Option<RowId>>> {
+        self.look(core);
+        for (key, db) in self.dbs.iter_mut() {
+            match read_chunk(db) {
                 Ok(Outcome::Chunk {
                     mut chunk,
                     newest_ns,
                     behind,
                     at_cursor,
                 }) => {
-                    let dropped =
-                        self.sink
-                            .pool
-                            .get()
-                            .map_err(|e| e.to_string())
-                            .and_then(|conn| {
-                                let mut dropped = 0;
-                                for batch in &mut chunk.batches {
-                                    if let Batch::LlmCalls(calls) = batch {
-                                        dropped +=
-                                            drop_stored(&conn, calls).map_err(|e| e.to_string())?;
-                                    }
-                                }
-                                Ok(dropped)
-                            });
-                    match dropped {
+                    match drop_held(core, &mut chunk) {
                         Ok(0) => {}
                         Ok(n) => {
-                            info!(self.log, "transcript calls already stored were read again and left out";
-                            "calls" => n, "path" => &key)
+                            info!(core.log, "transcript calls already stored were read again and left out";
+                            "calls" => n, "path" => key)
                         }
                         Err(e) => {
                             // Not knowing what is held, store nothing yet.
-                            warn!(self.log, "checking transcript calls against the database failed; retrying";
+                            warn!(core.log, "checking transcript calls against the database failed; retrying";
                                 "error" => e);
                             return None;
                         }
                     }
-                    return Some((key, chunk, newest_ns, behind, at_cursor));
+                    return Some(Chunked {
+                        key: key.clone(),
+                        chunk,
+                        newest_ns,
+                        behind,
+                        cursor: at_cursor,
+                    });
                 }
                 Ok(Outcome::CaughtUp) => {
-                    let cursor = db.cursor;
                     db.problem = None;
-                    self.sink.view.update(FollowKind::Transcript, |v| {
+                    core.sink.view.update(FollowKind::Transcript, |v| {
                         let s = v.sources.entry(key.clone()).or_default();
-                        s.position = cursor;
+                        s.position = db.cursor;
                         s.behind = 0;
                         s.problem = None;
                     });
                 }
                 Ok(Outcome::Skipped(why)) => {
                     db.problem = Some(why.clone());
-                    self.sink.view.update(FollowKind::Transcript, |v| {
+                    core.sink.view.update(FollowKind::Transcript, |v| {
                         v.sources.entry(key.clone()).or_default().problem = Some(why.clone());
                     });
-                    self.problem_once(&why);
+                    core.problem_once(CANNOT_READ, &why);
                 }
                 Err(e) => {
                     // Busy or locked: tried again at the next look; a file
                     // that cannot be opened is reported.
                     db.conn = None;
                     let why = format!("{key}: {e}");
-                    self.sink.view.update(FollowKind::Transcript, |v| {
+                    core.sink.view.update(FollowKind::Transcript, |v| {
                         v.sources.entry(key.clone()).or_default().problem = Some(why.clone());
                     });
-                    if !matches!(
+                    let busy = matches!(
                         e.sqlite_error_code(),
                         Some(
                             rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
                         )
-                    ) {
-                        self.problem_once(&why);
+                    );
+                    if !busy {
+                        core.problem_once(CANNOT_READ, &why);
                     }
                 }
             }
         }
         None
+    }
+
+    fn committed(&mut self, key: &str, position: &Position, at_cursor: Option<RowId>) {
+        if let Some(db) = self.dbs.get_mut(key) {
+            db.cursor = position.offset;
+            db.at_cursor = at_cursor;
+        }
+    }
+
+    fn reset(&mut self) {
+        self.dbs.clear();
+        self.saved.clear();
     }
 }
 
@@ -675,51 +611,6 @@ fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
         behind: newest_rowid.saturating_sub(last.rowid).max(0) as u64,
         at_cursor,
     })
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Step;
-
-impl Handler<Step> for TranscriptActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Step, ctx: &mut Context<Self>) {
-        self.step(ctx);
-    }
-}
-
-impl Actor for TranscriptActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        let dir = self.state_dir.display().to_string();
-        info!(self.log, "following OpenClaw's transcripts"; "state_dir" => &dir);
-        self.sink.view.update(FollowKind::Transcript, |v| {
-            v.enabled = true;
-            v.watching = vec![dir];
-        });
-        ctx.notify(Step);
-        ctx.run_interval(self.settings.poll, |act, ctx| act.step(ctx));
-    }
-}
-
-impl Supervised for TranscriptActor {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.sink.stats.restarted(ActorName::Transcript);
-        warn!(self.log, "transcript follower restarting");
-        self.dbs = None;
-        self.busy = false;
-    }
-}
-
-#[cfg(feature = "fault-injection")]
-impl Handler<crate::fault::InjectFault> for TranscriptActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: crate::fault::InjectFault, _ctx: &mut Context<Self>) {
-        self.fault = Some(msg.0);
-    }
 }
 
 #[cfg(test)]
