@@ -16,7 +16,8 @@ pub struct Exporters {
     pub node: PathBuf,
 }
 
-fn run(cmd: &mut Command, what: &str) {
+/// Runs `cmd`, failing the test with its output unless it succeeds.
+pub fn run(cmd: &mut Command, what: &str) {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));

