@@ -165,6 +165,7 @@ fn sqlite_spans(rows: usize) {
         agent_id: "bench".into(),
         received_ns: 1,
         source: Source::Otlp,
+        openclaw_metric_prefix: openclaw_trace_actors::llm_view::DEFAULT_METRIC_PREFIX.into(),
     };
     let pricing = openclaw_trace_actors::rollup::Pricing::from(std::sync::Arc::new(
         openclaw_trace_actors::prices::PriceTable::builtin(),

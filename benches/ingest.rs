@@ -42,6 +42,7 @@ fn baseline(records: usize, per_batch: usize) -> f64 {
         agent_id: "bench".into(),
         received_ns: 1,
         source: Source::Native,
+        openclaw_metric_prefix: openclaw_trace_actors::llm_view::DEFAULT_METRIC_PREFIX.into(),
     };
     let batches: Vec<Batch> = (0..records / per_batch)
         .map(|b| {

@@ -37,6 +37,7 @@ fn baseline(bodies: &[Vec<u8>]) -> f64 {
         agent_id: "bench".into(),
         received_ns: 1,
         source: Source::Otlp,
+        openclaw_metric_prefix: openclaw_trace_actors::llm_view::DEFAULT_METRIC_PREFIX.into(),
     };
     let batches: Vec<_> = bodies
         .iter()

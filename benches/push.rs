@@ -85,6 +85,7 @@ fn main() {
         agent_id: "bench".into(),
         received_ns: 1_764_324_000_000_000_000,
         source: Source::Native,
+        openclaw_metric_prefix: openclaw_trace_actors::llm_view::DEFAULT_METRIC_PREFIX.into(),
     };
     let started = Instant::now();
     {

@@ -81,6 +81,7 @@ fn main() {
             agent_id: "bench".into(),
             received_ns: now_ns,
             source: Source::Native,
+            openclaw_metric_prefix: openclaw_trace_actors::llm_view::DEFAULT_METRIC_PREFIX.into(),
         };
         // Priced as the daemon prices, and marked so: the daemon finds the
         // file current and has nothing to re-price.

@@ -24,6 +24,19 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "address and port the HTTP API listens on",
     ),
     (
+        "TRACE_OTLP_LISTEN_ADDR",
+        "127.0.0.1:4318",
+        "a second address serving only the OTLP endpoints (POST /v1/traces, /v1/metrics, /v1/logs; \
+         same rules and token), at the standard OTLP/HTTP port OpenClaw's docs point its exporter at; \
+         off disables it; a port already taken is a warning in the log and /v1/status, not a failure",
+    ),
+    (
+        "TRACE_HEALTH_LISTEN_ADDR",
+        "off",
+        "an address serving only GET /health, for a platform's health check that cannot reach \
+         the loopback (on Fly: [::]:9091); a port already taken is a warning, not a failure",
+    ),
+    (
         "TRACE_DB_PATH",
         "/data/openclaw-trace.db if /data is a directory, else ./openclaw-trace.db",
         "the SQLite file",
@@ -105,6 +118,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "text the agent process's command line (or name) contains; the oldest match is the agent",
     ),
     (
+        "TRACE_OPENCLAW_METRIC_PREFIX",
+        "openclaw.",
+        "OpenClaw's diagnostics.otel.metricNamePrefix when you set one (acme. exports acme.tokens): \
+         the LLM view reads <prefix>tokens and <prefix>cost.usd; empty for no prefix",
+    ),
+    (
         "TRACE_PUSH_ENDPOINT",
         "(unset: no pushing)",
         "URL batches are POSTed to (its query string is masked in logs and status)",
@@ -165,6 +184,10 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
 pub struct RawEnv {
     #[envconfig(from = "TRACE_LISTEN_ADDR")]
     listen_addr: Option<String>,
+    #[envconfig(from = "TRACE_OTLP_LISTEN_ADDR")]
+    otlp_listen_addr: Option<String>,
+    #[envconfig(from = "TRACE_HEALTH_LISTEN_ADDR")]
+    health_listen_addr: Option<String>,
     #[envconfig(from = "TRACE_DB_PATH")]
     db_path: Option<String>,
     #[envconfig(from = "TRACE_AGENT_ID")]
@@ -191,6 +214,8 @@ pub struct RawEnv {
     metrics_interval: Option<String>,
     #[envconfig(from = "TRACE_AGENT_PROCESS")]
     agent_process: Option<String>,
+    #[envconfig(from = "TRACE_OPENCLAW_METRIC_PREFIX")]
+    openclaw_metric_prefix: Option<String>,
     #[envconfig(from = "TRACE_PUSH_ENDPOINT")]
     push_endpoint: Option<String>,
     #[envconfig(from = "TRACE_PUSH_INTERVAL")]
@@ -232,6 +257,12 @@ pub struct RawEnv {
 pub struct Config {
     /// Where the HTTP API listens.
     pub listen_addr: SocketAddr,
+    /// Where the OTLP endpoints are served as well (OpenClaw's docs use the
+    /// standard port 4318); `None`: off.
+    pub otlp_listen_addr: Option<SocketAddr>,
+    /// Where `/health` alone is served, for a platform's health check;
+    /// `None`: off.
+    pub health_listen_addr: Option<SocketAddr>,
     /// The SQLite file.
     pub db_path: PathBuf,
     /// Stamped on every record.
@@ -257,6 +288,9 @@ pub struct Config {
     pub metrics_interval: std::time::Duration,
     /// Text the agent's command line contains; `None`: `openclaw`, else `node`.
     pub agent_process: Option<String>,
+    /// What OpenClaw's metric names start with (`metricNamePrefix`), so the
+    /// LLM view finds its usage metrics under their new names.
+    pub openclaw_metric_prefix: String,
     /// Pushing to a remote API; `None` when no endpoint is set.
     pub push: Option<PushConfig>,
     /// The disk bound.
@@ -317,6 +351,8 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen_addr", &self.listen_addr)
+            .field("otlp_listen_addr", &self.otlp_listen_addr)
+            .field("health_listen_addr", &self.health_listen_addr)
             .field("db_path", &self.db_path)
             .field("agent_id", &self.agent_id)
             .field("log_level", &self.log_level)
@@ -329,6 +365,7 @@ impl fmt::Debug for Config {
             .field("ingest_token", &self.ingest_token.as_ref().map(|_| "***"))
             .field("metrics_interval", &self.metrics_interval)
             .field("agent_process", &self.agent_process)
+            .field("openclaw_metric_prefix", &self.openclaw_metric_prefix)
             .field("rotation", &self.rotation)
             .field("prices_file", &self.prices_file)
             .field("prices", &(self.prices.len(), self.prices.fingerprint()))
@@ -403,6 +440,16 @@ impl Config {
             tmpdir: raw.tmpdir.clone(),
         };
         let listen_addr = listen_addr(raw.listen_addr.as_deref())?;
+        let otlp_listen_addr = optional_listen_addr(
+            "TRACE_OTLP_LISTEN_ADDR",
+            raw.otlp_listen_addr.as_deref(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 4318))),
+        )?;
+        let health_listen_addr = optional_listen_addr(
+            "TRACE_HEALTH_LISTEN_ADDR",
+            raw.health_listen_addr.as_deref(),
+            None,
+        )?;
         let db_path = db_path(raw.db_path.as_deref(), data_dir)?;
         let agent_id = raw
             .agent_id
@@ -426,6 +473,7 @@ impl Config {
         )?;
         let request_timeout = request_timeout(raw.request_timeout.as_deref())?;
         let agent_process = raw.agent_process.filter(|p| !p.trim().is_empty());
+        let openclaw_metric_prefix = metric_prefix(raw.openclaw_metric_prefix.as_deref())?;
         let push = push_config(PushVars {
             endpoint: raw.push_endpoint.as_deref(),
             format: raw.push_format.as_deref(),
@@ -454,6 +502,8 @@ impl Config {
             prices_file,
             prices: Arc::new(prices),
             listen_addr,
+            otlp_listen_addr,
+            health_listen_addr,
             db_path,
             agent_id,
             log_level,
@@ -466,6 +516,7 @@ impl Config {
             ingest_token,
             metrics_interval,
             agent_process,
+            openclaw_metric_prefix,
             push,
         })
     }
@@ -596,6 +647,47 @@ fn listen_addr(value: Option<&str>) -> Result<SocketAddr, ConfigError> {
         SocketAddr::from(([127, 0, 0, 1], 9090)),
         "expected IP:PORT such as 127.0.0.1:9090 or [::1]:9090",
         |v| v.parse().ok(),
+    )
+}
+
+/// A second listener's address (`TRACE_OTLP_LISTEN_ADDR`,
+/// `TRACE_HEALTH_LISTEN_ADDR`): `default` when unset, `None` for `off`.
+fn optional_listen_addr(
+    var: &'static str,
+    value: Option<&str>,
+    default: Option<SocketAddr>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    setting(
+        var,
+        value,
+        default,
+        "expected IP:PORT such as 127.0.0.1:4318 or [::]:9091, or off",
+        |v| match v.trim() {
+            off if off.eq_ignore_ascii_case("off") => Some(None),
+            addr => addr.parse().ok().map(Some),
+        },
+    )
+}
+
+/// `TRACE_OPENCLAW_METRIC_PREFIX`: OpenClaw's `metricNamePrefix`, checked by
+/// its own rules (empty, or a letter then letters, digits, `_ . - /`, at
+/// most 128 characters), so a typo is caught at start rather than matching
+/// nothing.
+fn metric_prefix(value: Option<&str>) -> Result<String, ConfigError> {
+    setting(
+        "TRACE_OPENCLAW_METRIC_PREFIX",
+        value,
+        "openclaw.".to_string(),
+        "expected OpenClaw's metricNamePrefix as set in its config, separator included, \
+         like acme. (a letter, then letters, digits, _ . - /; at most 128), or empty for none",
+        |v| {
+            let ok = v.is_empty()
+                || (v.len() <= 128
+                    && v.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c)));
+            ok.then(|| v.to_string())
+        },
     )
 }
 
@@ -931,6 +1023,9 @@ mod tests {
     fn a_bad_value_of_each_checked_variable_is_refused_by_name() {
         for (name, bad) in [
             ("TRACE_LISTEN_ADDR", "localhost"),
+            ("TRACE_OTLP_LISTEN_ADDR", "4318"),
+            ("TRACE_HEALTH_LISTEN_ADDR", "localhost:9091"),
+            ("TRACE_OPENCLAW_METRIC_PREFIX", "1acme."),
             ("TRACE_LOG_LEVEL", "loud"),
             ("TRACE_MAX_TEXT_BYTES", "-1"),
             ("TRACE_MAX_BODY_BYTES", "lots"),
@@ -1010,6 +1105,45 @@ mod tests {
         assert_eq!(c.max_records_per_request, 10_000);
         assert!(c.ingest_token.is_none());
         assert!(!c.agent_id.is_empty(), "falls back to the hostname");
+    }
+
+    #[test]
+    fn second_listeners_default_to_the_otlp_port_and_turn_off() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(
+            c.otlp_listen_addr.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:4318")
+        );
+        assert_eq!(c.health_listen_addr, None);
+        let c = config(&[
+            ("TRACE_OTLP_LISTEN_ADDR", " Off "),
+            ("TRACE_HEALTH_LISTEN_ADDR", "[::]:9091"),
+        ])
+        .expect("valid");
+        assert_eq!(c.otlp_listen_addr, None);
+        assert_eq!(
+            c.health_listen_addr.map(|a| a.to_string()).as_deref(),
+            Some("[::]:9091")
+        );
+        let e = config(&[("TRACE_OTLP_LISTEN_ADDR", "")]).unwrap_err();
+        assert!(e.to_string().contains("or off"), "{e}");
+    }
+
+    #[test]
+    fn the_metric_prefix_follows_openclaws_rules() {
+        assert_eq!(
+            config(&[]).expect("valid").openclaw_metric_prefix,
+            "openclaw."
+        );
+        for good in ["acme.", "", "acme.openclaw.", "a/b-c_d.9"] {
+            let c = config(&[("TRACE_OPENCLAW_METRIC_PREFIX", good)]).expect(good);
+            assert_eq!(c.openclaw_metric_prefix, good);
+        }
+        let long = format!("a{}", ".".repeat(128));
+        for bad in [" acme.", "acme prefix.", ".acme", long.as_str()] {
+            let e = config(&[("TRACE_OPENCLAW_METRIC_PREFIX", bad)]).unwrap_err();
+            assert_eq!(e.var, "TRACE_OPENCLAW_METRIC_PREFIX", "{bad:?}");
+        }
     }
 
     #[test]

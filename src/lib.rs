@@ -12,6 +12,9 @@
 //! - [`cli`]: the `status` and `report` commands, for the person on the
 //!   machine: they ask the daemon's API, or read its file read-only.
 //! - [`config`]: `TRACE_*` environment variables, validated at start-up.
+//! - [`listeners`]: the API's port and the extra ones (the OTLP endpoints at
+//!   the standard port 4318, `/health` for a platform's check), each kept to
+//!   its routes; an extra port that cannot be bound is a warning.
 //! - [`logging`]: JSON lines on stdout through slog; `log` bridged in; a
 //!   failed write drops and counts the line, and logging resumes.
 //! - [`http`]: the routes: ingest, `/health`, `/v1/status`, `/metrics`, the
@@ -20,12 +23,13 @@
 //! - [`wire`]: request bodies into records (native JSON, OTLP), counted on
 //!   the wire before they are decoded; gzip.
 //!
-//! [`run`] takes its listener and its shutdown future, so tests can bind
+//! [`run`] takes its listeners and its shutdown future, so tests can bind
 //! port 0 and run the real server.
 
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod listeners;
 pub mod logging;
 pub mod wire;
 
@@ -47,6 +51,7 @@ use openclaw_trace_actors::{Engine, EngineConfig};
 use slog::{info, warn, Logger};
 
 pub use config::Config;
+pub use listeners::Listeners;
 
 /// Seconds in-flight requests get to finish once shutdown starts. Fly's
 /// default `kill_timeout` is 5 s; this leaves room to commit and checkpoint.
@@ -107,12 +112,12 @@ pub enum RunError {
     Close(#[from] StoreError),
 }
 
-/// Runs the daemon on `listener` until `shutdown` resolves, then stops
+/// Runs the daemon on `listeners` until `shutdown` resolves, then stops
 /// accepting, lets in-flight requests finish, commits, checkpoints the WAL and
 /// closes the database. Must run inside an actix system.
 pub async fn run(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     log: Logger,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
@@ -125,6 +130,7 @@ pub async fn run(
                 agent_id: config.agent_id.clone(),
                 max_text_bytes: config.max_text_bytes,
                 max_pending_records: config.max_pending_records,
+                openclaw_metric_prefix: config.openclaw_metric_prefix.as_str().into(),
             },
             metrics: MetricsSettings {
                 interval: config.metrics_interval,
@@ -171,8 +177,15 @@ pub async fn run(
         source,
     })?;
     let engine = Arc::new(engine);
-    let addr = listener.local_addr()?;
-    info!(log, "listening"; "addr" => addr.to_string(),
+    let report = listeners.report()?;
+    let extra_addr = |state: &listeners::ExtraState| match state {
+        listeners::ExtraState::Listening { addr } => addr.to_string(),
+        listeners::ExtraState::Off => "off".to_string(),
+        listeners::ExtraState::SameAsApi { addr } => addr.to_string(),
+        listeners::ExtraState::Failed { .. } => "failed".to_string(),
+    };
+    info!(log, "listening"; "addr" => report.api.to_string(),
+        "otlp_addr" => extra_addr(&report.otlp), "health_addr" => extra_addr(&report.health),
         "db_path" => config.db_path.display().to_string(), "agent_id" => &config.agent_id,
         "on_data_volume" => config.db_on_data_volume());
 
@@ -193,18 +206,27 @@ pub async fn run(
     // listening socket (Linux) only resizes the queue; kept within the cap,
     // so one round of timeouts at the cap empties it.
     let backlog = i32::try_from(cap.min(MAX_BACKLOG)).expect("at most MAX_BACKLOG");
-    if let Err(e) = rustix::net::listen(&listener, backlog) {
-        warn!(log, "could not resize the listen backlog"; "backlog" => backlog, "error" => e.to_string());
+    let Listeners { api, otlp, health } = listeners;
+    let extras: Vec<TcpListener> = [otlp, health]
+        .into_iter()
+        .filter_map(listeners::Extra::into_listener)
+        .collect();
+    for listener in std::iter::once(&api).chain(&extras) {
+        if let Err(e) = rustix::net::listen(listener, backlog) {
+            warn!(log, "could not resize the listen backlog"; "backlog" => backlog, "error" => e.to_string());
+        }
     }
     let state = web::Data::new(http::AppState {
         engine: Arc::clone(&engine),
         body_budget: Arc::new(http::BodyBudget::new(config.max_inflight_body_bytes)),
         config: Arc::new(config),
         log: log.clone(),
+        listeners: Arc::new(report),
     });
-    let server = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         App::new()
             .wrap(middleware::from_fn(http::conn_watch::mark_busy))
+            .wrap(middleware::from_fn(listeners::keep_to_role))
             .app_data(state.clone())
             .configure(http::routes)
     })
@@ -223,8 +245,11 @@ pub async fn run(
     // At the cap a worker stops accepting; new connections wait in the
     // listen backlog until a timeout frees a slot.
     .max_connections(per_worker)
-    .listen(listener)?
-    .run();
+    .listen(api)?;
+    for listener in extras {
+        server = server.listen(listener)?;
+    }
+    let server = server.run();
     let handle = server.handle();
     actix_rt::spawn(async move {
         shutdown.await;

@@ -2,11 +2,10 @@
 //! signal handling, and runs the daemon until SIGTERM or SIGINT; or runs a
 //! command of the command line (`status`, `report`: [`openclaw_trace::cli`]).
 
-use std::net::TcpListener;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use openclaw_trace::{config, logging, run, Config};
+use openclaw_trace::{config, logging, run, Config, Listeners};
 use slog::{crit, info, warn, Logger};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
@@ -45,7 +44,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: Config, log: &Logger) -> ExitCode {
-    let listener = match TcpListener::bind(config.listen_addr) {
+    let listeners = match Listeners::bind(&config, log) {
         Ok(l) => l,
         Err(e) => {
             crit!(log, "cannot listen"; "addr" => config.listen_addr.to_string(), "error" => e.to_string());
@@ -56,7 +55,7 @@ fn serve(config: Config, log: &Logger) -> ExitCode {
     let result = system.block_on(async {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         actix_rt::spawn(watch_signals(log.clone(), stop_tx));
-        run(config, listener, log.clone(), async move {
+        run(config, listeners, log.clone(), async move {
             let _ = stop_rx.await;
         })
         .await

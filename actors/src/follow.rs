@@ -242,6 +242,8 @@ impl Sink {
                 agent_id: settings.agent_id.clone(),
                 received_ns: now_ns(),
                 source,
+                // Only OTLP metric points are read by name; followers send none.
+                openclaw_metric_prefix: Arc::from(""),
             },
             position: Some(chunk.position),
         });

@@ -69,6 +69,9 @@ pub struct IngestSettings {
     /// Records allowed to wait for the store before ingest answers 503
     /// (`TRACE_MAX_PENDING_RECORDS`).
     pub max_pending_records: u64,
+    /// What OpenClaw's metric names start with
+    /// (`TRACE_OPENCLAW_METRIC_PREFIX`), stamped on every batch.
+    pub openclaw_metric_prefix: Arc<str>,
 }
 
 /// Admission, enrichment and counting of incoming records.
@@ -220,6 +223,7 @@ impl Handler<IngestBatch> for IngestActor {
             agent_id: self.settings.agent_id.clone(),
             received_ns: now_ns(),
             source,
+            openclaw_metric_prefix: Arc::clone(&self.settings.openclaw_metric_prefix),
         };
         let stats = Arc::clone(&self.stats);
         let sent = self.store.send(AppendRecords {

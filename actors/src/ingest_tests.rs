@@ -17,6 +17,7 @@ fn ingest(store: &StoreThread, max_pending_records: u64) -> Addr<IngestActor> {
             agent_id: "test-agent".into(),
             max_text_bytes: 8,
             max_pending_records,
+            openclaw_metric_prefix: crate::llm_view::DEFAULT_METRIC_PREFIX.into(),
         },
         store.addr.clone().recipient(),
         Arc::clone(&store.stats),

@@ -6,7 +6,9 @@
 //!   `gen_ai.usage.*`; OpenClaw's `openclaw.model.usage` spans do) is one
 //!   call: [`call_from_span`].
 //! - OpenClaw's `openclaw.tokens` and `openclaw.cost.usd` metrics are usage
-//!   over time: [`usage_from_point`] reads a point, and [`usage_calls`]
+//!   over time (renamed `<prefix>tokens` and `<prefix>cost.usd` when OpenClaw's
+//!   `metricNamePrefix` is set; the batch's [`Stamp`] carries the prefix, from
+//!   `TRACE_OPENCLAW_METRIC_PREFIX`): [`usage_from_point`] reads a point, and [`usage_calls`]
 //!   (run by the store inside the transaction that stores the points) turns
 //!   the increase since the series' previous point into a row, so a
 //!   cumulative point exported twice adds nothing the second time.
@@ -75,6 +77,12 @@ fn amount(attrs: &JsonObject, keys: &[&str]) -> Option<f64> {
         })
         .filter(|f| f.is_finite() && *f >= 0.0)
 }
+
+/// What OpenClaw's own metric names start with unless its
+/// `metricNamePrefix` says otherwise. Only metric names change with it:
+/// attribute names (`openclaw.token`, `openclaw.provider`...) and span
+/// attributes keep theirs.
+pub const DEFAULT_METRIC_PREFIX: &str = "openclaw.";
 
 const PROVIDER: &[&str] = &["gen_ai.provider.name", "gen_ai.system", "openclaw.provider"];
 const MODEL: &[&str] = &[
@@ -198,13 +206,15 @@ pub struct MetricUsage {
     pub start_time_ns: i64,
 }
 
-/// Reads an OpenClaw usage point (`openclaw.tokens`, `openclaw.cost.usd`).
-/// `openclaw.token = prompt` is skipped: it repeats input and cache tokens.
-pub fn usage_from_point(point: &MetricPoint) -> Option<MetricUsage> {
+/// Reads an OpenClaw usage point (`openclaw.tokens`, `openclaw.cost.usd`,
+/// their names starting with `prefix` instead of `openclaw.` when OpenClaw's
+/// `metricNamePrefix` is set). `openclaw.token = prompt` is skipped: it
+/// repeats input and cache tokens.
+pub fn usage_from_point(point: &MetricPoint, prefix: &str) -> Option<MetricUsage> {
     let empty = JsonObject::new();
     let attrs = point.attributes.as_ref().unwrap_or(&empty);
-    let field = match point.name.as_str() {
-        "openclaw.tokens" => match text(attrs, &["openclaw.token"])?.as_str() {
+    let field = match point.name.strip_prefix(prefix)? {
+        "tokens" => match text(attrs, &["openclaw.token"])?.as_str() {
             "input" => UsageField::Input,
             "output" => UsageField::Output,
             "cache_read" => UsageField::CacheRead,
@@ -212,7 +222,7 @@ pub fn usage_from_point(point: &MetricPoint) -> Option<MetricUsage> {
             "total" => UsageField::Total,
             _ => return None,
         },
-        "openclaw.cost.usd" => UsageField::CostUsd,
+        "cost.usd" => UsageField::CostUsd,
         _ => return None,
     };
     let value = point.value.filter(|v| v.is_finite() && *v >= 0.0)?;
@@ -283,7 +293,7 @@ pub fn usage_calls(
 ) -> Result<Vec<LlmCall>, rusqlite::Error> {
     let mut calls: Vec<LlmCall> = Vec::new();
     for point in points {
-        let Some(usage) = usage_from_point(point) else {
+        let Some(usage) = usage_from_point(point, &stamp.openclaw_metric_prefix) else {
             continue;
         };
         let time_ns = point.time_ns.unwrap_or(stamp.received_ns);
@@ -503,12 +513,11 @@ mod tests {
         assert_eq!(call.completion_tokens, None);
     }
 
-    #[test]
-    fn usage_points_are_read_and_prompt_is_skipped() {
-        let point = |token: &str| MetricPoint {
+    fn usage_point(name: &str, token: &str) -> MetricPoint {
+        MetricPoint {
             time_ns: Some(2),
             start_time_ns: Some(1),
-            name: "openclaw.tokens".into(),
+            name: name.into(),
             value: Some(42.0),
             unit: None,
             kind: MetricKind::Sum,
@@ -519,18 +528,52 @@ mod tests {
                 json!({"openclaw.token": token, "openclaw.model": "gpt-5", "openclaw.provider": "openai"}),
             )),
             origin: None,
-        };
-        let u = usage_from_point(&point("output")).expect("usage");
+        }
+    }
+
+    #[test]
+    fn usage_points_are_read_and_prompt_is_skipped() {
+        let point = |token: &str| usage_point("openclaw.tokens", token);
+        let u = usage_from_point(&point("output"), DEFAULT_METRIC_PREFIX).expect("usage");
         assert_eq!(
             (u.field, u.value, u.cumulative),
             (UsageField::Output, 42.0, true)
         );
         assert_eq!(u.model, "gpt-5");
-        assert!(usage_from_point(&point("prompt")).is_none());
+        assert!(usage_from_point(&point("prompt"), DEFAULT_METRIC_PREFIX).is_none());
         assert_ne!(
-            usage_from_point(&point("input")).expect("usage").series_key,
+            usage_from_point(&point("input"), DEFAULT_METRIC_PREFIX)
+                .expect("usage")
+                .series_key,
             u.series_key,
             "each token type is its own series"
+        );
+    }
+
+    #[test]
+    fn usage_metrics_are_read_under_openclaws_metric_name_prefix() {
+        let renamed = usage_point("acme.tokens", "input");
+        let u = usage_from_point(&renamed, "acme.").expect("acme.tokens under acme.");
+        assert_eq!(u.field, UsageField::Input);
+        assert!(
+            usage_from_point(&renamed, DEFAULT_METRIC_PREFIX).is_none(),
+            "acme.tokens is not read under the default prefix"
+        );
+        assert!(
+            usage_from_point(&usage_point("openclaw.tokens", "input"), "acme.").is_none(),
+            "with a prefix set, openclaw.tokens is another service's metric"
+        );
+        let mut cost = usage_point("acme.cost.usd", "");
+        cost.attributes = Some(obj(json!({"openclaw.model": "gpt-5"})));
+        assert_eq!(
+            usage_from_point(&cost, "acme.").map(|u| u.field),
+            Some(UsageField::CostUsd)
+        );
+        let bare = usage_point("tokens", "output");
+        assert_eq!(
+            usage_from_point(&bare, "").map(|u| u.field),
+            Some(UsageField::Output),
+            "an empty metricNamePrefix exports bare names"
         );
     }
 }

@@ -393,6 +393,10 @@ pub struct Stamp {
     pub received_ns: i64,
     /// Where the records came from.
     pub source: Source,
+    /// What OpenClaw's metric names start with (`TRACE_OPENCLAW_METRIC_PREFIX`,
+    /// its `metricNamePrefix`): the LLM view reads the usage metrics of an
+    /// OTLP batch under these names.
+    pub openclaw_metric_prefix: std::sync::Arc<str>,
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary; says whether

@@ -146,6 +146,7 @@ pub fn stamp() -> Stamp {
         agent_id: "test-agent".to_string(),
         received_ns: 1_764_324_000_000_000_000,
         source: Source::Native,
+        openclaw_metric_prefix: crate::llm_view::DEFAULT_METRIC_PREFIX.into(),
     }
 }
 

@@ -222,6 +222,7 @@ fn stored(calls: &[LlmCall]) -> (tempfile::TempDir, Connection) {
         agent_id: "a".into(),
         received_ns: 0,
         source: Source::OpenClawTranscript,
+        openclaw_metric_prefix: std::sync::Arc::from(""),
     };
     crate::store::insert_batch(
         &tx,

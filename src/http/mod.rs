@@ -53,6 +53,9 @@ pub struct AppState {
     /// Request bytes held across all connections, against
     /// `TRACE_MAX_INFLIGHT_BODY_BYTES`.
     pub body_budget: Arc<BodyBudget>,
+    /// The ports served and what each serves, for `/v1/status` and for
+    /// keeping the extra ports to their routes.
+    pub listeners: Arc<crate::listeners::ListenerReport>,
 }
 
 /// The request bytes every connection together may hold at once: bodies as

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::{ApiError, AppState};
 use crate::config::Config;
+use crate::listeners::ListenerReport;
 
 /// How long `/health` waits for the store.
 const HEALTH_WAIT: Duration = Duration::from_secs(1);
@@ -106,6 +107,8 @@ struct StatusAnswer<'a> {
     /// OpenClaw's own files followed (`transcript`, `gateway_log`): each
     /// source, its position, rows read and failed, and its lag.
     openclaw: BTreeMap<&'static str, FollowerView>,
+    /// The ports served: the API's, the OTLP port, the health port.
+    listeners: &'a ListenerReport,
     /// The configuration in force, secrets masked.
     config: ConfigEcho<'a>,
     // The earlier Go sidecar's health fields, for scripts written for it.
@@ -346,6 +349,7 @@ struct ConfigEcho<'a> {
     ingest_token: Option<&'static str>,
     metrics_interval_seconds: f64,
     agent_process: Option<&'a str>,
+    openclaw_metric_prefix: &'a str,
     rotate_interval_seconds: f64,
     db_rotate_days: Option<f64>,
     db_max_bytes: u64,
@@ -368,6 +372,7 @@ impl<'a> ConfigEcho<'a> {
             ingest_token: masked(config.ingest_token.as_ref()),
             metrics_interval_seconds: config.metrics_interval.as_secs_f64(),
             agent_process: config.agent_process.as_deref(),
+            openclaw_metric_prefix: &config.openclaw_metric_prefix,
             rotate_interval_seconds: config.rotation.interval.as_secs_f64(),
             db_rotate_days: config.rotation.max_age.map(|d| d.as_secs_f64() / 86_400.0),
             db_max_bytes: config.rotation.max_db_bytes,
@@ -439,6 +444,13 @@ fn warnings(
     db_total: u64,
 ) -> Vec<String> {
     let mut warnings = host.map(HostSample::warnings).unwrap_or_default();
+    if !config.listen_addr.ip().is_loopback() && config.ingest_token.is_none() {
+        warnings.push(format!(
+            "TRACE_LISTEN_ADDR={} is reachable from other machines and TRACE_INGEST_TOKEN is not set: \
+             anyone who reaches it can post records and read the query API",
+            config.listen_addr
+        ));
+    }
     if stats.disk_full {
         warnings.push(format!(
             "database writes fail for want of space on {}: ingest answers 507 (OTLP 503) until rotation or the operator frees space",
@@ -508,6 +520,7 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         openclaw.entry(kind.as_str()).or_default();
     }
     let mut warnings = warnings(host.as_deref(), &stats, config, bounds, db_total);
+    warnings.extend(state.listeners.warnings());
     warnings.extend(follow_warnings(&openclaw));
     let answer = StatusAnswer {
         openclaw,
@@ -576,6 +589,7 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             dropped_lines_by_reason: counts(&crate::logging::dropped_log_lines_by_reason()),
         },
         push,
+        listeners: &state.listeners,
         config: ConfigEcho::of(config),
         db_status,
         db_size_bytes: files.db_bytes,

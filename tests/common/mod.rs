@@ -175,6 +175,15 @@ impl Daemon {
         }
     }
 
+    /// `http://ADDR` of an extra listener (`otlp` or `health`) as
+    /// `/v1/status` reports it; fails the test when it is not listening.
+    pub fn extra_base(&self, role: &str) -> String {
+        let status = self.status();
+        let listener = &status["listeners"][role];
+        assert_eq!(listener["state"], "listening", "{role}: {listener}");
+        format!("http://{}", listener["addr"].as_str().expect("addr"))
+    }
+
     /// The daemon's process id (to read its `/proc` entries).
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -484,14 +493,16 @@ fn listening_addr(line: &str) -> Option<String> {
     (v["msg"] == "listening").then(|| v["addr"].as_str().unwrap_or_default().to_string())
 }
 
-/// The daemon's command: a clean environment, port 0, the test's database,
-/// debug logs on stdout, and age rotation off (fixtures carry fixed
-/// timestamps, some a year old) unless a test turns it on.
+/// The daemon's command: a clean environment, port 0 (for the OTLP port as
+/// well: the default 4318 would be shared by tests running in parallel), the
+/// test's database, debug logs on stdout, and age rotation off (fixtures
+/// carry fixed timestamps, some a year old) unless a test turns it on.
 fn daemon_command(db_path: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("TRACE_LISTEN_ADDR", "127.0.0.1:0")
+        .env("TRACE_OTLP_LISTEN_ADDR", "127.0.0.1:0")
         .env("TRACE_DB_PATH", db_path)
         .env("TRACE_AGENT_ID", "test-agent")
         .env("TRACE_LOG_LEVEL", "debug")
@@ -536,6 +547,20 @@ pub fn traces_request(spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) -
 pub fn open_db(path: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .expect("open db")
+}
+
+/// POSTs `body` with `headers` to a full `url` (another port of the daemon).
+pub fn post_url(url: &str, body: &[u8], headers: &[(&str, &str)]) -> Reply {
+    let mut req = agent().post(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    Reply::from(req.send(body).expect("request"))
+}
+
+/// GETs a full `url`.
+pub fn get_url(url: &str) -> Reply {
+    Reply::from(agent().get(url).call().expect("request"))
 }
 
 fn agent() -> ureq::Agent {

@@ -370,6 +370,7 @@ impl MetricsActor {
             agent_id: self.settings.agent_id.clone(),
             received_ns: now_ns(),
             source: Source::Host,
+            openclaw_metric_prefix: crate::llm_view::DEFAULT_METRIC_PREFIX.into(),
         };
         let (log, stats) = (self.log.clone(), Arc::clone(&self.stats));
         self.store
