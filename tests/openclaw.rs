@@ -418,3 +418,87 @@ fn the_sidecar_reads_every_call_and_log_line_of_the_real_gateway() {
     assert!(source["lag_ms"].as_i64().is_some(), "{source}");
     assert!(gateway.stop().success());
 }
+
+/// `scripts/start-with-openclaw.sh` runs the real gateway and the sidecar
+/// as one process tree, as on a Fly machine: the sidecar finds the
+/// transcripts through OpenClaw's own `OPENCLAW_STATE_DIR` (no
+/// `TRACE_OPENCLAW_STATE_DIR`), is restarted after `kill -9` without a
+/// call lost or repeated, and SIGTERM to the script stops both, the script
+/// exiting with the gateway's status.
+#[test]
+fn the_start_script_runs_the_real_gateway_and_the_sidecar_side_by_side() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mock = MockModel::start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let db = dir.path().join("trace.db");
+    let log_dir = dir.path().join("logs");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/start-with-openclaw.sh");
+    let env = [
+        (
+            "OPENCLAW_TRACE_BIN",
+            env!("CARGO_BIN_EXE_openclaw-trace").to_string(),
+        ),
+        ("TRACE_LISTEN_ADDR", format!("127.0.0.1:{port}")),
+        ("TRACE_DB_PATH", db.display().to_string()),
+        ("TRACE_OTLP_LISTEN_ADDR", "off".to_string()),
+        ("TRACE_OPENCLAW_LOG", log_dir.display().to_string()),
+        ("TRACE_OPENCLAW_POLL", "200ms".to_string()),
+        ("TRACE_AGENT_ID", "fly-machine".to_string()),
+    ];
+    let gateway = OpenClaw::start_under(dir.path(), &mock, &script, &env);
+    let calls = || -> i64 {
+        if !db.exists() {
+            return 0;
+        }
+        open_db(&db)
+            .query_row(
+                "SELECT count(*) FROM llm_calls WHERE source = 'openclaw_transcript'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0)
+    };
+    let first = gateway.turn("Turn 1.");
+    eventually("the first call read by the sidecar", || calls() == 1);
+
+    // The sidecar killed: the script starts it again.
+    let stdout = || std::fs::read_to_string(dir.path().join("gateway.stdout")).unwrap_or_default();
+    let started: Value = stdout()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["msg"] == "started the gateway and openclaw-trace")
+        .expect("the script's start line");
+    let sidecar = started["sidecar_pid"].as_i64().expect("sidecar_pid") as i32;
+    // SAFETY: kill(2) on a process of this test's tree.
+    unsafe { libc::kill(sidecar, libc::SIGKILL) };
+    eventually("the sidecar restarted", || {
+        stdout().contains("openclaw-trace restarted")
+    });
+    let second = gateway.turn("Turn 2.");
+    eventually("both calls read", || calls() >= 2);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(calls(), 2, "each call once");
+    let runs: Vec<String> = open_db(&db)
+        .prepare(
+            "SELECT json_extract(metadata, '$.run_id') FROM llm_calls
+             WHERE source = 'openclaw_transcript' ORDER BY time_ns",
+        )
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("run ids");
+    assert_eq!(runs, [first.run_id.clone(), second.run_id.clone()]);
+
+    // SIGTERM to the script (Fly's kill_signal goes to the process): both
+    // stop and the script exits with the gateway's status.
+    let status = gateway.stop();
+    assert!(status.success(), "{status}: {}", stdout());
+    let out = stdout();
+    assert!(
+        out.contains("passing the signal on to the gateway and openclaw-trace"),
+        "{out}"
+    );
+    assert!(out.contains("shutdown complete"), "{out}");
+}

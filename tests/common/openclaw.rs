@@ -464,6 +464,23 @@ impl OpenClaw {
     /// `mock`, starts the gateway on a free port and waits until `/readyz`
     /// answers 200. Installs OpenClaw first if needed.
     pub fn start(dir: &Path, mock: &MockModel) -> OpenClaw {
+        OpenClaw::launch(dir, mock, None)
+    }
+
+    /// Like [`OpenClaw::start`], with the gateway run by `script` (the
+    /// start script, which runs the sidecar beside it), given the gateway's
+    /// command as its arguments and `env` besides OpenClaw's own; its
+    /// stdout (the script's and the sidecar's log lines) is [`OpenClaw::output`]'s.
+    pub fn start_under(
+        dir: &Path,
+        mock: &MockModel,
+        script: &Path,
+        env: &[(&str, String)],
+    ) -> OpenClaw {
+        OpenClaw::launch(dir, mock, Some((script, env)))
+    }
+
+    fn launch(dir: &Path, mock: &MockModel, under: Option<(&Path, &[(&str, String)])>) -> OpenClaw {
         let install = install();
         let port = free_port();
         let dir = dir.to_path_buf();
@@ -495,8 +512,22 @@ impl OpenClaw {
             ("NO_COLOR".into(), "1".into()),
         ];
         let mut cmd = openclaw_command(install, &env);
-        cmd.args(["gateway", "run", "--port", &port.to_string()])
-            .stdin(Stdio::null())
+        cmd.args(["gateway", "run", "--port", &port.to_string()]);
+        if let Some((script, extra)) = under {
+            let mut wrapped = Command::new(script);
+            wrapped
+                .arg(cmd.get_program())
+                .args(cmd.get_args())
+                .env_clear();
+            for (k, v) in &env {
+                wrapped.env(k, v);
+            }
+            for (k, v) in extra {
+                wrapped.env(k, v);
+            }
+            cmd = wrapped;
+        }
+        cmd.stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.join("gateway.stdout")).expect("stdout file"))
             .stderr(std::fs::File::create(dir.join("gateway.stderr")).expect("stderr file"))
             .process_group(0);
