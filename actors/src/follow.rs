@@ -337,6 +337,8 @@ pub struct Read<C> {
     pub newest_ns: Option<i64>,
     /// What is left to read after it (rows or bytes).
     pub behind: u64,
+    /// Whether the chunk stopped at its bound, so more is waiting now.
+    pub full: bool,
     /// What the follower wants back once it is committed.
     pub cursor: C,
 }
@@ -413,7 +415,7 @@ impl<F: Follower> FollowActor<F> {
     }
 
     /// Reads the next chunk and hands it to the store; once it is
-    /// committed, reads on at once if more was already there.
+    /// committed, reads on at once if the chunk was full.
     fn step(&mut self, ctx: &mut Context<Self>) {
         if self.busy || !self.resume() {
             return;
@@ -442,6 +444,7 @@ impl<F: Follower> FollowActor<F> {
             chunk,
             newest_ns,
             behind,
+            full,
             cursor,
         } = read;
         let position = chunk.position.clone();
@@ -460,10 +463,11 @@ impl<F: Follower> FollowActor<F> {
                             .sum();
                         committed(source, &position, stored, newest_ns, behind);
                     });
-                    // More was there already: go on at once; else wait for
-                    // the next look, so a steady writer costs a commit per
-                    // poll, not one per line.
-                    if behind > 0 {
+                    // A full chunk: more is waiting, go on at once (a
+                    // backlog is read at full speed). Else wait for the next
+                    // look, so a steady writer costs a commit a poll, not
+                    // one a line.
+                    if full {
                         ctx.notify(Step);
                     }
                 }

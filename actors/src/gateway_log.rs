@@ -462,13 +462,14 @@ impl Follower for GatewayLog {
         order.sort_by_key(|(_, f)| f.mtime);
         for (key, f) in order {
             match read_chunk(f) {
-                Ok(Some((mut chunk, newest_ns))) => {
+                Ok(Some((mut chunk, newest_ns, full))) => {
                     chunk.position.key.clone_from(key);
                     return Some(Read {
                         key: key.clone(),
                         behind: f.size.saturating_sub(chunk.position.offset as u64),
                         chunk,
                         newest_ns,
+                        full,
                         cursor: (),
                     });
                 }
@@ -507,9 +508,10 @@ impl Follower for GatewayLog {
 }
 
 /// Reads the next chunk of complete lines of `f`, or `None` when there is
-/// none yet. A file that no longer starts as it did, or is shorter than
-/// what was read, is read again from its start.
-fn read_chunk(f: &mut Followed) -> std::io::Result<Option<(Chunk, Option<i64>)>> {
+/// none yet; with the newest line's time and whether the chunk stopped at
+/// [`CHUNK_BYTES`]. A file that no longer starts as it did, or is shorter
+/// than what was read, is read again from its start.
+fn read_chunk(f: &mut Followed) -> std::io::Result<Option<(Chunk, Option<i64>, bool)>> {
     let mut file = File::open(&f.path)?;
     let size = file.metadata()?.len();
     f.size = size;
@@ -570,6 +572,7 @@ fn read_chunk(f: &mut Followed) -> std::io::Result<Option<(Chunk, Option<i64>)>>
             },
         },
         newest_ns,
+        want == CHUNK_BYTES,
     )))
 }
 

@@ -126,7 +126,7 @@ fn followed(path: &Path) -> Followed {
 /// bodies read.
 fn read_all(f: &mut Followed) -> Vec<String> {
     let mut bodies = Vec::new();
-    while let Some((chunk, _)) = read_chunk(f).expect("read") {
+    while let Some((chunk, _, _)) = read_chunk(f).expect("read") {
         f.offset = chunk.position.offset as u64;
         f.fingerprint = chunk.position.fingerprint.clone();
         for batch in chunk.batches {
@@ -191,8 +191,10 @@ fn a_large_file_is_read_in_bounded_chunks_each_line_once() {
     let mut f = followed(&path);
     let mut chunks = 0;
     let mut read = 0;
-    while let Some((chunk, _)) = read_chunk(&mut f).expect("read") {
+    while let Some((chunk, _, full)) = read_chunk(&mut f).expect("read") {
         chunks += 1;
+        // Every chunk but the last stopped at the bound.
+        assert_eq!(full, chunks < 4, "chunk {chunks}");
         assert!(chunk.position.offset as u64 - f.offset <= CHUNK_BYTES as u64);
         read += chunk.position.read;
         f.offset = chunk.position.offset as u64;

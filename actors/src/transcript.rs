@@ -294,6 +294,8 @@ enum Outcome {
         chunk: Chunk,
         newest_ns: Option<i64>,
         behind: u64,
+        /// Whether it stopped at [`CHUNK_ROWS`] or [`CHUNK_BYTES`].
+        full: bool,
         at_cursor: Option<RowId>,
     },
     /// Nothing new; how many rows are behind (none).
@@ -415,6 +417,7 @@ impl Follower for Transcripts {
                     mut chunk,
                     newest_ns,
                     behind,
+                    full,
                     at_cursor,
                 }) => {
                     match drop_held(core, &mut chunk) {
@@ -435,6 +438,7 @@ impl Follower for Transcripts {
                         chunk,
                         newest_ns,
                         behind,
+                        full,
                         cursor: at_cursor,
                     });
                 }
@@ -546,6 +550,12 @@ fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
         }
         out
     };
+    let full = rows.len() == CHUNK_ROWS
+        || rows
+            .iter()
+            .map(|r| r.json.as_ref().map_or(0, String::len) + r.zstd.as_ref().map_or(0, Vec::len))
+            .sum::<usize>()
+            >= CHUNK_BYTES;
     if rows.is_empty() {
         return Ok(Outcome::CaughtUp);
     }
@@ -609,6 +619,7 @@ fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
         },
         newest_ns,
         behind: newest_rowid.saturating_sub(last.rowid).max(0) as u64,
+        full,
         at_cursor,
     })
 }
