@@ -11,9 +11,10 @@ object. Parts:
 - transcript: a transcript database of CALLS assistant messages: calls/s.
 - lag: a writer appends RATE lines/s to a log and RATE/10 assistant messages
   per second to a transcript for SECONDS, stamped with the time they are
-  written; /v1/status is sampled every 0.5 s for each source's lag_ms (the
-  last commit's time less the newest stored item's own time) at the default
-  5 s poll.
+  written, at the default 5 s poll. Reported: each row's delay (when the
+  daemon stored it less when it was written: median, p99, max), the status'
+  lag_ms samples (the last commit's time less the newest stored item's own
+  time, every 0.5 s), and the daemon's CPU time over the window.
 """
 
 import datetime
@@ -122,6 +123,11 @@ class Daemon:
         sources = self.status()["openclaw"][kind]["sources"]
         return next(iter(sources.values()), None)
 
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def hwm_kib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
@@ -222,6 +228,7 @@ def lag_part(tmp):
     log_lags, tr_lags, behind = [], [], []
     end = time.monotonic() + SECONDS
     time.sleep(6)  # past the first look
+    cpu0, t0 = d.cpu_seconds(), time.monotonic()
     while time.monotonic() < end:
         s = d.status()["openclaw"]
         for kind, out in (("gateway_log", log_lags), ("transcript", tr_lags)):
@@ -231,17 +238,40 @@ def lag_part(tmp):
                 if kind == "gateway_log":
                     behind.append(src["behind"])
         time.sleep(0.5)
+    cpu = (d.cpu_seconds() - cpu0) / (time.monotonic() - t0)
     stop.set()
     t.join()
     d.stop()
+    # Each row's own delay: when the daemon stored it (received_ns, taken
+    # just before the commit) less when it was written (the line's time;
+    # the assistant message's append, its start plus its latency).
+    db = sqlite3.connect(os.path.join(tmp, "trace.db"))
+    delays = {
+        "gateway_log": [r[0] / 1e6 for r in db.execute(
+            "SELECT received_ns - time_ns FROM events WHERE source = 'openclaw_log'")],
+        "transcript": [r[0] / 1e6 for r in db.execute(
+            "SELECT received_ns - (time_ns + CAST(latency_ms * 1e6 AS INTEGER)) FROM llm_calls "
+            "WHERE source = 'openclaw_transcript'")],
+    }
+    db.close()
+
+    def spread(xs):
+        xs = sorted(xs)
+        if not xs:
+            return None
+        return {"rows": len(xs), "median_ms": round(statistics.median(xs)),
+                "p99_ms": round(xs[int(0.99 * (len(xs) - 1))]), "max_ms": round(xs[-1])}
 
     def summary(xs):
         return {"samples": len(xs), "median_ms": statistics.median(xs) if xs else None,
                 "max_ms": max(xs) if xs else None}
     return {"rate_lines_per_s": RATE, "rate_calls_per_s": RATE / 10, "seconds": SECONDS,
-            "poll": "5s (default)", "gateway_log_lag": summary(log_lags),
+            "poll": "5s (default)",
+            "row_delay": {k: spread(v) for k, v in delays.items()},
+            "gateway_log_lag": summary(log_lags),
             "transcript_lag": summary(tr_lags),
-            "gateway_log_behind_bytes_median": statistics.median(behind) if behind else None}
+            "gateway_log_behind_bytes_median": statistics.median(behind) if behind else None,
+            "daemon_cpu_percent_of_a_core": round(100 * cpu, 2)}
 
 
 def main():
