@@ -598,7 +598,10 @@ fn log_patterns(value: &str) -> Result<Vec<String>, ConfigError> {
             });
     }
     let path = Path::new(value);
-    let is_dir = path.is_dir() || value.ends_with('/') || path.extension().is_none();
+    // A file that exists is a file; else a name without an extension is
+    // taken for a directory that is still to appear.
+    let is_dir =
+        !path.is_file() && (path.is_dir() || value.ends_with('/') || path.extension().is_none());
     Ok(if is_dir {
         vec![dir_pattern(path)]
     } else {

@@ -552,6 +552,13 @@ fn the_summary_counts_a_call_once_across_transcript_otlp_and_native() {
         ),
     );
     assert_eq!(r.status, 200, "{}", r.body);
+    // A span of another model in the transcript's hour (another app's
+    // exporter): not a repeat, counted.
+    let r = d.post_json(
+        "/v1/traces",
+        &usage_span_body(now - 3000, "00f067aa0ba902ba", "openai", "gpt-5.4", 500),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     eventually("the span rows", || {
         d.db()
             .query_row(
@@ -560,12 +567,13 @@ fn the_summary_counts_a_call_once_across_transcript_otlp_and_native() {
                 |r| r.get::<_, i64>(0),
             )
             .unwrap_or(0)
-            == 4
+            == 5
     });
 
     let s = d.get("/v1/llm/summary?since=24h&group_by=model").json();
-    // 3 transcript calls, the other model's native call, the older span.
-    assert_eq!(s["totals"]["calls"], 5, "{s}");
+    // 3 transcript calls, the other model's native call, the older span,
+    // the other model's span.
+    assert_eq!(s["totals"]["calls"], 6, "{s}");
     assert_eq!(
         s["sources"]["used"],
         serde_json::json!(["openclaw_transcript", "native", "otlp_span"]),
@@ -596,5 +604,20 @@ fn the_summary_counts_a_call_once_across_transcript_otlp_and_native() {
     assert_eq!(mock["tokens"]["input"], 10 + 11 + 12 + 1000, "{mock}");
     // Each source alone, when asked for, holds its own rows.
     let spans = d.get("/v1/llm/summary?since=24h&source=otlp_span").json();
-    assert_eq!(spans["totals"]["calls"], 4, "{spans}");
+    assert_eq!(spans["totals"]["calls"], 5, "{spans}");
+    // Grouped by session (days with no provider or model): the spans of
+    // the transcript's day are left out, native records counted.
+    let by_session = d.get("/v1/llm/summary?since=24h&group_by=session").json();
+    let skipped: Vec<&str> = by_session["sources"]["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .filter_map(|x| x["source"].as_str())
+        .collect();
+    assert!(!skipped.contains(&"native"), "{by_session}");
+    assert!(skipped.contains(&"otlp_span"), "{by_session}");
+    // 3 transcript calls and both native calls; the spans of the day left
+    // out (the older span too, when it falls on the same UTC day).
+    let calls = by_session["totals"]["calls"].as_i64().unwrap_or(0);
+    assert!(calls == 5 || calls == 6, "{by_session}");
 }

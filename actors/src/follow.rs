@@ -372,6 +372,8 @@ pub struct FollowActor<F: Follower> {
     resumed: bool,
     /// Whether a chunk is with the store.
     busy: bool,
+    /// Whether a retry is already scheduled (one at a time).
+    retrying: bool,
     #[cfg(feature = "fault-injection")]
     fault: Option<crate::fault::FaultKind>,
 }
@@ -389,6 +391,7 @@ impl<F: Follower> FollowActor<F> {
             follower,
             resumed: false,
             busy: false,
+            retrying: false,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -414,6 +417,17 @@ impl<F: Follower> FollowActor<F> {
         }
     }
 
+    /// Tries again after [`RETRY_AFTER`], unless a retry is already due.
+    fn retry(&mut self, ctx: &mut Context<Self>) {
+        if !self.retrying {
+            self.retrying = true;
+            ctx.run_later(RETRY_AFTER, |act, ctx| {
+                act.retrying = false;
+                act.step(ctx);
+            });
+        }
+    }
+
     /// Reads the next chunk and hands it to the store; once it is
     /// committed, reads on at once if the chunk was full.
     fn step(&mut self, ctx: &mut Context<Self>) {
@@ -421,7 +435,7 @@ impl<F: Follower> FollowActor<F> {
             return;
         }
         if self.core.sink.store_busy(&self.core.settings) {
-            ctx.run_later(RETRY_AFTER, |act, ctx| act.step(ctx));
+            self.retry(ctx);
             return;
         }
         #[cfg(feature = "fault-injection")]
@@ -475,7 +489,7 @@ impl<F: Follower> FollowActor<F> {
                     warn!(act.core.log, "storing what was read failed; retrying";
                         "follower" => F::KIND.as_str(), "error" => e.to_string(),
                         "path" => &position.path);
-                    ctx.run_later(RETRY_AFTER, |act, ctx| act.step(ctx));
+                    act.retry(ctx);
                 }
             }
         }));
@@ -517,6 +531,7 @@ impl<F: Follower> Supervised for FollowActor<F> {
         self.follower.reset();
         self.resumed = false;
         self.busy = false;
+        self.retrying = false;
     }
 }
 

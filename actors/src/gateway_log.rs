@@ -266,6 +266,8 @@ fn parse_object(mut fields: Map<String, Value>) -> LogLine {
 /// Where a followed file stands, in memory.
 #[derive(Debug, Clone)]
 struct Followed {
+    /// `device:inode`: a path opened later must still lead here.
+    key: String,
     /// The path it was last seen at.
     path: PathBuf,
     /// Bytes read (and committed).
@@ -278,6 +280,9 @@ struct Followed {
     mtime: i64,
     /// Whether it was found in the last look.
     seen: bool,
+    /// Whether the bytes at `offset` are the rest of a line longer than a
+    /// chunk, already kept (cut) and to be passed over to its newline.
+    skipping: bool,
 }
 
 /// `len:crc32` of the first `len` bytes of `file`, `len` at most
@@ -380,21 +385,26 @@ impl GatewayLog {
                 continue;
             }
             // A file not followed in this run: go on from a saved position
-            // if it is the same file, else from its start.
+            // if it is the same file, else from its start. One that cannot
+            // be read now keeps its saved position for a later look.
             let (mut offset, mut fingerprint) = (0, None);
             if let Some(saved) = self.saved.remove(&key) {
-                match File::open(&path) {
-                    Ok(mut file) => {
-                        let same = match saved.fingerprint.as_deref() {
-                            Some(fp) => same_start(&mut file, size, fp).unwrap_or(false),
-                            None => saved.offset == 0,
-                        };
-                        if same && saved.offset as u64 <= size {
-                            offset = saved.offset as u64;
-                            fingerprint = saved.fingerprint;
-                        }
+                let same =
+                    File::open(&path).and_then(|mut file| match saved.fingerprint.as_deref() {
+                        Some(fp) => same_start(&mut file, size, fp),
+                        None => Ok(saved.offset == 0),
+                    });
+                match same {
+                    Ok(true) if saved.offset as u64 <= size => {
+                        offset = saved.offset as u64;
+                        fingerprint.clone_from(&saved.fingerprint);
                     }
-                    Err(e) => core.problem_once(CANNOT_READ, &format!("{}: {e}", path.display())),
+                    Ok(_) => {}
+                    Err(e) => {
+                        core.problem_once(CANNOT_READ, &format!("{}: {e}", path.display()));
+                        self.saved.insert(key, saved);
+                        continue;
+                    }
                 }
                 core.sink.view.update(FollowKind::GatewayLog, |v| {
                     let s = v.sources.entry(key.clone()).or_default();
@@ -405,14 +415,16 @@ impl GatewayLog {
                 });
             }
             self.files.insert(
-                key,
+                key.clone(),
                 Followed {
+                    key,
                     path,
                     offset,
                     fingerprint,
                     size,
                     mtime,
                     seen: true,
+                    skipping: false,
                 },
             );
         }
@@ -443,7 +455,8 @@ impl Follower for GatewayLog {
     const SOURCE: Source = Source::OpenClawLog;
     const WHAT: &'static str = "OpenClaw's gateway log";
     const STORED: Table = Table::Errors;
-    type Cursor = ();
+    /// Whether the file's next bytes are the rest of an overlong line.
+    type Cursor = bool;
 
     fn watching(&self) -> Vec<String> {
         self.patterns.clone()
@@ -456,13 +469,18 @@ impl Follower for GatewayLog {
     /// Reads the next chunk: from the least recently modified file with
     /// unread bytes (older files first, so lines arrive in about their
     /// order).
-    fn next(&mut self, core: &mut Core) -> Option<Read<()>> {
+    fn next(&mut self, core: &mut Core) -> Option<Read<bool>> {
         self.look(core);
         let mut order: Vec<(&String, &mut Followed)> = self.files.iter_mut().collect();
         order.sort_by_key(|(_, f)| f.mtime);
         for (key, f) in order {
             match read_chunk(f) {
-                Ok(Some((mut chunk, newest_ns, full))) => {
+                Ok(Some(LogChunk {
+                    mut chunk,
+                    newest_ns,
+                    full,
+                    skipping,
+                })) => {
                     chunk.position.key.clone_from(key);
                     return Some(Read {
                         key: key.clone(),
@@ -470,7 +488,7 @@ impl Follower for GatewayLog {
                         chunk,
                         newest_ns,
                         full,
-                        cursor: (),
+                        cursor: skipping,
                     });
                 }
                 Ok(None) => core.sink.view.update(FollowKind::GatewayLog, |v| {
@@ -494,10 +512,11 @@ impl Follower for GatewayLog {
         None
     }
 
-    fn committed(&mut self, key: &str, position: &Position, _: ()) {
+    fn committed(&mut self, key: &str, position: &Position, skipping: bool) {
         if let Some(f) = self.files.get_mut(key) {
             f.offset = position.offset as u64;
             f.fingerprint.clone_from(&position.fingerprint);
+            f.skipping = skipping;
         }
     }
 
@@ -508,12 +527,19 @@ impl Follower for GatewayLog {
 }
 
 /// Reads the next chunk of complete lines of `f`, or `None` when there is
-/// none yet; with the newest line's time and whether the chunk stopped at
-/// [`CHUNK_BYTES`]. A file that no longer starts as it did, or is shorter
+/// none yet; with the newest line's time, whether the chunk stopped at
+/// [`CHUNK_BYTES`], and whether the next chunk starts inside a line too
+/// long for one. A file that no longer starts as it did, or is shorter
 /// than what was read, is read again from its start.
-fn read_chunk(f: &mut Followed) -> std::io::Result<Option<(Chunk, Option<i64>, bool)>> {
+fn read_chunk(f: &mut Followed) -> std::io::Result<Option<LogChunk>> {
     let mut file = File::open(&f.path)?;
-    let size = file.metadata()?.len();
+    let meta = file.metadata()?;
+    // Renamed away since the look (a size rotation), and another file took
+    // the path: the next look sorts them out.
+    if format!("{}:{}", meta.dev(), meta.ino()) != f.key {
+        return Ok(None);
+    }
+    let size = meta.len();
     f.size = size;
     let restarted = match &f.fingerprint {
         Some(fp) => !same_start(&mut file, size, fp)?,
@@ -522,6 +548,7 @@ fn read_chunk(f: &mut Followed) -> std::io::Result<Option<(Chunk, Option<i64>, b
     if restarted {
         f.offset = 0;
         f.fingerprint = None;
+        f.skipping = false;
     }
     if size <= f.offset && !restarted {
         return Ok(None);
@@ -531,21 +558,36 @@ fn read_chunk(f: &mut Followed) -> std::io::Result<Option<(Chunk, Option<i64>, b
     file.seek(SeekFrom::Start(f.offset))?;
     file.read_exact(&mut buf)?;
     let fingerprint = fingerprint(&mut file, size)?;
-    // Only whole lines; a line longer than a chunk is cut at the chunk.
-    let end = match buf.iter().rposition(|&b| b == b'\n') {
-        Some(i) => i + 1,
-        None if want == CHUNK_BYTES => want,
-        None if restarted => {
-            // Nothing whole yet, but the new start must be saved.
-            0
+    let full = want == CHUNK_BYTES;
+    // The rest of a line longer than a chunk is passed over to its newline.
+    let mut start = 0;
+    let mut skipping = f.skipping;
+    if skipping {
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                start = i + 1;
+                skipping = false;
+            }
+            None if full => start = want,
+            None => return Ok(None),
         }
+    }
+    // Only whole lines; a line longer than a chunk is kept cut at the
+    // chunk, once, and the rest of it passed over.
+    let end = match buf[start..].iter().rposition(|&b| b == b'\n') {
+        Some(i) => start + i + 1,
+        None if full && start == 0 => {
+            skipping = true;
+            want
+        }
+        None if full || start > 0 || restarted => start,
         None => return Ok(None),
     };
     let mut events = Vec::new();
     let mut errors = Vec::new();
     let (mut read, mut failed) = (0u64, 0u64);
     let mut newest_ns = None;
-    for raw in buf[..end].split(|&b| b == b'\n') {
+    for raw in buf[start..end].split(|&b| b == b'\n') {
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -558,8 +600,8 @@ fn read_chunk(f: &mut Followed) -> std::io::Result<Option<(Chunk, Option<i64>, b
         errors.extend(line.error);
     }
     let offset = f.offset + end as u64;
-    Ok(Some((
-        Chunk {
+    Ok(Some(LogChunk {
+        chunk: Chunk {
             batches: vec![Batch::Events(events), Batch::Errors(errors)],
             position: Position {
                 kind: FollowKind::GatewayLog,
@@ -572,8 +614,21 @@ fn read_chunk(f: &mut Followed) -> std::io::Result<Option<(Chunk, Option<i64>, b
             },
         },
         newest_ns,
-        want == CHUNK_BYTES,
-    )))
+        full,
+        skipping,
+    }))
+}
+
+/// What [`read_chunk`] read.
+struct LogChunk {
+    /// The lines' rows and the new position.
+    chunk: Chunk,
+    /// The newest line's own time.
+    newest_ns: Option<i64>,
+    /// Whether it stopped at [`CHUNK_BYTES`].
+    full: bool,
+    /// Whether the next bytes are the rest of a line too long for a chunk.
+    skipping: bool,
 }
 
 /// The default patterns: OpenClaw's default log directory, and its

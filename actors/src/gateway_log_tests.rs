@@ -1,4 +1,5 @@
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 
 use super::*;
 
@@ -112,7 +113,10 @@ fn a_line_that_is_not_json_is_kept_as_text() {
 }
 
 fn followed(path: &Path) -> Followed {
+    let meta = std::fs::metadata(path).expect("the file exists");
     Followed {
+        key: format!("{}:{}", meta.dev(), meta.ino()),
+        skipping: false,
         path: path.to_path_buf(),
         offset: 0,
         fingerprint: None,
@@ -126,9 +130,13 @@ fn followed(path: &Path) -> Followed {
 /// bodies read.
 fn read_all(f: &mut Followed) -> Vec<String> {
     let mut bodies = Vec::new();
-    while let Some((chunk, _, _)) = read_chunk(f).expect("read") {
+    while let Some(LogChunk {
+        chunk, skipping, ..
+    }) = read_chunk(f).expect("read")
+    {
         f.offset = chunk.position.offset as u64;
         f.fingerprint = chunk.position.fingerprint.clone();
+        f.skipping = skipping;
         for batch in chunk.batches {
             if let Batch::Events(events) = batch {
                 bodies.extend(events.into_iter().filter_map(|e| e.body));
@@ -191,7 +199,7 @@ fn a_large_file_is_read_in_bounded_chunks_each_line_once() {
     let mut f = followed(&path);
     let mut chunks = 0;
     let mut read = 0;
-    while let Some((chunk, _, full)) = read_chunk(&mut f).expect("read") {
+    while let Some(LogChunk { chunk, full, .. }) = read_chunk(&mut f).expect("read") {
         chunks += 1;
         // Every chunk but the last stopped at the bound.
         assert_eq!(full, chunks < 4, "chunk {chunks}");
@@ -268,4 +276,32 @@ fn patterns_for_a_file_a_directory_and_the_defaults() {
             "openclaw-2026-11-29.log"
         ]
     );
+}
+
+#[test]
+fn a_line_longer_than_a_chunk_is_kept_once_cut_and_the_next_lines_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("long.log");
+    let long = "y".repeat(CHUNK_BYTES + CHUNK_BYTES / 2);
+    append(&path, &format!("before\n{long}\nafter\n"));
+    let mut f = followed(&path);
+    let bodies = read_all(&mut f);
+    assert_eq!(bodies.len(), 3, "one event for the long line");
+    assert_eq!(bodies[0], "before");
+    assert!(bodies[1].len() < long.len() && bodies[1].bytes().all(|b| b == b'y'));
+    assert_eq!(bodies[2], "after");
+    assert!(!f.skipping);
+}
+
+#[test]
+fn a_path_that_now_leads_to_another_file_is_not_read_under_the_old_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("openclaw-2026-11-29.log");
+    append(&path, "a1\n");
+    let mut f = followed(&path);
+    // Rotated away after the look, and a new file made at the path.
+    std::fs::rename(&path, dir.path().join("openclaw-2026-11-29.1.log")).expect("rename");
+    append(&path, "b1\n");
+    assert!(read_chunk(&mut f).expect("read").is_none());
+    assert_eq!(f.offset, 0);
 }

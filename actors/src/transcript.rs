@@ -211,6 +211,13 @@ struct Followed {
     agent: String,
     path: PathBuf,
     conn: Option<Connection>,
+    /// `(device, inode)` of the file `conn` opened: a file replaced at the
+    /// path (an agent made again, a restore) is opened anew.
+    opened: Option<(u64, u64)>,
+    /// While the table is read again from its start (the row at the cursor
+    /// changed), the cursor it had: calls older than any held are then
+    /// left out, as rotation may have deleted them already.
+    rescan_until: Option<i64>,
     /// The last rowid read.
     cursor: i64,
     /// `(session, seq, created_at)` of the row at `cursor`.
@@ -227,6 +234,12 @@ impl Followed {
     }
 
     fn connection(&mut self) -> rusqlite::Result<&Connection> {
+        let now = file_id(&self.path);
+        if self.conn.is_some() && now != self.opened {
+            // Another file at the path: its rowids say nothing of the old
+            // one's, so the cursor check reads it from its start.
+            self.conn = None;
+        }
         if self.conn.is_none() {
             let conn = Connection::open_with_flags(
                 &self.path,
@@ -234,10 +247,19 @@ impl Followed {
             )?;
             conn.busy_timeout(BUSY_WAIT)?;
             self.conn = Some(conn);
+            self.opened = now;
         }
         Ok(self.conn.as_ref().expect("opened above"))
     }
 }
+
+/// `(device, inode)` of the file at `path`, if there is one.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+impl Followed {}
 
 /// What tells a transcript row from another that took its rowid:
 /// `(session_id, seq, created_at)`.
@@ -296,6 +318,8 @@ enum Outcome {
         behind: u64,
         /// Whether it stopped at [`CHUNK_ROWS`] or [`CHUNK_BYTES`].
         full: bool,
+        /// Whether it is part of the table read again from its start.
+        rescan: bool,
         at_cursor: Option<RowId>,
     },
     /// Nothing new; how many rows are behind (none).
@@ -347,6 +371,14 @@ impl Transcripts {
                 return;
             }
         };
+        // Databases gone (an agent removed) are forgotten; their saved
+        // positions stay until a file appears there again.
+        let present: std::collections::HashSet<String> =
+            found.iter().map(|(_, p)| p.display().to_string()).collect();
+        self.dbs.retain(|key, _| present.contains(key));
+        core.sink.view.update(FollowKind::Transcript, |v| {
+            v.sources.retain(|k, _| present.contains(k))
+        });
         for (agent, path) in found {
             let key = path.display().to_string();
             if self.dbs.contains_key(&key) {
@@ -368,6 +400,8 @@ impl Transcripts {
                 agent,
                 path,
                 conn: None,
+                opened: None,
+                rescan_until: None,
                 cursor: saved.as_ref().map_or(0, |s| s.offset),
                 at_cursor: saved
                     .as_ref()
@@ -381,11 +415,28 @@ impl Transcripts {
 }
 
 /// Drops from `chunk` the calls the daemon's file already holds; how many.
-fn drop_held(core: &Core, chunk: &mut Chunk) -> Result<usize, String> {
+/// Reading a table again (`rescan`), it drops too the calls older than any
+/// it holds: those were read before and deleted since by rotation.
+fn drop_held(core: &Core, chunk: &mut Chunk, rescan: bool) -> Result<usize, String> {
     let conn = core.sink.pool.get().map_err(|e| e.to_string())?;
+    let oldest: Option<i64> = if rescan {
+        conn.query_row(
+            "SELECT min(time_ns) FROM llm_calls WHERE source = 'openclaw_transcript'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?
+    } else {
+        None
+    };
     let mut dropped = 0;
     for batch in &mut chunk.batches {
         if let Batch::LlmCalls(calls) = batch {
+            if let Some(oldest) = oldest {
+                let before = calls.len();
+                calls.retain(|c| c.time_ns.is_none_or(|t| t >= oldest));
+                dropped += before - calls.len();
+            }
             dropped += drop_stored(&conn, calls).map_err(|e| e.to_string())?;
         }
     }
@@ -418,9 +469,10 @@ impl Follower for Transcripts {
                     newest_ns,
                     behind,
                     full,
+                    rescan,
                     at_cursor,
                 }) => {
-                    match drop_held(core, &mut chunk) {
+                    match drop_held(core, &mut chunk, rescan) {
                         Ok(0) => {}
                         Ok(n) => {
                             info!(core.log, "transcript calls already stored were read again and left out";
@@ -500,6 +552,10 @@ fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
     let path = db.path.display().to_string();
     db.connection()?;
     let conn = db.conn.as_ref().expect("opened above");
+    // One short read transaction: the cursor check and the rows read see
+    // the same state of the file; it ends when this function returns.
+    let tx = conn.unchecked_transaction()?;
+    let conn: &Connection = &tx;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if !KNOWN_SCHEMAS.contains(&version) {
         return Ok(Outcome::Skipped(format!(
@@ -520,6 +576,7 @@ fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
             )
             .optional()?;
         if at.is_none() || at != db.at_cursor {
+            db.rescan_until = Some(db.rescan_until.unwrap_or(0).max(from));
             from = 0;
         }
     }
@@ -604,7 +661,12 @@ fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
     }
     let last = rows.last().expect("not empty");
     let at_cursor = Some((last.session_id.clone(), last.seq, last.created_at));
+    let rescan = db.rescan_until.is_some();
+    if db.rescan_until.is_some_and(|until| last.rowid >= until) {
+        db.rescan_until = None;
+    }
     Ok(Outcome::Chunk {
+        rescan,
         chunk: Chunk {
             batches: vec![Batch::LlmCalls(calls)],
             position: Position {

@@ -137,6 +137,8 @@ fn followed(path: PathBuf) -> Followed {
         agent: "main".into(),
         path,
         conn: None,
+        opened: None,
+        rescan_until: None,
         cursor: 0,
         at_cursor: None,
         channels: HashMap::new(),
@@ -354,4 +356,35 @@ fn finds_every_agents_database() {
     let agents: Vec<&str> = found.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(agents, ["main", "work"]);
     assert!(find_databases(&dir.path().join("missing")).is_err());
+}
+
+#[test]
+fn a_database_replaced_at_its_path_is_opened_anew() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, conn) = agent_db(dir.path(), 23);
+    for seq in 0..3 {
+        conn.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
+             VALUES ('a', ?1, ?2, ?1)",
+            rusqlite::params![seq, assistant(seq)],
+        )
+        .expect("insert");
+    }
+    let mut db = followed(path.clone());
+    assert_eq!(inputs(&read_all(&mut db)), [0, 1, 2]);
+    // The agent is made again: a new file at the same path.
+    drop(conn);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let (_, conn) = agent_db(dir.path(), 23);
+    for seq in 0..5 {
+        conn.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
+             VALUES ('b', ?1, ?2, 100 + ?1)",
+            rusqlite::params![seq, assistant(10 + seq)],
+        )
+        .expect("insert");
+    }
+    assert_eq!(inputs(&read_all(&mut db)), [10, 11, 12, 13, 14]);
 }

@@ -11,11 +11,12 @@
 //! session) that hold `otlp_span` rows, and counts them elsewhere, so an
 //! agent that exported only metrics for part of the window loses nothing; it
 //! says so in `sources.skipped`. OpenClaw's own transcript
-//! (`openclaw_transcript`) holds every call its agent made: in the units
-//! that hold transcript rows, the usage spans and metrics are left out, and
-//! so are native records of the same provider and model (the same calls,
-//! posted by the agent's code); native records of other models are counted
-//! alongside.
+//! (`openclaw_transcript`) holds every call its agent made: in the hours
+//! where it holds calls of a provider and model, the usage spans and
+//! metrics and the native records of that provider and model are left out
+//! (the same calls, exported or posted again); other models' are counted.
+//! Grouped by session (days with no provider or model), spans and metrics
+//! are left out in the transcript's days and native records are counted.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -320,9 +321,8 @@ struct Gathered {
     asked: Option<String>,
     /// The length of a unit: an hour, or a day when grouped by session.
     unit_ns: i64,
-    /// The units that hold calls read from OpenClaw's transcripts.
-    transcript_units: HashSet<i64>,
-    /// The same, per provider and model.
+    /// The units, providers and models of calls read from OpenClaw's
+    /// transcripts (units alone when grouped by session).
     transcript_models: HashSet<(i64, String, String)>,
     /// The rows of the sources that may repeat another's, per unit, source,
     /// provider, model and group: held until every unit's rows are seen.
@@ -358,7 +358,6 @@ impl Gathered {
                 let (provider, model) = self.model_key(id);
                 let source = match id.source {
                     TRANSCRIPT => {
-                        self.transcript_units.insert(unit);
                         self.transcript_models.insert((unit, provider, model));
                         self.sum(id.source, group_key(group_by, id), sums);
                         return;
@@ -436,24 +435,28 @@ impl Gathered {
             .collect();
         let mut held: Vec<_> = held.into_iter().collect();
         held.sort_by(|a, b| a.0.cmp(&b.0));
+        let hourly = self.unit_ns == HOUR_NS;
         for ((unit, source, provider, model, key), sums) in held {
-            let in_transcript = self.transcript_units.contains(&unit);
+            // Grouped by session the units are days with no provider or
+            // model, so the transcript's days are matched as a whole.
+            let in_transcript = self.transcript_models.contains(&(unit, provider, model));
             match source {
-                NATIVE if self.transcript_models.contains(&(unit, provider, model)) => {
+                // Grouped by session a native call cannot be told from the
+                // transcript's: it is counted.
+                NATIVE if hourly && in_transcript => {
                     self.leave_out(NATIVE, sums.rows, || {
-                        format!(
-                            "native records repeat openclaw_transcript: in the {unit_name} \
-                             where OpenClaw's transcript holds calls of the same provider and \
-                             model, only the transcript is counted"
-                        )
+                        "native records repeat openclaw_transcript: in the hours where \
+                         OpenClaw's transcript holds calls of the same provider and model, only \
+                         the transcript is counted"
+                            .to_string()
                     });
                 }
                 SPAN | METRIC if in_transcript => {
                     self.leave_out(source, sums.rows, || {
                         format!(
                             "{source} repeats openclaw_transcript: OpenClaw's transcript holds \
-                             every call its agent made, so in the {unit_name} it covers only \
-                             the transcript is counted"
+                             every call its agent made, so in the {unit_name} where it holds \
+                             calls of the same provider and model only the transcript is counted"
                         )
                     });
                 }
