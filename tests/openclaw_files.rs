@@ -621,3 +621,50 @@ fn the_summary_counts_a_call_once_across_transcript_otlp_and_native() {
     let calls = by_session["totals"]["calls"].as_i64().unwrap_or(0);
     assert!(calls == 5 || calls == 6, "{by_session}");
 }
+
+#[test]
+fn a_log_that_cannot_be_opened_after_a_restart_keeps_its_position() {
+    // The sidecar runs as `nobody`, so that taking the file's permissions
+    // away makes it unreadable (root reads anything).
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root to run the sidecar as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let logs = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(logs.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let file = logs.path().join("openclaw-2026-11-29.log");
+    for i in 0..10 {
+        append(&file, &format!("{}\n", log_line(i, "INFO")));
+    }
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let db_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(db_dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let db = db_dir.path().join("trace.db");
+    let dir = logs.path().display().to_string();
+    let env = [
+        ("TRACE_OPENCLAW_LOG", dir.as_str()),
+        ("TRACE_OPENCLAW_POLL", "100ms"),
+    ];
+    let as_nobody = |cmd: &mut std::process::Command| {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(65534).gid(65534);
+    };
+    let d = Daemon::start_configured(Some(&db), &env, as_nobody);
+    eventually("ten lines", || log_events(&d).0 == 10);
+    let (status, _dir, _, _) = d.stop_with(libc::SIGTERM);
+    assert!(status.success());
+    // Unreadable when the sidecar starts again, readable a moment later.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let d = Daemon::start_configured(Some(&db), &env, as_nobody);
+    d.wait_status("the file reported unreadable", |s| {
+        s["warnings"].to_string().contains("Permission denied")
+    });
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    for i in 10..15 {
+        append(&file, &format!("{}\n", log_line(i, "INFO")));
+    }
+    eventually("the five new lines", || log_events(&d).0 >= 15);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(log_events(&d), (15, 15), "nothing read twice");
+}

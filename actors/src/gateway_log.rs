@@ -401,7 +401,13 @@ impl GatewayLog {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        core.problem_once(CANNOT_READ, &format!("{}: {e}", path.display()));
+                        let text = format!("{}: {e}", path.display());
+                        core.sink.view.update(FollowKind::GatewayLog, |v| {
+                            let s = v.sources.entry(key.clone()).or_default();
+                            s.path = path.display().to_string();
+                            s.problem = Some(text.clone());
+                        });
+                        core.problem_once(CANNOT_READ, &text);
                         self.saved.insert(key, saved);
                         continue;
                     }
