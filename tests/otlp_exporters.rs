@@ -20,14 +20,7 @@ fn emit(d: &Daemon, interpreter: &Path, script: &str, signal: &str, variant: &st
         .args([&d.base, signal, variant])
         .output()
         .expect("run emitter");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{script} {signal} {variant} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.trim().lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("emitter output is not JSON ({e}): {stdout}"))
+    common::fixtures::emitted(out, &format!("{script} {signal} {variant}"))
 }
 
 fn json_column(d: &Daemon, sql: &str, id: &str) -> Value {

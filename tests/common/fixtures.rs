@@ -29,6 +29,19 @@ pub fn run(cmd: &mut Command, what: &str) {
     );
 }
 
+/// What an emitter script (`emit.py`, `emit.mjs`) printed last, as JSON;
+/// fails the test, with its output, unless it succeeded.
+pub fn emitted(out: std::process::Output, what: &str) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{what} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim().lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("emitter output is not JSON ({e}): {stdout}"))
+}
+
 /// Installs the exporters once per test run (again only when the pinned
 /// versions change).
 pub fn exporters() -> &'static Exporters {
