@@ -278,8 +278,6 @@ struct Followed {
     size: u64,
     /// When it was last modified, for the order files are read in.
     mtime: i64,
-    /// Whether it was found in the last look.
-    seen: bool,
     /// Whether the bytes at `offset` are the rest of a line longer than a
     /// chunk, already kept (cut) and to be passed over to its newline.
     skipping: bool,
@@ -372,13 +370,10 @@ impl GatewayLog {
         for p in &problems {
             core.problem_once(CANNOT_READ, p);
         }
-        for f in self.files.values_mut() {
-            f.seen = false;
-        }
+        let present: HashSet<String> = found.iter().map(|(key, ..)| key.clone()).collect();
         for (key, path, meta) in found {
             let (size, mtime) = (meta.len(), meta.mtime());
             if let Some(f) = self.files.get_mut(&key) {
-                f.seen = true;
                 f.path = path;
                 f.size = size;
                 f.mtime = mtime;
@@ -429,7 +424,6 @@ impl GatewayLog {
                     fingerprint,
                     size,
                     mtime,
-                    seen: true,
                     skipping: false,
                 },
             );
@@ -439,9 +433,9 @@ impl GatewayLog {
         // them apart.
         let gone: Vec<String> = self
             .files
-            .iter()
-            .filter(|(_, f)| !f.seen)
-            .map(|(k, _)| k.clone())
+            .keys()
+            .filter(|key| !present.contains(*key))
+            .cloned()
             .collect();
         for key in &gone {
             self.files.remove(key);

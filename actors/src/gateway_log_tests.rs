@@ -122,7 +122,6 @@ fn followed(path: &Path) -> Followed {
         fingerprint: None,
         size: 0,
         mtime: 0,
-        seen: true,
     }
 }
 

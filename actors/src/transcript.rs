@@ -224,8 +224,6 @@ struct Followed {
     at_cursor: Option<RowId>,
     /// Each session's channel, from `session_windows`.
     channels: HashMap<String, Option<String>>,
-    /// Problem reported (once) and why the file is skipped.
-    problem: Option<String>,
 }
 
 impl Followed {
@@ -407,7 +405,6 @@ impl Transcripts {
                     .as_ref()
                     .and_then(|s| parse_fingerprint(s.fingerprint.as_deref())),
                 channels: HashMap::new(),
-                problem: None,
             };
             self.dbs.insert(key, db);
         }
@@ -495,7 +492,6 @@ impl Follower for Transcripts {
                     });
                 }
                 Ok(Outcome::CaughtUp) => {
-                    db.problem = None;
                     core.sink.view.update(FollowKind::Transcript, |v| {
                         let s = v.sources.entry(key.clone()).or_default();
                         s.position = db.cursor;
@@ -504,7 +500,6 @@ impl Follower for Transcripts {
                     });
                 }
                 Ok(Outcome::Skipped(why)) => {
-                    db.problem = Some(why.clone());
                     core.sink.view.update(FollowKind::Transcript, |v| {
                         v.sources.entry(key.clone()).or_default().problem = Some(why.clone());
                     });
@@ -580,7 +575,7 @@ fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
             from = 0;
         }
     }
-    let mut rows = {
+    let (mut rows, bytes) = {
         let mut stmt = conn.prepare_cached(
             "SELECT rowid, session_id, seq, created_at, event_json, event_zstd, event_utf8_bytes
              FROM transcript_events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
@@ -605,14 +600,9 @@ fn read_chunk(db: &mut Followed) -> rusqlite::Result<Outcome> {
                 break;
             }
         }
-        out
+        (out, bytes)
     };
-    let full = rows.len() == CHUNK_ROWS
-        || rows
-            .iter()
-            .map(|r| r.json.as_ref().map_or(0, String::len) + r.zstd.as_ref().map_or(0, Vec::len))
-            .sum::<usize>()
-            >= CHUNK_BYTES;
+    let full = rows.len() == CHUNK_ROWS || bytes >= CHUNK_BYTES;
     if rows.is_empty() {
         return Ok(Outcome::CaughtUp);
     }

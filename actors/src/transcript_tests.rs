@@ -142,7 +142,6 @@ fn followed(path: PathBuf) -> Followed {
         cursor: 0,
         at_cursor: None,
         channels: HashMap::new(),
-        problem: None,
     }
 }
 

