@@ -1,5 +1,9 @@
 //! The IngestActor: between the HTTP handlers and the store.
 //!
+//! Each HTTP worker thread runs its own ([`crate::engine::IngestStarter`]),
+//! so a request reaches it without crossing threads; the store's answer
+//! comes back to that thread.
+//!
 //! It admits a batch only while the store is not too far behind
 //! (backpressure instead of memory growth), completes every record (trace id,
 //! agent id, receive time), cuts long text fields, hands the batch to the

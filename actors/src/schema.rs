@@ -7,10 +7,12 @@
 //! All timestamps are unix nanoseconds (`*_ns` columns, `INTEGER`).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
+use scheduled_thread_pool::ScheduledThreadPool;
 
 /// A pool of read-only connections for status, push and queries.
 pub type ReadPool = r2d2::Pool<SqliteConnectionManager>;
@@ -401,6 +403,14 @@ pub fn read_pool(path: &Path) -> Result<ReadPool, SchemaError> {
         .max_size(READ_POOL_SIZE)
         .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(5))
+        // r2d2 keeps three threads for its upkeep by default; one is plenty
+        // for a pool of this size that only reaps idle connections.
+        .thread_pool(Arc::new(
+            ScheduledThreadPool::builder()
+                .num_threads(1)
+                .thread_name_pattern("r2d2-worker-{}")
+                .build(),
+        ))
         .build(manager)?;
     Ok(pool)
 }

@@ -17,11 +17,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Addr;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use openclaw_trace_actors::fault::FaultKind;
-use openclaw_trace_actors::ingest::{Accepted, IngestBatch};
+use openclaw_trace_actors::ingest::{Accepted, IngestActor, IngestBatch};
 use openclaw_trace_actors::records::{Batch, Source};
 use openclaw_trace_actors::stats::{ActorName, RejectReason, Signal};
 use openclaw_trace_actors::Engine;
@@ -188,10 +189,11 @@ async fn ingest(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
+    ingest: web::Data<Addr<IngestActor>>,
     route: web::Data<Route>,
 ) -> HttpResponse {
     let route = **route;
-    match try_ingest(&req, body, &state, route).await {
+    match try_ingest(&req, body, &state, &ingest, route).await {
         Ok(response) => response,
         Err(e) => {
             state.engine.stats.rejected(e.reason);
@@ -238,6 +240,7 @@ async fn try_ingest(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
+    ingest: &Addr<IngestActor>,
     route: Route,
 ) -> Result<HttpResponse, ApiError> {
     let declared = body_type(req);
@@ -278,13 +281,13 @@ async fn try_ingest(
         BodyType::Protobuf => otlp::Encoding::Protobuf,
     };
     match route {
-        Route::Native(kind) => native_ingest(state, kind, body).await,
-        Route::Otlp(signal) => otlp_ingest(state, signal, encoding, body).await,
+        Route::Native(kind) => native_ingest(state, ingest, kind, body).await,
+        Route::Otlp(signal) => otlp_ingest(state, ingest, signal, encoding, body).await,
         Route::Both(kind, signal, key) => {
             if declared == BodyType::Protobuf || is_otlp_json(&body, &[key]) {
-                otlp_ingest(state, signal, encoding, body).await
+                otlp_ingest(state, ingest, signal, encoding, body).await
             } else {
-                native_ingest(state, kind, body).await
+                native_ingest(state, ingest, kind, body).await
             }
         }
     }
@@ -294,6 +297,7 @@ async fn try_ingest(
 /// freed once decoded, before the wait for the commit.
 async fn native_ingest(
     state: &AppState,
+    ingest: &Addr<IngestActor>,
     kind: Kind,
     body: Vec<u8>,
 ) -> Result<HttpResponse, ApiError> {
@@ -310,7 +314,7 @@ async fn native_ingest(
     if batch.is_empty() {
         return Ok(HttpResponse::Accepted().json(json!({ "accepted": 0, "ids": [] })));
     }
-    let accepted = store(state, batch, Source::Native).await?;
+    let accepted = store(ingest, batch, Source::Native).await?;
     let mut answer = json!({ "accepted": accepted.ids.len(), "ids": accepted.ids });
     if kind == Kind::LlmCall {
         answer["trace_ids"] = json!(accepted.trace_ids);
@@ -323,6 +327,7 @@ async fn native_ingest(
 /// decoded, before the wait for the commit.
 async fn otlp_ingest(
     state: &AppState,
+    ingest: &Addr<IngestActor>,
     signal: Signal,
     encoding: otlp::Encoding,
     body: Vec<u8>,
@@ -338,7 +343,7 @@ async fn otlp_ingest(
     }
     let stored = decoded.batch.len();
     if stored > 0 {
-        store(state, decoded.batch, Source::Otlp)
+        store(ingest, decoded.batch, Source::Otlp)
             .await
             .map_err(|e| e.otlp(Some(encoding)))?;
         stats.otlp_stored(signal, stored as u64);
@@ -351,11 +356,13 @@ async fn otlp_ingest(
     ))
 }
 
-/// Hands a batch to the IngestActor and waits for its commit.
-async fn store(state: &AppState, batch: Batch, source: Source) -> Result<Accepted, ApiError> {
-    state
-        .engine
-        .ingest
+/// Hands a batch to this worker's IngestActor and waits for its commit.
+async fn store(
+    ingest: &Addr<IngestActor>,
+    batch: Batch,
+    source: Source,
+) -> Result<Accepted, ApiError> {
+    ingest
         .send(IngestBatch { batch, source })
         .timeout(COMMIT_WAIT)
         .await
