@@ -7,8 +7,11 @@
 # every 30 s), all three started at once and left idle.
 #
 # CPU (share of one core) from 10 s after start over DURATION seconds
-# (default 120: four sampling intervals); RSS read RSS_AT seconds after
-# start (default 120). Takes 10 + DURATION seconds.
+# (default 120: four sampling intervals), as the time on CPU of every thread
+# in nanoseconds (`/proc/PID/task/*/schedstat`; clock ticks of
+# `/proc/PID/stat` are 10 ms, too coarse for a few tens of ms, and are shown
+# beside it); RSS read RSS_AT seconds after start (default 120). Takes
+# 10 + DURATION seconds.
 #
 #   benches/idle_cpu.sh            # or: benches/run.sh idle
 #
@@ -96,12 +99,14 @@ bench_spawn scrape
 scraper=$SPAWNED
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# Nanoseconds on CPU of the process's threads (the first schedstat field).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ ns += $1 } END { printf "%d\n", ns }'; }
 # Sleeps until `at` seconds after start.
 until_s() { local left; left=$(awk -v s="$start" -v at="$1" -v now="$(date +%s.%N)" 'BEGIN { d = s + at - now; print (d > 0 ? d : 0) }'); bench_run sleep "$left"; }
 
 until_s 10 # start-up is not idle
-declare -A before rss hwm threads
-for p in $trace $node $collectd; do before[$p]=$(ticks "$p"); done
+declare -A before before_ns rss hwm threads
+for p in $trace $node $collectd; do before[$p]=$(ticks "$p"); before_ns[$p]=$(cpu_ns "$p"); done
 t0=$(date +%s.%N)
 read_mem() {
   for p in $trace $node $collectd; do
@@ -111,8 +116,8 @@ read_mem() {
 }
 if (( rss_at < 10 + duration )); then until_s "$rss_at"; read_mem; fi
 until_s $(( 10 + duration ))
-declare -A after
-for p in $trace $node $collectd; do after[$p]=$(ticks "$p"); done
+declare -A after after_ns
+for p in $trace $node $collectd; do after[$p]=$(ticks "$p"); after_ns[$p]=$(cpu_ns "$p"); done
 t1=$(date +%s.%N)
 (( rss_at < 10 + duration )) || read_mem
 hz=$(getconf CLK_TCK)
@@ -124,9 +129,10 @@ bench_stop "$scraper"
   for name in openclaw-trace:$trace prometheus-node-exporter:$node collectd:$collectd; do
     p=${name##*:}
     jq -n --arg name "${name%%:*}" --argjson ticks $(( after[$p] - before[$p] )) --argjson hz "$hz" \
+      --argjson ns $(( after_ns[$p] - before_ns[$p] )) \
       --argjson t0 "$t0" --argjson t1 "$t1" --argjson rss "${rss[$p]}" --argjson hwm "${hwm[$p]}" \
       --argjson threads "${threads[$p]}" \
-      '{name: $name, cpu_ticks: $ticks, cpu_pct: (100 * $ticks / $hz / ($t1 - $t0)), rss_kib: $rss, hwm_kib: $hwm, threads: $threads}'
+      '{name: $name, cpu_ticks: $ticks, cpu_ns: $ns, cpu_pct: (100 * $ns / 1e9 / ($t1 - $t0)), rss_kib: $rss, hwm_kib: $hwm, threads: $threads}'
   done
 } | jq -s --argjson d "$duration" --argjson r "$rss_at" --argjson hz "$hz" --argjson s "$host_series" \
   '{cpu_from_s: 10, cpu_seconds: $d, rss_at_s: $r, hz: $hz, daemon_host_series: $s, processes: .}' >"$out/result.json"

@@ -285,15 +285,17 @@ def idle_section(i):
         "CSV every 30 s), started together and left idle. CPU from "
         f"{i['cpu_from_s']} s to {i['cpu_from_s'] + i['cpu_seconds']} s after start "
         f"({i['cpu_seconds'] // 30} sampling intervals), as a share of one core; RSS read at "
-        f"{i['rss_at_s']} s. CPU time comes from `/proc/PID/stat` in clock ticks of "
-        f"{1000 // i['hz']} ms, shown beside it: a figure of a few ticks is that coarse.",
+        f"{i['rss_at_s']} s. CPU time is the time on CPU of every thread, in nanoseconds "
+        "(`/proc/PID/task/*/schedstat`); the clock ticks of `/proc/PID/stat` "
+        f"({1000 // i['hz']} ms each) are shown beside it, and are that coarse.",
         "",
-        "| process | CPU | CPU time (ticks) | RSS | peak RSS | threads |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| process | CPU | CPU time | CPU time (ticks) | RSS | peak RSS | threads |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in i["processes"]:
         lines.append(
-            f"| {p['name']} | {p['cpu_pct']:.3f}% | {p['cpu_ticks']} | {mib(p['rss_kib'])} | {mib(p['hwm_kib'])} | {p['threads']} |"
+            f"| {p['name']} | {p['cpu_pct']:.4f}% | {p['cpu_ns'] / 1e6:.1f} ms | {p['cpu_ticks']} "
+            f"| {mib(p['rss_kib'])} | {mib(p['hwm_kib'])} | {p['threads']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -305,8 +307,8 @@ def idle_rows(i):
         f"| idle RSS after {i['rss_at_s']} s | {mib(t['rss_kib'])} | collectd {mib(c['rss_kib'])}, node-exporter {mib(n['rss_kib'])} "
         f"| {ratio(t['rss_kib'], c['rss_kib'])} of collectd, {ratio(t['rss_kib'], n['rss_kib'])} of node-exporter "
         f"| at most 6 MiB | {met(t['rss_kib'] <= GOAL_RSS_KIB)} |",
-        f"| idle CPU at the default 30 s interval ({i['cpu_seconds']} s) | {t['cpu_pct']:.3f}% of a core "
-        f"| collectd {c['cpu_pct']:.3f}%, node-exporter {n['cpu_pct']:.3f}% "
+        f"| idle CPU at the default 30 s interval ({i['cpu_seconds']} s) | {t['cpu_pct']:.4f}% of a core "
+        f"| collectd {c['cpu_pct']:.4f}%, node-exporter {n['cpu_pct']:.4f}% "
         f"| {ratio(t['cpu_pct'], c['cpu_pct'])} of collectd, {ratio(t['cpu_pct'], n['cpu_pct'])} of node-exporter "
         f"| at most node-exporter's | {met(t['cpu_pct'] <= n['cpu_pct'])} |",
     ]
