@@ -7,11 +7,11 @@
 # every 30 s), all three started at once and left idle.
 #
 # CPU (share of one core) from 10 s after start over DURATION seconds
-# (default 120: four sampling intervals), as the time on CPU of every thread
-# in nanoseconds (`/proc/PID/task/*/schedstat`; clock ticks of
-# `/proc/PID/stat` are 10 ms, too coarse for a few tens of ms, and are shown
-# beside it); RSS read RSS_AT seconds after start (default 120). Takes
-# 10 + DURATION seconds.
+# (default 120: four sampling intervals), as the process's time on CPU in
+# nanoseconds (its CPU-time clock, threads that exited included; the clock
+# ticks of `/proc/PID/stat` are 10 ms, too coarse for a few tens of ms, and
+# are shown beside it); RSS read RSS_AT seconds after start (default 120).
+# Takes 10 + DURATION seconds.
 #
 #   benches/idle_cpu.sh            # or: benches/run.sh idle
 #
@@ -99,8 +99,9 @@ bench_spawn scrape
 scraper=$SPAWNED
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# Nanoseconds on CPU of the process's threads (the first schedstat field).
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ ns += $1 } END { printf "%d\n", ns }'; }
+# Nanoseconds on CPU of the whole process, threads that have exited
+# included: its CPU-time clock (clock id ((~pid) << 3) | 2, CPUCLOCK_SCHED).
+cpu_ns() { python3 -c 'import sys, time; print(time.clock_gettime_ns(((~int(sys.argv[1])) << 3) | 2))' "$1"; }
 # Sleeps until `at` seconds after start.
 until_s() { local left; left=$(awk -v s="$start" -v at="$1" -v now="$(date +%s.%N)" 'BEGIN { d = s + at - now; print (d > 0 ? d : 0) }'); bench_run sleep "$left"; }
 

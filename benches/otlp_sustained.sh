@@ -85,6 +85,10 @@ for c in $CONNS; do
   bench_stop "$pid"
   echo "$STOPPED_STATUS" >"$out/c$c.exit"
   [[ $STOPPED_STATUS == 0 ]] || { tail -n 20 "$tmp/c$c/daemon.log" >&2; die "the daemon exited $STOPPED_STATUS after SIGTERM"; }
+  # Rows the rotation deleted (the volume limit, on a disk that was nearly
+  # full) would make the curve a measure of the rotation, not of ingest.
+  deleted=$(jq '[.rotation.deleted[][]] | add' "$out/c$c.status.json")
+  [[ $deleted == 0 ]] || die "the rotation deleted $deleted rows during the run (volume $(df -h --output=pcent "$tmp" | tail -n1) full?); free some disk and run again"
   rows=$(jq '.tables.spans.rows' "$out/c$c.status.json")
   (( rows > max_rows )) && max_rows=$rows
   rm -rf "$tmp/c$c"

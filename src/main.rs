@@ -29,7 +29,6 @@ fn main() -> ExitCode {
         }
         None => {}
     }
-    coalesce_timers();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -42,23 +41,6 @@ fn main() -> ExitCode {
     drop(log);
     drop(guard); // flushes the async log drain
     code
-}
-
-/// How late the kernel may fire the daemon's timers, so that wake-ups that
-/// fall close together are served by one (`PR_SET_TIMERSLACK`; the default is
-/// 50 µs). Nothing in the daemon needs a timer finer than this: its
-/// timeouts and intervals are seconds. Idle, most wake-ups are actix-http's
-/// `Date` refresh, every 500 ms per listener; with this slack the daemon took
-/// 38.6 ms of CPU in 120 s instead of 42.4 ms (one HTTP worker, same run).
-const TIMER_SLACK: Duration = Duration::from_millis(50);
-
-/// Sets [`TIMER_SLACK`] on this thread before any other starts: threads
-/// inherit it. A kernel that refuses only costs the saving.
-fn coalesce_timers() {
-    let nanos = u64::try_from(TIMER_SLACK.as_nanos()).ok();
-    if let Some(nanos) = nanos.and_then(std::num::NonZeroU64::new) {
-        let _ = rustix::thread::set_current_timer_slack(Some(nanos));
-    }
 }
 
 fn serve(config: Config, log: &Logger) -> ExitCode {

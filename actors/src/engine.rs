@@ -12,7 +12,7 @@ use crate::checkpoint::{CheckpointRequest, Checkpointer, Quiesce};
 use crate::fault::FaultKind;
 use crate::follow::{FollowActor, FollowSettings, FollowView, Sink};
 use crate::gateway_log::GatewayLog;
-use crate::ingest::{IngestActor, IngestSettings};
+use crate::ingest::{IngestActor, IngestBatch, IngestSettings};
 use crate::metrics::{LatestSample, MetricsActor, MetricsSettings};
 use crate::push::{PushActor, PushNow, PushSettings, PushView};
 use crate::rollup::{self, Pricing};
@@ -44,17 +44,17 @@ pub struct EngineConfig {
 /// Starts an IngestActor on each thread that asks, once: the HTTP workers
 /// do as they start, so a request reaches its IngestActor without leaving
 /// the worker's thread and the store answers that thread directly. With the
-/// IngestActor on a thread of its own, each request crossed threads four
-/// times instead of two; 1-record ingest ran at 22.6k req/s then and 27.3k
-/// now (`wrk -t1 -c16`, medians of three alternated runs).
-#[derive(Clone)]
+/// IngestActor on the main thread, each request crossed threads four times
+/// instead of two: with one HTTP worker both ways, 1-record ingest ran at
+/// 22.6k req/s there and at 27.3k on the worker's thread (`wrk -t1 -c16`,
+/// medians of three alternated runs).
 pub struct IngestStarter {
     settings: IngestSettings,
     store: Recipient<AppendRecords>,
     stats: Arc<Stats>,
     log: Logger,
     /// The actors started so far, by thread.
-    started: Arc<Mutex<Vec<Started>>>,
+    started: Mutex<Vec<Started>>,
 }
 
 /// An IngestActor and the thread it runs on.
@@ -63,28 +63,30 @@ type Started = (ThreadId, Addr<IngestActor>);
 impl IngestStarter {
     /// The IngestActor of this thread, started (supervised, on this thread's
     /// arbiter) on the first call. Call it from inside an actix system.
-    pub fn start_here(&self) -> Addr<IngestActor> {
+    pub fn start_here(&self) -> Recipient<IngestBatch> {
         let here = std::thread::current().id();
         let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
         started.retain(|(_, addr)| addr.connected());
         if let Some((_, addr)) = started.iter().find(|(thread, _)| *thread == here) {
-            return addr.clone();
+            return addr.clone().recipient();
         }
         let (settings, store) = (self.settings.clone(), self.store.clone());
         let (stats, log) = (Arc::clone(&self.stats), self.log.clone());
         let addr = Supervisor::start(move |_| IngestActor::new(settings, store, stats, log));
         started.push((here, addr.clone()));
-        addr
+        addr.recipient()
     }
 
-    /// The IngestActors still running.
-    pub fn running(&self) -> Vec<Addr<IngestActor>> {
+    /// The IngestActor of the calling thread, else the first still running.
+    #[cfg(feature = "fault-injection")]
+    fn nearest(&self) -> Option<Addr<IngestActor>> {
+        let here = std::thread::current().id();
         let started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
-        started
-            .iter()
-            .filter(|(_, addr)| addr.connected())
+        let running = || started.iter().filter(|(_, addr)| addr.connected());
+        running()
+            .find(|(thread, _)| *thread == here)
+            .or_else(|| running().next())
             .map(|(_, addr)| addr.clone())
-            .collect()
     }
 }
 
@@ -183,7 +185,7 @@ impl Engine {
             store: store.clone().recipient(),
             stats: Arc::clone(&stats),
             log: log.new(o!("actor" => ActorName::Ingest.as_str())),
-            started: Arc::default(),
+            started: Mutex::default(),
         };
         let host = LatestSample::default();
         let metrics = {
@@ -318,17 +320,15 @@ impl Engine {
         {
             use crate::fault::InjectFault;
             let sent = match actor {
-                ActorName::Ingest => {
-                    let running = self.ingest.running();
-                    if running.is_empty() {
-                        return Err(FaultError::NotSupported);
-                    }
-                    let mut sent = Ok(());
-                    for addr in running {
-                        sent = sent.and(addr.send(InjectFault(kind)).await);
-                    }
-                    sent
+                // It runs on an HTTP worker: holding it would hold that
+                // worker, and with it the request that would release it.
+                ActorName::Ingest if kind != FaultKind::Panic => {
+                    return Err(FaultError::BlocksHttp)
                 }
+                ActorName::Ingest => match self.ingest.nearest() {
+                    Some(addr) => addr.send(InjectFault(kind)).await,
+                    None => return Err(FaultError::ActorGone),
+                },
                 ActorName::Store => self.store.send(InjectFault(kind)).await,
                 ActorName::Metrics => self.metrics.send(InjectFault(kind)).await,
                 ActorName::Rotation => self.rotation.send(InjectFault(kind)).await,
@@ -367,6 +367,10 @@ pub enum FaultError {
     /// The actor is not running in this configuration (push without an endpoint).
     #[error("this actor is not running in this configuration")]
     NotSupported,
+    /// A hold or stall of the IngestActor would block the HTTP worker it runs
+    /// on; only a panic can be armed there.
+    #[error("the ingest actor runs on an HTTP worker: only a panic can be armed in it")]
+    BlocksHttp,
 }
 
 /// A count at start that failed, as the error opening the database.

@@ -403,8 +403,10 @@ pub fn read_pool(path: &Path) -> Result<ReadPool, SchemaError> {
         .max_size(READ_POOL_SIZE)
         .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(5))
-        // r2d2 keeps three threads for its upkeep by default; one is plenty
-        // for a pool of this size that only reaps idle connections.
+        // r2d2 keeps three threads for its upkeep by default: they open the
+        // pool's connections (at most READ_POOL_SIZE, one at a time on one
+        // thread) and close idle ones. One is plenty for a pool this small,
+        // and each thread is memory the sidecar should not take.
         .thread_pool(Arc::new(
             ScheduledThreadPool::builder()
                 .num_threads(1)

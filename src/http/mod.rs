@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Addr;
+use actix::Recipient;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use openclaw_trace_actors::fault::FaultKind;
-use openclaw_trace_actors::ingest::{Accepted, IngestActor, IngestBatch};
+use openclaw_trace_actors::ingest::{Accepted, IngestBatch};
 use openclaw_trace_actors::records::{Batch, Source};
 use openclaw_trace_actors::stats::{ActorName, RejectReason, Signal};
 use openclaw_trace_actors::Engine;
@@ -142,7 +142,9 @@ impl Drop for BodyShare {
     }
 }
 
-/// Registers every route on `cfg`.
+/// Registers every route on `cfg`. The app must hold, as app data, the
+/// [`AppState`] and this worker's IngestActor as a
+/// `Recipient<IngestBatch>` (`IngestStarter::start_here`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let ingest_at = |path: &str, route: Route| {
         web::resource(path)
@@ -189,7 +191,7 @@ async fn ingest(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
-    ingest: web::Data<Addr<IngestActor>>,
+    ingest: web::Data<Recipient<IngestBatch>>,
     route: web::Data<Route>,
 ) -> HttpResponse {
     let route = **route;
@@ -240,7 +242,7 @@ async fn try_ingest(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
-    ingest: &Addr<IngestActor>,
+    ingest: &Recipient<IngestBatch>,
     route: Route,
 ) -> Result<HttpResponse, ApiError> {
     let declared = body_type(req);
@@ -297,7 +299,7 @@ async fn try_ingest(
 /// freed once decoded, before the wait for the commit.
 async fn native_ingest(
     state: &AppState,
-    ingest: &Addr<IngestActor>,
+    ingest: &Recipient<IngestBatch>,
     kind: Kind,
     body: Vec<u8>,
 ) -> Result<HttpResponse, ApiError> {
@@ -327,7 +329,7 @@ async fn native_ingest(
 /// decoded, before the wait for the commit.
 async fn otlp_ingest(
     state: &AppState,
-    ingest: &Addr<IngestActor>,
+    ingest: &Recipient<IngestBatch>,
     signal: Signal,
     encoding: otlp::Encoding,
     body: Vec<u8>,
@@ -358,7 +360,7 @@ async fn otlp_ingest(
 
 /// Hands a batch to this worker's IngestActor and waits for its commit.
 async fn store(
-    ingest: &Addr<IngestActor>,
+    ingest: &Recipient<IngestBatch>,
     batch: Batch,
     source: Source,
 ) -> Result<Accepted, ApiError> {
