@@ -356,8 +356,9 @@ fn coalesce_timers() {
 /// HTTP worker threads: one. The store is the bottleneck, not HTTP: with one
 /// worker instead of two, 1-record ingest ran as fast (`wrk -t1 -c16`,
 /// medians of three alternated runs: one worker 19.3k req/s, two 18.6k), and
-/// so did OTLP (100-span requests, `-c16`, two alternated 15 s runs each: one
-/// worker 65.7k and 64.8k spans/s, two 61.9k and 64.1k). Each worker
+/// OTLP did not slow down (100-span requests, `-c16`, two alternated 15 s
+/// runs each: one worker, with the IngestActor on its thread, 65.7k and 64.8k
+/// spans/s; the build before, with two, 61.9k and 64.1k). Each worker
 /// costs a thread, and actix-http wakes it every 500 ms per listener to
 /// refresh its `Date` header: idle for 120 s, two workers took 35.2 ms of
 /// the daemon's 58.5 ms of CPU, one took 18.4 ms of 42.4 ms (same run).
