@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{open_db, Daemon};
+use common::{env_refs, open_db, Daemon};
 
 const BIN: &str = env!("CARGO_BIN_EXE_openclaw-trace");
 
@@ -343,8 +343,7 @@ fn an_older_database_file_is_migrated_on_start() {
     assert_eq!(version, 1);
 
     // The same file, started again: migrated, and every row kept.
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let d = Daemon::start_at(&db_path, &env);
+    let d = Daemon::start_at(&db_path, &env_refs(&env));
     let version: i64 = d
         .db()
         .pragma_query_value(None, "user_version", |r| r.get(0))

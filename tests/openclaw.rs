@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::openclaw::{MockModel, OpenClaw, Reply, Turn, TurnUsage, Usage, AGENT_SCHEMA_VERSION};
-use common::{eventually, open_db, Daemon};
+use common::{env_refs, eventually, open_db, Daemon};
 use serde_json::Value;
 
 /// One assistant message event of the transcript.
@@ -256,10 +256,6 @@ fn sidecar_log_events(d: &Daemon) -> (usize, usize) {
             |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize)),
         )
         .expect("count events")
-}
-
-fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// The real gateway and the real sidecar side by side: every model call

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{eventually, Daemon};
+use common::{env_refs, eventually, Daemon};
 use rusqlite::{params, Connection};
 use serde_json::Value;
 
@@ -47,10 +47,6 @@ fn log_events(d: &Daemon) -> (i64, i64) {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("count events")
-}
-
-fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 #[test]

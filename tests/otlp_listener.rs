@@ -204,18 +204,21 @@ fn metric_tokens(d: &Daemon) -> (Option<i64>, Option<i64>) {
 fn usage_metrics_renamed_by_openclaws_metric_name_prefix_are_read_under_it() {
     let py = &exporters().python;
     let renamed = [("METRIC_PREFIX", "acme.")];
+    let emit = |d: &Daemon| {
+        emit_to_endpoint(
+            py,
+            "emit.py",
+            &d.extra_base("otlp"),
+            "metrics",
+            "none",
+            &renamed,
+        )
+    };
     let d = Daemon::start(&[
         ("TRACE_INGEST_TOKEN", "s3cret"),
         ("TRACE_OPENCLAW_METRIC_PREFIX", "acme."),
     ]);
-    let sent = emit_to_endpoint(
-        py,
-        "emit.py",
-        &d.extra_base("otlp"),
-        "metrics",
-        "none",
-        &renamed,
-    );
+    let sent = emit(&d);
     assert_eq!(
         d.strings("SELECT DISTINCT name FROM metric_points WHERE name LIKE 'acme.tokens'"),
         vec!["acme.tokens".to_string()],
@@ -230,14 +233,7 @@ fn usage_metrics_renamed_by_openclaws_metric_name_prefix_are_read_under_it() {
 
     // Without the setting, the renamed metrics are stored but are not usage.
     let d = Daemon::start(&[("TRACE_INGEST_TOKEN", "s3cret")]);
-    emit_to_endpoint(
-        py,
-        "emit.py",
-        &d.extra_base("otlp"),
-        "metrics",
-        "none",
-        &renamed,
-    );
+    emit(&d);
     assert!(d.count("metric_points") > 0);
     assert_eq!(metric_tokens(&d), (None, None));
 }

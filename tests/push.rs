@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use common::receiver::{ok, Answer, Received, Receiver};
-use common::Daemon;
+use common::{env_refs, Daemon};
 use serde_json::Value;
 
 /// The field names of a pushed record's data, sorted.
@@ -699,8 +699,7 @@ fn the_shutdown_push_is_cut_at_its_own_bound_and_leaves_the_cursor_where_it_was(
     drop(db);
     // Started again, the pusher sends the same batch under the same key.
     receiver.script(Box::new(|_, _| ok()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let d = Daemon::start_at(&db_path, &env);
+    let d = Daemon::start_at(&db_path, &env_refs(&env));
     push_once(&d);
     wait_until("the rows pushed", || unsynced(&d) == 0);
     let received = receiver.received();
