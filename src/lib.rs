@@ -223,9 +223,16 @@ pub async fn run(
         log: log.clone(),
         listeners: Arc::new(report),
     });
+    let slack_workers = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let slack_seen = Arc::clone(&slack_workers);
     let mut server = HttpServer::new(move || {
-        // Built on each worker's thread: its IngestActor runs there too.
+        // Built on each worker's thread (once per listener): its
+        // IngestActor runs there too.
         coalesce_timers();
+        slack_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(actix_rt::Arbiter::current());
         let ingest = web::Data::new(state.engine.ingest.start_here());
         App::new()
             .wrap(middleware::from_fn(http::conn_watch::mark_busy))
@@ -257,6 +264,7 @@ pub async fn run(
     let handle = server.handle();
     actix_rt::spawn(async move {
         shutdown.await;
+        precise_timers(&slack_workers).await;
         handle.stop(true).await;
     });
     server.await?;
@@ -335,14 +343,30 @@ fn keep_large_buffers_off_the_heap(log: &Logger) {
 
 /// How late the kernel may fire the HTTP worker's timers, so that wake-ups
 /// that fall close together are served by one (`PR_SET_TIMERSLACK`; the
-/// default is 50 µs). Idle, the worker wakes for actix-http's `Date`
-/// refresh, every 500 ms per listener; its other timers are request and
-/// connection timeouts of seconds. Only the worker's thread gets it: the
-/// store's and the rotation's short waits keep their precision. With it, the
-/// idle worker woke 331 times in 120 s instead of 498, and took 14.7 ms of
-/// CPU instead of 18.4 ms (same run; how many wake-ups coalesce depends on
-/// how busy the machine's other timers keep the CPU).
-const HTTP_TIMER_SLACK: Duration = Duration::from_millis(50);
+/// default is 50 µs). Idle, the worker wakes only for actix-http's `Date`
+/// refresh, every 500 ms per listener (tokio's timer wheel adds a second
+/// wake-up for most of them), which made it the daemon's dearest idle thread.
+/// Its other timers guard against slow or idle clients and are seconds
+/// long: the request head, body and keep-alive timeouts, the connection
+/// watchdog, `/health`'s 1 s wait for the store. Late by up to a second,
+/// they still do their job, and the `Date` header, of one-second
+/// resolution, may lag by as much. Under load the worker wakes for I/O and
+/// serves its timers then, so the slack costs nothing there.
+///
+/// Idle for 120 s with two listeners (`sched.sh`, four builds started
+/// together), the worker took 24.10 ms of CPU and 349 time slices with a
+/// 50 ms slack, 18.93 ms with 250 ms, 16.12 ms with 500 ms, and **8.37 ms
+/// and 123 slices with 1 s**; the whole daemon 44.6 ms against 30.2 ms.
+///
+/// Only the worker's thread gets it: the store's and the rotation's short
+/// waits keep their precision. At shutdown [`precise_timers`] takes it off
+/// again, because the drain's deadline is polled by a 1 s timer on the
+/// worker.
+const HTTP_TIMER_SLACK: Duration = Duration::from_secs(1);
+
+/// How long shutdown waits for a worker to take its slack off: a worker
+/// never blocks, so this only bounds the unforeseen.
+const SLACK_RESET_WAIT: Duration = Duration::from_millis(100);
 
 /// Sets [`HTTP_TIMER_SLACK`] on the calling thread. A kernel that refuses
 /// only costs the saving.
@@ -350,6 +374,24 @@ fn coalesce_timers() {
     let nanos = u64::try_from(HTTP_TIMER_SLACK.as_nanos()).ok();
     if let Some(nanos) = nanos.and_then(std::num::NonZeroU64::new) {
         let _ = rustix::thread::set_current_timer_slack(Some(nanos));
+    }
+}
+
+/// Gives each HTTP worker its default timer slack back, and returns once
+/// every worker still running has done it (or after [`SLACK_RESET_WAIT`]
+/// each): from then on the drain's timers fire on time.
+async fn precise_timers(workers: &std::sync::Mutex<Vec<actix_rt::ArbiterHandle>>) {
+    let workers = std::mem::take(&mut *workers.lock().unwrap_or_else(|e| e.into_inner()));
+    for worker in workers {
+        let (done, reset) = tokio::sync::oneshot::channel::<()>();
+        let queued = worker.spawn(async move {
+            let _ = rustix::thread::set_current_timer_slack(None);
+            let _ = done.send(());
+        });
+        // A worker that has stopped drops the task, and with it `done`.
+        if queued {
+            let _ = tokio::time::timeout(SLACK_RESET_WAIT, reset).await;
+        }
     }
 }
 

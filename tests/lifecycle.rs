@@ -239,6 +239,34 @@ fn a_request_in_flight_at_sigterm_is_answered_202_and_stored() {
 }
 
 #[test]
+fn a_client_that_stalls_mid_body_at_sigterm_does_not_hold_shutdown_past_its_deadline() {
+    use std::io::Write;
+    let mut d = Daemon::start(&[]);
+    // Half a body, and then nothing: only the drain's deadline ends it, and
+    // the whole shutdown must still end inside its own deadline (or the
+    // watchdog exits 1). The drain's deadline is polled by 1 s timers on the
+    // HTTP worker, whose timers run with a large slack while idle; shutdown
+    // takes it off first.
+    let mut conn =
+        std::net::TcpStream::connect(d.base.trim_start_matches("http://")).expect("connect");
+    write!(
+        conn,
+        "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"name\":"
+    )
+    .expect("send the head and part of the body");
+    d.wait_status("the body being read", |s| {
+        s["http"]["inflight_body_bytes"].as_u64() > Some(0)
+    });
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit();
+    d.wait_logged("shutdown complete");
+    assert_eq!(d.log_count("overran"), 0, "the shutdown watchdog fired");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    drop(conn);
+}
+
+#[test]
 fn a_bad_value_of_every_checked_variable_exits_2_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("never-created.db");
