@@ -296,6 +296,21 @@ pub fn committed(
 /// or was too far behind.
 pub const RETRY_AFTER: Duration = Duration::from_millis(500);
 
+/// How late the kernel may fire the followers' timers (`PR_SET_TIMERSLACK`
+/// on their thread; the default is 50 µs): a tenth of the poll, at most
+/// [`RETRY_AFTER`]. Polls seconds apart need no precision, and with it the
+/// two followers' timers, and the extra wake-ups of tokio's timer wheel for
+/// timers seconds away, are served by fewer wake-ups: idle for 120 s with no
+/// OpenClaw on the machine (`sched.sh`, two builds twice each, default 5 s
+/// poll), the followers' thread woke 47 and 48 times instead of 98 and 99,
+/// and took 5.2 and 5.6 ms of CPU instead of 7.1 and 7.4.
+pub fn follow_timer_slack(poll: Duration) -> Option<std::num::NonZeroU64> {
+    let slack = (poll / 10).min(RETRY_AFTER);
+    u64::try_from(slack.as_nanos())
+        .ok()
+        .and_then(std::num::NonZeroU64::new)
+}
+
 /// One follower's own part: finding its sources and reading them a chunk at
 /// a time. [`FollowActor`] runs it: on a timer, behind the store's
 /// backpressure, one chunk with the store at a time, under a supervisor.
