@@ -46,6 +46,7 @@ use openclaw_trace_actors::metrics::MetricsSettings;
 use openclaw_trace_actors::push::PushSettings;
 use openclaw_trace_actors::rotate::RotationSettings;
 use openclaw_trace_actors::schema::SchemaError;
+use openclaw_trace_actors::slack;
 use openclaw_trace_actors::store::StoreError;
 use openclaw_trace_actors::{Engine, EngineConfig};
 use slog::{info, warn, Logger};
@@ -200,6 +201,7 @@ pub async fn run(
         idle: KEEP_ALIVE + request_timeout,
         closing: LINGER + Duration::from_secs(1),
         evict_at,
+        idle_timer_slack: HTTP_TIMER_SLACK,
     };
     // std listens with a backlog of 128: a burst of connections past it has
     // its SYNs dropped and retried after 1 s, then 3 s. Listening again on a
@@ -223,16 +225,10 @@ pub async fn run(
         log: log.clone(),
         listeners: Arc::new(report),
     });
-    let slack_workers = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let slack_seen = Arc::clone(&slack_workers);
     let mut server = HttpServer::new(move || {
-        // Built on each worker's thread (once per listener): its
-        // IngestActor runs there too.
-        coalesce_timers();
-        slack_seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(actix_rt::Arbiter::current());
+        // Built on each worker's thread (once per listener), before its
+        // first connection: its IngestActor runs there too.
+        slack::set(HTTP_TIMER_SLACK);
         let ingest = web::Data::new(state.engine.ingest.start_here());
         App::new()
             .wrap(middleware::from_fn(http::conn_watch::mark_busy))
@@ -264,7 +260,6 @@ pub async fn run(
     let handle = server.handle();
     actix_rt::spawn(async move {
         shutdown.await;
-        precise_timers(&slack_workers).await;
         handle.stop(true).await;
     });
     server.await?;
@@ -341,59 +336,21 @@ fn keep_large_buffers_off_the_heap(log: &Logger) {
     let _ = log;
 }
 
-/// How late the kernel may fire the HTTP worker's timers, so that wake-ups
-/// that fall close together are served by one (`PR_SET_TIMERSLACK`; the
-/// default is 50 µs). Idle, the worker wakes only for actix-http's `Date`
+/// The HTTP worker's timer slack ([`openclaw_trace_actors::slack`]) while
+/// it has no connection open. Idle, it wakes only for actix-http's `Date`
 /// refresh, every 500 ms per listener (tokio's timer wheel adds a second
-/// wake-up for most of them), which made it the daemon's dearest idle thread.
-/// Its other timers guard against slow or idle clients and are seconds
-/// long: the request head, body and keep-alive timeouts, the connection
-/// watchdog, `/health`'s 1 s wait for the store. Late by up to a second,
-/// they still do their job, and the `Date` header, of one-second
-/// resolution, may lag by as much. Under load the worker wakes for I/O and
-/// serves its timers then, so the slack costs nothing there.
+/// wake-up for most of them), which made it the daemon's dearest idle
+/// thread. With no connection, nothing else on it is timed. The first
+/// connection puts the default slack back until the last one is gone
+/// ([`http::conn_watch`]), so request, keep-alive and linger timeouts, the
+/// `Date` header and the drain at shutdown keep their precision.
 ///
 /// Idle for 120 s with two listeners (`sched.sh`, four builds started
-/// together), the worker took 24.10 ms of CPU and 349 time slices with a
-/// 50 ms slack, 18.93 ms with 250 ms, 16.12 ms with 500 ms, and **8.37 ms
-/// and 123 slices with 1 s**; the whole daemon 44.6 ms against 30.2 ms.
-///
-/// Only the worker's thread gets it: the store's and the rotation's short
-/// waits keep their precision. At shutdown [`precise_timers`] takes it off
-/// again, because the drain's deadline is polled by a 1 s timer on the
-/// worker.
+/// together, the slack then held for the worker's whole life), the worker
+/// took 24.10 ms of CPU and 349 time slices with a 50 ms slack, 18.93 ms
+/// with 250 ms, 16.12 ms with 500 ms, and **8.37 ms and 123 slices with
+/// 1 s**; the whole daemon 44.6 ms against 30.2 ms.
 const HTTP_TIMER_SLACK: Duration = Duration::from_secs(1);
-
-/// How long shutdown waits for a worker to take its slack off: a worker
-/// never blocks, so this only bounds the unforeseen.
-const SLACK_RESET_WAIT: Duration = Duration::from_millis(100);
-
-/// Sets [`HTTP_TIMER_SLACK`] on the calling thread. A kernel that refuses
-/// only costs the saving.
-fn coalesce_timers() {
-    let nanos = u64::try_from(HTTP_TIMER_SLACK.as_nanos()).ok();
-    if let Some(nanos) = nanos.and_then(std::num::NonZeroU64::new) {
-        let _ = rustix::thread::set_current_timer_slack(Some(nanos));
-    }
-}
-
-/// Gives each HTTP worker its default timer slack back, and returns once
-/// every worker still running has done it (or after [`SLACK_RESET_WAIT`]
-/// each): from then on the drain's timers fire on time.
-async fn precise_timers(workers: &std::sync::Mutex<Vec<actix_rt::ArbiterHandle>>) {
-    let workers = std::mem::take(&mut *workers.lock().unwrap_or_else(|e| e.into_inner()));
-    for worker in workers {
-        let (done, reset) = tokio::sync::oneshot::channel::<()>();
-        let queued = worker.spawn(async move {
-            let _ = rustix::thread::set_current_timer_slack(None);
-            let _ = done.send(());
-        });
-        // A worker that has stopped drops the task, and with it `done`.
-        if queued {
-            let _ = tokio::time::timeout(SLACK_RESET_WAIT, reset).await;
-        }
-    }
-}
 
 /// HTTP worker threads: one. The store is the bottleneck, not HTTP: with one
 /// worker instead of two, 1-record ingest ran as fast (`wrk -t1 -c16`,

@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{env_refs, open_db, Daemon};
+use common::{env_refs, eventually, open_db, Daemon};
 
 const BIN: &str = env!("CARGO_BIN_EXE_openclaw-trace");
 
@@ -244,9 +244,7 @@ fn a_client_that_stalls_mid_body_at_sigterm_does_not_hold_shutdown_past_its_dead
     let mut d = Daemon::start(&[]);
     // Half a body, and then nothing: only the drain's deadline ends it, and
     // the whole shutdown must still end inside its own deadline (or the
-    // watchdog exits 1). The drain's deadline is polled by 1 s timers on the
-    // HTTP worker, whose timers run with a large slack while idle; shutdown
-    // takes it off first.
+    // watchdog exits 1).
     let mut conn =
         std::net::TcpStream::connect(d.base.trim_start_matches("http://")).expect("connect");
     write!(
@@ -264,6 +262,36 @@ fn a_client_that_stalls_mid_body_at_sigterm_does_not_hold_shutdown_past_its_dead
     assert_eq!(d.log_count("overran"), 0, "the shutdown watchdog fired");
     assert_eq!(status.code(), Some(0), "{status:?}");
     drop(conn);
+}
+
+/// Each thread's timer slack, in nanoseconds.
+fn timer_slacks(pid: u32) -> Vec<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the daemon's threads")
+        .filter_map(|t| {
+            let tid = t.ok()?.file_name();
+            let slack = std::fs::read_to_string(format!("/proc/{}/timerslack_ns", tid.to_str()?));
+            slack.ok()?.trim().parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn the_http_worker_relaxes_its_timers_only_while_no_connection_is_open() {
+    const IDLE_SLACK_NS: u64 = 1_000_000_000;
+    let d = Daemon::start(&[]);
+    let relaxed = || timer_slacks(d.pid()).contains(&IDLE_SLACK_NS);
+    eventually("the worker's idle timer slack", relaxed);
+    // A connection open, even silent: actix-http's timeouts and the drain
+    // run on the worker's timers, which must fire on time.
+    let conn = std::net::TcpStream::connect(d.base.trim_start_matches("http://")).expect("connect");
+    eventually("every timer precise while a connection is open", || {
+        !relaxed()
+    });
+    assert_eq!(d.get("/health").status, 200);
+    assert!(!relaxed(), "{:?}", timer_slacks(d.pid()));
+    drop(conn);
+    eventually("the idle slack once the last connection is gone", relaxed);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use slog::{o, Logger};
 
 use crate::checkpoint::{CheckpointRequest, Checkpointer, Quiesce};
 use crate::fault::FaultKind;
-use crate::follow::{follow_timer_slack, FollowActor, FollowSettings, FollowView, Sink};
+use crate::follow::{FollowActor, FollowSettings, FollowView, Sink};
 use crate::gateway_log::GatewayLog;
 use crate::ingest::{IngestActor, IngestBatch, IngestSettings};
 use crate::metrics::{LatestSample, MetricsActor, MetricsSettings};
@@ -230,13 +230,6 @@ impl Engine {
         let settings = Arc::new(config.follow);
         let follow_arbiter =
             (settings.state_dir.is_some() || !settings.log_patterns.is_empty()).then(Arbiter::new);
-        if let Some(arbiter) = &follow_arbiter {
-            let slack = follow_timer_slack(settings.poll);
-            arbiter.spawn_fn(move || {
-                // A kernel that refuses only costs the saving.
-                let _ = rustix::thread::set_current_timer_slack(slack);
-            });
-        }
         let sink = Sink {
             store: store.clone().recipient(),
             stats: Arc::clone(&stats),

@@ -296,19 +296,18 @@ pub fn committed(
 /// or was too far behind.
 pub const RETRY_AFTER: Duration = Duration::from_millis(500);
 
-/// How late the kernel may fire the followers' timers (`PR_SET_TIMERSLACK`
-/// on their thread; the default is 50 µs): a tenth of the poll, at most
-/// [`RETRY_AFTER`]. Polls seconds apart need no precision, and with it the
-/// two followers' timers, and the extra wake-ups of tokio's timer wheel for
-/// timers seconds away, are served by fewer wake-ups: idle for 120 s with no
-/// OpenClaw on the machine (`sched.sh`, two builds twice each, default 5 s
-/// poll), the followers' thread woke 47 and 48 times instead of 98 and 99,
-/// and took 5.2 and 5.6 ms of CPU instead of 7.1 and 7.4.
-pub fn follow_timer_slack(poll: Duration) -> Option<std::num::NonZeroU64> {
-    let slack = (poll / 10).min(RETRY_AFTER);
-    u64::try_from(slack.as_nanos())
-        .ok()
-        .and_then(std::num::NonZeroU64::new)
+/// The followers' timer slack ([`crate::slack`]) between polls: a tenth of
+/// the poll, at most [`RETRY_AFTER`]. Polls seconds apart need no precision,
+/// and with it the two followers' timers, and the extra wake-ups of tokio's
+/// timer wheel for timers seconds away, are served by fewer wake-ups: idle
+/// for 120 s with no OpenClaw on the machine (`sched.sh`, two builds twice
+/// each, default 5 s poll), the followers' thread woke 47 and 48 times
+/// instead of 98 and 99, and took 5.2 and 5.6 ms of CPU instead of 7.1 and
+/// 7.4. Each step reads with the default slack ([`crate::slack::Precise`]),
+/// so SQLite's busy sleeps on OpenClaw's files and on ours keep their
+/// length.
+fn idle_timer_slack(poll: Duration) -> Duration {
+    (poll / 10).min(RETRY_AFTER)
 }
 
 /// One follower's own part: finding its sources and reading them a chunk at
@@ -446,6 +445,7 @@ impl<F: Follower> FollowActor<F> {
     /// Reads the next chunk and hands it to the store; once it is
     /// committed, reads on at once if the chunk was full.
     fn step(&mut self, ctx: &mut Context<Self>) {
+        let _precise = crate::slack::Precise::until_drop(idle_timer_slack(self.core.settings.poll));
         if self.busy || !self.resume() {
             return;
         }
@@ -534,6 +534,7 @@ impl<F: Follower> Actor for FollowActor<F> {
             v.enabled = true;
             v.watching = watching;
         });
+        crate::slack::set(idle_timer_slack(self.core.settings.poll));
         ctx.notify(Step);
         ctx.run_interval(self.core.settings.poll, |act, ctx| act.step(ctx));
     }

@@ -50,6 +50,7 @@ pub mod report;
 pub mod rollup;
 pub mod rotate;
 pub mod schema;
+pub mod slack;
 pub mod stats;
 pub mod store;
 pub mod stored;

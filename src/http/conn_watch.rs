@@ -24,6 +24,12 @@
 //! brings it near its cap, the oldest connection with no handler running is
 //! shut down to make room (an attacker's stalled sockets go first, as they
 //! are the oldest idle ones), so new clients are always accepted.
+//!
+//! The same list sets the worker's timer slack ([`openclaw_trace_actors::slack`]):
+//! while a connection is open the worker's timers keep the default, so the
+//! timeouts and linger that actix-http computes from its cached clock, and
+//! tokio's blocking threads the worker spawns, stay precise; once the last
+//! connection is gone the worker takes [`WatchLimits::idle_timer_slack`].
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::OwnedFd;
@@ -35,6 +41,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::ConnectionType;
 use actix_web::middleware::Next;
+use openclaw_trace_actors::slack;
 
 /// How long a connection may stay without a handler running on it.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +55,8 @@ pub struct WatchLimits {
     /// Connections a worker keeps before a new one makes it shut its oldest
     /// idle one: a little under its `max_connections`.
     pub evict_at: usize,
+    /// The worker's timer slack while it has no connection open.
+    pub idle_timer_slack: Duration,
 }
 
 thread_local! {
@@ -64,12 +73,16 @@ pub fn evicted_connections() -> u64 {
     EVICTED.load(Ordering::Relaxed)
 }
 
-/// Adds `watch` to this worker's list; when the worker is near its cap,
-/// shuts down its oldest connection with no handler running.
+/// Adds `watch` to this worker's list; the first one puts the default
+/// timer slack in place. When the worker is near its cap, shuts down its
+/// oldest connection with no handler running.
 fn register(watch: &Rc<ConnWatch>, evict_at: usize) {
     OPEN.with(|open| {
         let mut open = open.borrow_mut();
         open.retain(|w| w.strong_count() > 0);
+        if open.is_empty() {
+            slack::set(Duration::ZERO);
+        }
         if open.len() + 1 >= evict_at {
             let oldest = open
                 .iter()
@@ -101,6 +114,21 @@ pub struct ConnWatch {
     closing: Cell<bool>,
     /// Shut down to make room; no longer counted as a candidate.
     evicted: Cell<bool>,
+    /// The worker's slack once no connection is left.
+    idle_timer_slack: Duration,
+}
+
+impl Drop for ConnWatch {
+    /// The last connection gone: the worker's idle timer slack.
+    fn drop(&mut self) {
+        let _ = OPEN.try_with(|open| {
+            if let Ok(open) = open.try_borrow() {
+                if !open.iter().any(|w| w.strong_count() > 0) {
+                    slack::set(self.idle_timer_slack);
+                }
+            }
+        });
+    }
 }
 
 /// Marks a handler as running until dropped, so a handler that is cancelled
@@ -134,6 +162,7 @@ pub fn on_connect(
             since: Cell::new(Instant::now()),
             closing: Cell::new(false),
             evicted: Cell::new(false),
+            idle_timer_slack: limits.idle_timer_slack,
         });
         register(&watch, limits.evict_at);
         actix_web::rt::spawn(watchdog(Rc::downgrade(&watch), limits));
