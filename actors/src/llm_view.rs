@@ -357,7 +357,7 @@ pub fn usage_calls(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::{MetricKind, OtlpOrigin};
+    use crate::records::MetricKind;
     use serde_json::json;
 
     fn obj(v: Value) -> JsonObject {
@@ -380,7 +380,7 @@ mod tests {
                 "openclaw.tokens.input": 1200, "openclaw.tokens.output": 80,
                 "openclaw.tokens.cache_read": 300, "openclaw.channel": "telegram"
             }))),
-            origin: OtlpOrigin::default(),
+            origin: Default::default(),
             ..SpanRecord::default()
         };
         let call = call_from_span(&span).expect("a usage span");

@@ -6,6 +6,8 @@
 //! until the year 2262). A record's optional `time_ns` is when the thing
 //! happened; when the sender leaves it out the receive time is used.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use strum::EnumCount;
 
@@ -138,8 +140,8 @@ pub struct EventRecord {
     pub attributes: Option<JsonObject>,
     /// OTLP severity number (1-24), for log records.
     pub severity_number: Option<i32>,
-    /// Where an OTLP record came from.
-    pub origin: Option<OtlpOrigin>,
+    /// Where an OTLP record came from (shared by the records of one scope).
+    pub origin: Option<Arc<OtlpOrigin>>,
 }
 
 /// The resource and instrumentation scope an OTLP item was exported under.
@@ -238,8 +240,9 @@ pub struct MetricPoint {
     pub data: Option<serde_json::Value>,
     /// Dimensions of the series.
     pub attributes: Option<JsonObject>,
-    /// Resource and scope, for OTLP points.
-    pub origin: Option<OtlpOrigin>,
+    /// Resource and scope, for OTLP points (shared by the points of one
+    /// scope).
+    pub origin: Option<Arc<OtlpOrigin>>,
 }
 
 /// One OTLP span.
@@ -269,8 +272,10 @@ pub struct SpanRecord {
     pub events: Option<Vec<serde_json::Value>>,
     /// Links, as `[{"trace_id", "span_id", "attributes"}]`.
     pub links: Option<Vec<serde_json::Value>>,
-    /// Resource and scope.
-    pub origin: OtlpOrigin,
+    /// Resource and scope, shared by the spans of one scope: an export
+    /// repeats them over all its spans, so they are neither copied per span
+    /// nor, in the store, serialized again.
+    pub origin: Arc<OtlpOrigin>,
 }
 
 /// Where a record came from, stored with it.

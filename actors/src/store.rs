@@ -26,8 +26,8 @@ use crate::checkpoint::CheckpointRequest;
 use crate::follow::Position;
 use crate::llm_view;
 use crate::records::{
-    Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricPoint, Source, SpanRecord, Stamp,
-    Table,
+    Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricPoint, OtlpOrigin, Source,
+    SpanRecord, Stamp, Table,
 };
 use crate::rollup::{
     self, is_ok_status, CallFacts, Delta, Pricing, PricingInput, Repricing, FACT_COLUMNS,
@@ -1185,15 +1185,17 @@ pub fn insert_batch(
         }
         Batch::Events(rows) => {
             let mut stmt = conn.prepare_cached(INSERT_EVENT)?;
+            let mut resources = ResourceText::default();
             rows.iter()
-                .map(|r| insert_event(&mut stmt, r, stamp))
+                .map(|r| insert_event(&mut stmt, r, stamp, &mut resources))
                 .collect()
         }
         Batch::MetricPoints(rows) => {
             let ids = {
                 let mut stmt = conn.prepare_cached(INSERT_METRIC)?;
+                let mut resources = ResourceText::default();
                 rows.iter()
-                    .map(|r| insert_metric(&mut stmt, r, stamp))
+                    .map(|r| insert_metric(&mut stmt, r, stamp, &mut resources))
                     .collect::<Result<Vec<_>, _>>()?
             };
             if stamp.source == Source::Otlp {
@@ -1235,23 +1237,30 @@ fn json_list(value: &Option<Vec<serde_json::Value>>) -> Option<String> {
 }
 
 /// The JSON text of the resource of a batch's records, made once while
-/// consecutive records share it (an OTLP export repeats one resource over
-/// all its spans).
+/// consecutive records share it: an OTLP export repeats one resource over
+/// all its items, which share one [`OtlpOrigin`] per scope (compared by
+/// pointer), and its scopes the same resource (compared by value).
 #[derive(Default)]
 struct ResourceText {
-    last: Option<(JsonObject, String)>,
+    last: Option<(Arc<OtlpOrigin>, Option<String>)>,
 }
 
 impl ResourceText {
-    /// The text of `resource`, NULL when there is none.
-    fn text(&mut self, resource: &Option<JsonObject>) -> Option<&str> {
-        let resource = resource.as_ref()?;
-        if !matches!(&self.last, Some((map, _)) if map == resource) {
-            let text = serde_json::to_string(resource)
-                .expect("a JSON map with string keys always serializes");
-            self.last = Some((resource.clone(), text));
+    /// The text of `origin`'s resource, NULL when there is none.
+    fn text(&mut self, origin: Option<&Arc<OtlpOrigin>>) -> Option<&str> {
+        let origin = origin?;
+        let same = match &self.last {
+            Some((last, _)) => Arc::ptr_eq(last, origin) || last.resource == origin.resource,
+            None => false,
+        };
+        if same {
+            if let Some((last, _)) = &mut self.last {
+                *last = Arc::clone(origin);
+            }
+        } else {
+            self.last = Some((Arc::clone(origin), json_text(&origin.resource)));
         }
-        self.last.as_ref().map(|(_, text)| text.as_str())
+        self.last.as_ref().and_then(|(_, text)| text.as_deref())
     }
 }
 
@@ -1351,6 +1360,7 @@ fn insert_event(
     stmt: &mut CachedStatement<'_>,
     r: &EventRecord,
     s: &Stamp,
+    resources: &mut ResourceText,
 ) -> Result<i64, rusqlite::Error> {
     let o = r.origin.as_ref();
     stmt.insert(params![
@@ -1366,7 +1376,7 @@ fn insert_event(
         json_text(&r.attributes),
         r.severity_number,
         o.and_then(|o| o.service_name.as_deref()),
-        o.and_then(|o| json_text(&o.resource)),
+        resources.text(o),
         o.and_then(|o| o.scope_name.as_deref()),
         o.and_then(|o| o.scope_version.as_deref()),
     ])
@@ -1376,6 +1386,7 @@ fn insert_metric(
     stmt: &mut CachedStatement<'_>,
     r: &MetricPoint,
     s: &Stamp,
+    resources: &mut ResourceText,
 ) -> Result<i64, rusqlite::Error> {
     let o = r.origin.as_ref();
     stmt.insert(params![
@@ -1393,7 +1404,7 @@ fn insert_metric(
         r.data.as_ref().map(|d| d.to_string()),
         json_text(&r.attributes),
         o.and_then(|o| o.service_name.as_deref()),
-        o.and_then(|o| json_text(&o.resource)),
+        resources.text(o),
         o.and_then(|o| o.scope_name.as_deref()),
         o.and_then(|o| o.scope_version.as_deref()),
     ])
@@ -1418,7 +1429,7 @@ fn insert_span(
         r.status_code,
         r.status_message,
         r.origin.service_name,
-        resources.text(&r.origin.resource),
+        resources.text(Some(&r.origin)),
         r.origin.scope_name,
         r.origin.scope_version,
         json_text(&r.attributes),

@@ -13,6 +13,7 @@
 //! source, the cut fields as text) is not part of the record.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use rusqlite::types::FromSql;
 use rusqlite::Row;
@@ -25,6 +26,10 @@ use crate::records::{
 
 /// A row of any record table, as push reads it.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a push batch holds the rows of one table, so nearly all of them are the same variant; boxing the LLM call would cost an allocation per row"
+)]
 pub enum StoredRow {
     /// A row of `llm_calls`.
     LlmCall(LlmCallRow),
@@ -391,13 +396,13 @@ impl Cells<'_, '_> {
     }
 
     /// The resource and scope columns.
-    fn origin(&self) -> OtlpOrigin {
-        OtlpOrigin {
+    fn origin(&self) -> Arc<OtlpOrigin> {
+        Arc::new(OtlpOrigin {
             service_name: self.get("service_name"),
             resource: self.json("resource"),
             scope_name: self.get("scope_name"),
             scope_version: self.get("scope_version"),
-        }
+        })
     }
 
     /// The row read, or the first thing that could not be.
@@ -528,7 +533,7 @@ impl StoredRow {
                     .put("span_id", e.span_id.as_deref())
                     .put("attributes", e.attributes.clone())
                     .put("severity_number", e.severity_number)
-                    .origin(e.origin.as_ref())
+                    .origin(e.origin.as_deref())
             }
             StoredRow::MetricPoint(r) => {
                 let p = &r.point;
@@ -544,7 +549,7 @@ impl StoredRow {
                     .put("is_monotonic", p.monotonic.map(i64::from))
                     .put("data", p.data.clone())
                     .put("attributes", p.attributes.clone())
-                    .origin(p.origin.as_ref())
+                    .origin(p.origin.as_deref())
             }
             StoredRow::Span(r) => {
                 let s = &r.span;

@@ -11,6 +11,8 @@
 //! into the records and each item is freed once converted, so the request
 //! and its records are not both held in full.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use openclaw_trace_actors::records::{
     Batch, EventRecord, JsonObject, MetricKind, MetricPoint, OtlpOrigin, SpanRecord, Temporality,
@@ -152,8 +154,8 @@ fn resource_attributes(resource: Option<Resource>) -> Option<JsonObject> {
     resource.and_then(|r| non_empty(r.attributes))
 }
 
-/// What every record of a scope carries (each its own copy).
-fn origin(resource: &Option<JsonObject>, scope: Option<InstrumentationScope>) -> OtlpOrigin {
+/// What every record of a scope carries, shared by them all.
+fn origin(resource: &Option<JsonObject>, scope: Option<InstrumentationScope>) -> Arc<OtlpOrigin> {
     let service_name = resource
         .as_ref()
         .and_then(|r| r.get("service.name"))
@@ -165,12 +167,12 @@ fn origin(resource: &Option<JsonObject>, scope: Option<InstrumentationScope>) ->
             Some(s.version).filter(|v| !v.is_empty()),
         )
     });
-    OtlpOrigin {
+    Arc::new(OtlpOrigin {
         service_name,
         resource: resource.clone(),
         scope_name,
         scope_version,
-    }
+    })
 }
 
 /// Lower-case hex of an id of exactly `len` bytes that is not all zero.
@@ -280,7 +282,7 @@ fn spans(request: ExportTraceServiceRequest) -> Decoded {
                             .map(|l| json!({"trace_id": link_id(&l.trace_id, 16), "span_id": link_id(&l.span_id, 8), "attributes": attributes(l.attributes)}))
                             .collect()
                     }),
-                    origin: origin.clone(),
+                    origin: Arc::clone(&origin),
                 });
             }
         }
@@ -437,7 +439,7 @@ fn points(request: ExportMetricsServiceRequest) -> Decoded {
                         monotonic: p.monotonic,
                         data: p.data,
                         attributes: non_empty(p.attributes),
-                        origin: Some(origin.clone()),
+                        origin: Some(Arc::clone(&origin)),
                     });
                 }
             }
@@ -521,7 +523,7 @@ fn logs(request: ExportLogsServiceRequest) -> Decoded {
                     span_id,
                     attributes: non_empty(log.attributes),
                     severity_number: (log.severity_number != 0).then_some(log.severity_number),
-                    origin: Some(origin.clone()),
+                    origin: Some(Arc::clone(&origin)),
                 });
             }
         }

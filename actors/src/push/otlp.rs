@@ -189,7 +189,7 @@ pub fn encode(table: Table, rows: &[StoredRow], agent_id: &str) -> Vec<u8> {
             for row in rows {
                 if let StoredRow::MetricPoint(r) = row {
                     groups.add(
-                        origin(r.point.origin.as_ref(), agent_id),
+                        origin(r.point.origin.as_deref(), agent_id),
                         metric_of(&r.point),
                     );
                 }
@@ -218,7 +218,7 @@ pub fn encode(table: Table, rows: &[StoredRow], agent_id: &str) -> Vec<u8> {
                     StoredRow::LlmCall(r) => (None, llm_call_log(r)),
                     StoredRow::Error(r) => (None, error_log(r)),
                     StoredRow::Event(r) => (
-                        r.event.origin.as_ref(),
+                        r.event.origin.as_deref(),
                         event_log(&r.event, r.meta.received_ns),
                     ),
                     StoredRow::MetricPoint(_) | StoredRow::Span(_) => continue,
