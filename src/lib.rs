@@ -46,7 +46,6 @@ use openclaw_trace_actors::metrics::MetricsSettings;
 use openclaw_trace_actors::push::PushSettings;
 use openclaw_trace_actors::rotate::RotationSettings;
 use openclaw_trace_actors::schema::SchemaError;
-use openclaw_trace_actors::slack;
 use openclaw_trace_actors::store::StoreError;
 use openclaw_trace_actors::{Engine, EngineConfig};
 use slog::{info, warn, Logger};
@@ -226,9 +225,9 @@ pub async fn run(
         listeners: Arc::new(report),
     });
     let mut server = HttpServer::new(move || {
-        // Built on each worker's thread (once per listener), before its
-        // first connection: its IngestActor runs there too.
-        slack::set(HTTP_TIMER_SLACK);
+        // Built on each worker's thread (once per listener): its
+        // IngestActor runs there too.
+        http::conn_watch::relax_if_idle(HTTP_TIMER_SLACK);
         let ingest = web::Data::new(state.engine.ingest.start_here());
         App::new()
             .wrap(middleware::from_fn(http::conn_watch::mark_busy))
@@ -260,6 +259,7 @@ pub async fn run(
     let handle = server.handle();
     actix_rt::spawn(async move {
         shutdown.await;
+        http::conn_watch::stopping();
         handle.stop(true).await;
     });
     server.await?;

@@ -25,16 +25,19 @@
 //! shut down to make room (an attacker's stalled sockets go first, as they
 //! are the oldest idle ones), so new clients are always accepted.
 //!
-//! The same list sets the worker's timer slack ([`openclaw_trace_actors::slack`]):
-//! while a connection is open the worker's timers keep the default, so the
-//! timeouts and linger that actix-http computes from its cached clock, and
-//! tokio's blocking threads the worker spawns, stay precise; once the last
-//! connection is gone the worker takes [`WatchLimits::idle_timer_slack`].
+//! Each worker also counts its connections (watched or not) to set its
+//! timer slack ([`openclaw_trace_actors::slack`]): while a connection is
+//! open the worker's timers keep the default, so the timeouts and linger
+//! that actix-http computes from its cached clock, and tokio's blocking
+//! threads the worker spawns, stay precise; once the last connection is
+//! gone the worker takes [`WatchLimits::idle_timer_slack`], unless the
+//! server is stopping ([`stopping`]), whose drain polls its deadline on the
+//! worker's timers.
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::OwnedFd;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -65,24 +68,70 @@ thread_local! {
     static OPEN: RefCell<Vec<Weak<ConnWatch>>> = const { RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// This worker's open connections.
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+}
+
 /// Idle connections shut down to make room near the cap, over all workers.
 static EVICTED: AtomicU64 = AtomicU64::new(0);
+
+/// Set once the server is stopping: from then on the workers keep the
+/// default timer slack.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// The server is stopping: its drain's deadline must fire on time, so no
+/// worker relaxes its timers again. Call before stopping the server.
+pub fn stopping() {
+    STOPPING.store(true, Ordering::Relaxed);
+}
+
+/// Puts `slack` in place on the calling worker if it has no connection
+/// open and the server is not stopping.
+pub fn relax_if_idle(slack: Duration) {
+    let idle = LIVE.try_with(|live| live.get() == 0).unwrap_or(false);
+    if idle && !STOPPING.load(Ordering::Relaxed) {
+        slack::set(slack);
+    }
+}
+
+/// Counts one open connection on its worker, from `on_connect` until the
+/// connection is dropped: the first puts the default timer slack in place,
+/// the last the idle one.
+struct Live {
+    idle_timer_slack: Duration,
+}
+
+impl Live {
+    fn new(idle_timer_slack: Duration) -> Self {
+        LIVE.with(|live| {
+            if live.get() == 0 {
+                slack::set(Duration::ZERO);
+            }
+            live.set(live.get() + 1);
+        });
+        Live { idle_timer_slack }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = LIVE.try_with(|live| live.set(live.get().saturating_sub(1)));
+        relax_if_idle(self.idle_timer_slack);
+    }
+}
 
 /// Idle connections shut down so far to make room for new ones.
 pub fn evicted_connections() -> u64 {
     EVICTED.load(Ordering::Relaxed)
 }
 
-/// Adds `watch` to this worker's list; the first one puts the default
-/// timer slack in place. When the worker is near its cap, shuts down its
-/// oldest connection with no handler running.
+/// Adds `watch` to this worker's list; when the worker is near its cap,
+/// shuts down its oldest connection with no handler running.
 fn register(watch: &Rc<ConnWatch>, evict_at: usize) {
     OPEN.with(|open| {
         let mut open = open.borrow_mut();
         open.retain(|w| w.strong_count() > 0);
-        if open.is_empty() {
-            slack::set(Duration::ZERO);
-        }
         if open.len() + 1 >= evict_at {
             let oldest = open
                 .iter()
@@ -114,20 +163,16 @@ pub struct ConnWatch {
     closing: Cell<bool>,
     /// Shut down to make room; no longer counted as a candidate.
     evicted: Cell<bool>,
-    /// The worker's slack once no connection is left.
-    idle_timer_slack: Duration,
+    /// The watchdog, ended with the connection so that no timer of a
+    /// closed connection wakes the worker.
+    watchdog: RefCell<Option<actix_web::rt::task::JoinHandle<()>>>,
 }
 
 impl Drop for ConnWatch {
-    /// The last connection gone: the worker's idle timer slack.
     fn drop(&mut self) {
-        let _ = OPEN.try_with(|open| {
-            if let Ok(open) = open.try_borrow() {
-                if !open.iter().any(|w| w.strong_count() > 0) {
-                    slack::set(self.idle_timer_slack);
-                }
-            }
-        });
+        if let Some(watchdog) = self.watchdog.get_mut().take() {
+            watchdog.abort();
+        }
     }
 }
 
@@ -149,6 +194,8 @@ pub fn on_connect(
     limits: WatchLimits,
 ) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
     move |conn, extensions| {
+        // Counted whether or not it can be watched.
+        extensions.insert(Live::new(limits.idle_timer_slack));
         let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
             return;
         };
@@ -162,10 +209,11 @@ pub fn on_connect(
             since: Cell::new(Instant::now()),
             closing: Cell::new(false),
             evicted: Cell::new(false),
-            idle_timer_slack: limits.idle_timer_slack,
+            watchdog: RefCell::new(None),
         });
         register(&watch, limits.evict_at);
-        actix_web::rt::spawn(watchdog(Rc::downgrade(&watch), limits));
+        let dog = actix_web::rt::spawn(watchdog(Rc::downgrade(&watch), limits));
+        *watch.watchdog.borrow_mut() = Some(dog);
         extensions.insert(watch);
     }
 }

@@ -147,7 +147,7 @@ impl NativeBatch {
 
     fn event_of(&self, row: StoredRow) -> Value {
         match row {
-            StoredRow::LlmCall(call) => llm_trace(call),
+            StoredRow::LlmCall(call) => llm_trace(*call),
             StoredRow::Error(error) => error_event(error),
             StoredRow::Span(r) => {
                 let created = created_at(r.span.start_ns);
