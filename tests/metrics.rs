@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::fixtures::exporters;
-use common::Daemon;
+use common::{eventually, Daemon};
 use serde_json::Value;
 
 /// Polls `/v1/status` until `ready` holds (a hang guard, not a time bound).
@@ -174,14 +174,18 @@ fn the_agent_process_is_found_and_its_restart_noticed() {
         s["host"]["agent"]["pid"] == second
     });
     assert_eq!(status["host"]["agent_restarts"], 1);
-    let (event, attrs): (String, String) = d
-        .db()
-        .query_row(
-            "SELECT name, attributes FROM events WHERE source = 'host'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("a restart event");
+    // The status shows the sample at once; its event is committed after.
+    let restart_event = || {
+        d.db()
+            .query_row(
+                "SELECT name, attributes FROM events WHERE source = 'host'",
+                [],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .ok()
+    };
+    eventually("the restart event committed", || restart_event().is_some());
+    let (event, attrs) = restart_event().expect("a restart event");
     assert_eq!(event, "agent.restarted");
     let attrs: Value = serde_json::from_str(&attrs).expect("json");
     assert_eq!(
