@@ -2,9 +2,9 @@
 //! release daemon, built with the same release profile
 //! (`cargo build --release --bench baseline`):
 //!
-//! - `serve`: an actix-web server with up to two HTTP workers, two on this machine (the daemon has one) whose
-//!   `POST /v1/traces` decodes the native JSON body with the daemon's own
-//!   decoder (`wire::native::decode`, the same limits) and stores nothing,
+//! - `serve`: an actix-web server with two HTTP workers on a machine of
+//!   two cores or more (the daemon has one), whose `POST /v1/traces`
+//!   decodes the native JSON body with the daemon's own decoder (`wire::native::decode`, the same limits) and stores nothing,
 //!   answering 202; an `application/x-protobuf` body is decoded as OTLP
 //!   spans (`wire::otlp::decode_signal`) and answered 200, empty. Prints
 //!   `listening 127.0.0.1:PORT` once bound.

@@ -2,9 +2,9 @@
 # Native 1-record ingest: `wrk -t1 -c16` posts one LLM-call record
 # (benches/wrk/llm_call.lua) per request to `POST /v1/traces` of the release
 # daemon, and in the same run to the do-nothing baseline (an actix-web
-# server with up to two HTTP workers, two on this machine (the daemon has one) that decodes the same JSON with the
-# daemon's decoder and stores nothing: `baseline serve`,
-# benches/baseline.rs). Each gets WARMUP seconds of load first (default 3,
+# server with two HTTP workers on a machine of two cores or more, where the
+# daemon has one, that decodes the same JSON with the daemon's decoder and
+# stores nothing: `baseline serve`, benches/baseline.rs). Each gets WARMUP seconds of load first (default 3,
 # not measured), then INGEST_SECONDS (default 15); req/s counts 2xx answers
 # only, p50/p99 from wrk --latency.
 #

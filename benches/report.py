@@ -241,7 +241,7 @@ def ingest_section(i):
         f"One LLM-call record (~450 bytes of JSON, `benches/wrk/llm_call.lua`) per request, "
         f"`wrk -t1 -c{p['conns']} -d{p['seconds']}s --latency` after {p['warmup']} s of warm-up, against the release daemon "
         "(answered 202 after its commit) and, in the same run, against the do-nothing baseline: "
-        "an actix-web server with up to two HTTP workers, two on this machine (the daemon has one) whose handler decodes the body with the "
+        "an actix-web server with two HTTP workers on a machine of two cores or more (the daemon has one), whose handler decodes the body with the "
         "daemon's own decoder and stores nothing (`benches/baseline.rs serve`).",
         "",
         "| server | req/s (2xx only) | p50 | p90 | p99 | max | non-2xx | peak RSS |",

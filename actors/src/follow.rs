@@ -534,7 +534,7 @@ impl<F: Follower> Actor for FollowActor<F> {
             v.enabled = true;
             v.watching = watching;
         });
-        crate::slack::set(idle_timer_slack(self.core.settings.poll));
+        // The first step, at once, leaves the idle timer slack in place.
         ctx.notify(Step);
         ctx.run_interval(self.core.settings.poll, |act, ctx| act.step(ctx));
     }

@@ -1249,16 +1249,11 @@ impl ResourceText {
     /// The text of `origin`'s resource, NULL when there is none.
     fn text(&mut self, origin: Option<&Arc<OtlpOrigin>>) -> Option<&str> {
         let origin = origin?;
-        let same = match &self.last {
-            Some((last, _)) => Arc::ptr_eq(last, origin) || last.resource == origin.resource,
-            None => false,
-        };
-        if same {
-            if let Some((last, _)) = &mut self.last {
-                *last = Arc::clone(origin);
-            }
-        } else {
-            self.last = Some((Arc::clone(origin), json_text(&origin.resource)));
+        match &mut self.last {
+            Some((last, _)) if Arc::ptr_eq(last, origin) => {}
+            // A new scope of the same resource: its items match by pointer.
+            Some((last, _)) if last.resource == origin.resource => *last = Arc::clone(origin),
+            _ => self.last = Some((Arc::clone(origin), json_text(&origin.resource))),
         }
         self.last.as_ref().and_then(|(_, text)| text.as_deref())
     }

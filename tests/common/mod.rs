@@ -543,13 +543,13 @@ pub fn traces_request(spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) -
     .encode_to_vec()
 }
 
-/// Opens `path` read-only (the WAL is read too).
 /// Borrows owned `(name, value)` pairs as the `&[(&str, &str)]` that
 /// [`Daemon::start`] and its kin take.
 pub fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
+/// Opens `path` read-only (the WAL is read too).
 pub fn open_db(path: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .expect("open db")
