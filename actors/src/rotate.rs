@@ -192,17 +192,32 @@ impl RotationSettings {
         (self.max_db_bytes / 16).min(32 << 20)
     }
 
-    /// Size of the reserve file: a sixty-fourth of the bound, 256 KiB to 8 MiB.
+    /// Size of the reserve file: a sixteenth of the bound, 256 KiB to 32 MiB
+    /// (32 MiB at the default bound); on a small volume see
+    /// [`RotationSettings::ballast_bytes_on`].
     pub fn ballast_bytes(&self) -> u64 {
-        (self.max_db_bytes / 64).clamp(256 << 10, 8 << 20)
+        (self.max_db_bytes / 16).clamp(256 << 10, 32 << 20)
     }
 
-    /// The WAL is checkpointed when it holds this much (half the reserve
-    /// file): on a full disk, the reserve file then has room for the
-    /// checkpoint to grow the file by everything the WAL holds, after which
-    /// the WAL starts over and the deletes have room.
-    pub fn wal_checkpoint_bytes(&self) -> u64 {
-        self.ballast_bytes() / 2
+    /// The reserve file's size on a volume of `capacity` bytes: the
+    /// settings' size, but at most a sixteenth of a small volume (and at
+    /// least 64 KiB).
+    pub fn ballast_bytes_on(&self, capacity: u64) -> u64 {
+        self.ballast_bytes().min(capacity / 16).max(64 << 10)
+    }
+
+    /// The writer checkpoints the WAL when it holds this much: half the
+    /// reserve file on a volume of `capacity` bytes. On a full disk the
+    /// reserve file then has room for the checkpoint to grow the file by
+    /// everything the WAL holds, after which the WAL starts over and the
+    /// deletes have room.
+    ///
+    /// Each of these checkpoints makes the store's thread wait for two
+    /// `fsync`s, so the threshold is as large as that rule allows: at the
+    /// default bound 16 MiB instead of SQLite's 4 MB, for a sixth more OTLP
+    /// spans a second under sustained load (docs/benchmarks-history.md).
+    pub fn wal_checkpoint_bytes(&self, capacity: u64) -> u64 {
+        self.ballast_bytes_on(capacity) / 2
     }
 
     /// The volume rule deletes until the volume is this full, in percent.
@@ -540,7 +555,7 @@ fn volume_excess(settings: &RotationSettings, emergency: bool) -> Option<u64> {
     let target = (settings.volume_target_percent() / 100.0 * capacity as f64) as u64;
     // A full disk gives back at least the ballast's worth, so the next writes fit.
     Some(fs.used_bytes.saturating_sub(target).max(if emergency {
-        ballast_size(settings, capacity)
+        settings.ballast_bytes_on(capacity)
     } else {
         0
     }))
@@ -562,14 +577,8 @@ fn over_bound(settings: &RotationSettings) -> bool {
 /// write that failed for want of space is still likely to fail.
 fn disk_short(settings: &RotationSettings) -> bool {
     fs_usage(&settings.db_dir).map_or(true, |fs| {
-        fs.available_bytes < ballast_size(settings, fs.used_bytes + fs.available_bytes)
+        fs.available_bytes < settings.ballast_bytes_on(fs.used_bytes + fs.available_bytes)
     })
-}
-
-/// The reserve file's size on a volume of `capacity` bytes: the settings'
-/// size, but at most a sixteenth of a small volume (and at least 64 KiB).
-fn ballast_size(settings: &RotationSettings, capacity: u64) -> u64 {
-    settings.ballast_bytes().min(capacity / 16).max(64 << 10)
 }
 
 /// Whether the volume holding the database is over its bound.
@@ -613,7 +622,7 @@ impl Ballast {
             return;
         };
         let capacity = fs.used_bytes + fs.available_bytes;
-        let bytes = ballast_size(settings, capacity);
+        let bytes = settings.ballast_bytes_on(capacity);
         if std::fs::metadata(&self.path).is_ok_and(|m| m.len() >= bytes) {
             return;
         }
@@ -887,7 +896,13 @@ mod tests {
         assert!(s.size_low_water() < s.size_high_water());
         assert!(s.size_high_water() < s.max_db_bytes);
         assert_eq!(s.volume_floor(), 32 << 20);
-        assert_eq!(s.ballast_bytes(), 8 << 20);
+        assert_eq!(s.ballast_bytes(), 32 << 20);
+        assert_eq!(s.wal_checkpoint_bytes(8 << 30), 16 << 20);
+        assert_eq!(
+            s.wal_checkpoint_bytes(16 << 20),
+            512 << 10,
+            "half of a sixteenth of a small volume"
+        );
         assert_eq!(s.wal_limit(), (512 << 20) / 10);
         assert_eq!(
             s.ballast_path(),

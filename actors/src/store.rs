@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 use crate::checkpoint::CheckpointRequest;
 use crate::follow::Position;
 use crate::llm_view;
+use crate::metrics::probes::fs_usage;
 use crate::records::{
     Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricPoint, OtlpOrigin, Source,
     SpanRecord, Stamp, Table,
@@ -795,15 +796,18 @@ fn apply_wal_limit(conn: &Connection, watch: Option<&Watch>) {
         let limit = i64::try_from(watch.settings.wal_limit()).unwrap_or(i64::MAX);
         // Pragmas that only set a number; they cannot fail on an open connection.
         let _ = conn.pragma_update(None, "journal_size_limit", limit);
-        // Checkpoint before the WAL passes half the reserve file (SQLite's
-        // default is every 1000 pages, 4 MB, more than a small bound allows):
-        // see `RotationSettings::wal_checkpoint_bytes`.
+        // Checkpoint when the WAL holds half the reserve file written on this
+        // volume (SQLite's default is every 1000 pages): see
+        // `RotationSettings::wal_checkpoint_bytes`. A volume that cannot be
+        // read is taken for a small one.
         let page_size: i64 = conn
             .pragma_query_value(None, "page_size", |r| r.get(0))
             .unwrap_or(4096);
+        let capacity =
+            fs_usage(&watch.settings.db_dir).map_or(0, |fs| fs.used_bytes + fs.available_bytes);
         let checkpoint_at =
-            i64::try_from(watch.settings.wal_checkpoint_bytes()).unwrap_or(i64::MAX);
-        let pages = (checkpoint_at / page_size.max(512)).clamp(32, 1000);
+            i64::try_from(watch.settings.wal_checkpoint_bytes(capacity)).unwrap_or(i64::MAX);
+        let pages = (checkpoint_at / page_size.max(512)).max(32);
         let _ = conn.pragma_update(None, "wal_autocheckpoint", pages);
     }
 }
