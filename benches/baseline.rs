@@ -15,7 +15,8 @@
 //! - `sqlite-spans ROWS`: inserts span rows into a fresh file of the daemon's
 //!   schema (`schema::open_writer`) with the store's own statements
 //!   (`store::insert_batch`), 100-span batches decoded from the same bodies
-//!   (each with a random trace id, decoding not timed), committing every
+//!   (each with a random trace id, decoding not timed), with the store's
+//!   WAL settings at the default bound (`store::set_wal_limits`), committing every
 //!   `COMMIT_ROWS` rows (default 10,000), until the file holds ROWS rows.
 //!   Prints one JSON line per `WINDOW_ROWS` rows (default 250,000) with the
 //!   rate in that window, then a summary line. `SEQUENTIAL_TRACE_IDS=1`
@@ -33,7 +34,9 @@ use common::otlp::{base_ns, request, SPANS_PER_REQUEST, SPAN_STEP_NS};
 use openclaw_trace::wire::limits::Limits;
 use openclaw_trace::wire::native::{self, Kind};
 use openclaw_trace::wire::otlp::{decode_signal, Encoding};
+use openclaw_trace_actors::metrics::probes::fs_usage;
 use openclaw_trace_actors::records::{Source, Stamp};
+use openclaw_trace_actors::rotate::RotationSettings;
 use openclaw_trace_actors::stats::Signal;
 use openclaw_trace_actors::{schema, store};
 
@@ -163,6 +166,20 @@ fn sqlite_spans(rows: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("raw.db");
     let mut conn = schema::open_writer(&db).expect("open");
+    // The WAL checkpointed as the store's writer does it at the default
+    // bound on this volume (the daemon's separate checkpointer is not here).
+    let settings = RotationSettings {
+        interval: Duration::from_secs(600),
+        first_delay: Duration::from_secs(600),
+        max_age: None,
+        max_db_bytes: openclaw_trace::config::DEFAULT_MAX_DB_BYTES,
+        disk_max_percent: 90.0,
+        db_path: db.clone(),
+        db_dir: dir.path().to_path_buf(),
+        chunk_rows: 2000,
+    };
+    let capacity = fs_usage(dir.path()).map_or(0, |fs| fs.used_bytes + fs.available_bytes);
+    store::set_wal_limits(&conn, &settings, capacity);
     let stamp = Stamp {
         agent_id: "bench".into(),
         received_ns: 1,

@@ -409,6 +409,9 @@ fn invalid(var: &'static str, value: &str, expected: impl Into<String>) -> Confi
     }
 }
 
+/// `TRACE_DB_MAX_BYTES` when unset: 512 MiB.
+pub const DEFAULT_MAX_DB_BYTES: u64 = 512 << 20;
+
 impl Config {
     /// Reads and validates the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -903,7 +906,7 @@ fn rotation_config(
         max_db_bytes: setting(
             "TRACE_DB_MAX_BYTES",
             max_bytes,
-            512 * 1024 * 1024,
+            DEFAULT_MAX_DB_BYTES,
             "expected a size of at least 1MiB, like 512MiB or 2GiB",
             |v| {
                 parse_size(v)

@@ -187,7 +187,8 @@ fn rotation_alone_heals_a_disk_the_database_filled() {
         return;
     };
     let db = volume.path().join("trace.db");
-    // A 64 MiB bound: a 4 MiB floor and a 1 MiB reserve file. The volume
+    // A 64 MiB bound: a 4 MiB floor, and a 1 MiB reserve file (a sixteenth
+    // of this 16 MiB volume, less than the bound's 4 MiB). The volume
     // rule acts only once writes fail (100%), so the disk really fills.
     let d = Daemon::start_at(
         &db,

@@ -208,14 +208,15 @@ impl RotationSettings {
 
     /// The writer checkpoints the WAL when it holds this much: half the
     /// reserve file on a volume of `capacity` bytes. On a full disk the
-    /// reserve file then has room for the checkpoint to grow the file by
-    /// everything the WAL holds, after which the WAL starts over and the
-    /// deletes have room.
+    /// reserve file, once deleted, then has room for the checkpoint to grow
+    /// the file by everything the WAL holds, after which the WAL starts over
+    /// and the deletes have room.
     ///
     /// Each of these checkpoints makes the store's thread wait for two
-    /// `fsync`s, so the threshold is as large as that rule allows: at the
-    /// default bound 16 MiB instead of SQLite's 4 MB, for a sixth more OTLP
-    /// spans a second under sustained load (docs/benchmarks-history.md).
+    /// `fsync`s, so the threshold is as large as that rule allows: 16 MiB at
+    /// the default bound on a volume of 512 MiB or more, instead of
+    /// SQLite's 4 MB (measured in docs/benchmarks-history.md, "The writer's
+    /// WAL checkpoint").
     pub fn wal_checkpoint_bytes(&self, capacity: u64) -> u64 {
         self.ballast_bytes_on(capacity) / 2
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, TransactionBehavior};
-use slog::{error, info, warn, Logger};
+use slog::{debug, error, info, warn, Logger};
 use tokio::sync::oneshot;
 
 use crate::checkpoint::CheckpointRequest;
@@ -343,7 +343,7 @@ impl StoreActor {
         watch: Option<Watch>,
         pricing: Pricing,
     ) -> Self {
-        apply_wal_limit(&conn, watch.as_ref());
+        apply_wal_limit(&conn, watch.as_ref(), &log);
         StoreActor {
             path,
             conn: Some(conn),
@@ -407,7 +407,7 @@ impl StoreActor {
         }
         match schema::open_writer(&self.path) {
             Ok(conn) => {
-                apply_wal_limit(&conn, self.watch.as_ref());
+                apply_wal_limit(&conn, self.watch.as_ref(), &self.log);
                 info!(self.log, "database reopened"; "path" => self.path.display().to_string());
                 self.conn = Some(conn);
             }
@@ -789,27 +789,50 @@ impl Handler<Reclaim> for StoreActor {
     }
 }
 
-/// Cuts the WAL back to the rotation's limit after each checkpoint, so the
-/// file plus its WAL stays within the bound.
-fn apply_wal_limit(conn: &Connection, watch: Option<&Watch>) {
-    if let Some(watch) = watch {
-        let limit = i64::try_from(watch.settings.wal_limit()).unwrap_or(i64::MAX);
-        // Pragmas that only set a number; they cannot fail on an open connection.
-        let _ = conn.pragma_update(None, "journal_size_limit", limit);
-        // Checkpoint when the WAL holds half the reserve file written on this
-        // volume (SQLite's default is every 1000 pages): see
-        // `RotationSettings::wal_checkpoint_bytes`. A volume that cannot be
-        // read is taken for a small one.
-        let page_size: i64 = conn
-            .pragma_query_value(None, "page_size", |r| r.get(0))
-            .unwrap_or(4096);
-        let capacity =
-            fs_usage(&watch.settings.db_dir).map_or(0, |fs| fs.used_bytes + fs.available_bytes);
-        let checkpoint_at =
-            i64::try_from(watch.settings.wal_checkpoint_bytes(capacity)).unwrap_or(i64::MAX);
-        let pages = (checkpoint_at / page_size.max(512)).max(32);
-        let _ = conn.pragma_update(None, "wal_autocheckpoint", pages);
+/// Sets the writer's WAL bounds from the rotation's settings and logs them:
+/// the WAL is cut back to the rotation's limit after each checkpoint, so the
+/// file plus its WAL stays within the bound, and it is checkpointed when it
+/// holds half the reserve file this volume allows
+/// ([`RotationSettings::wal_checkpoint_bytes`]; SQLite's default is every
+/// 1000 pages). The rule assumes the reserve file is in place; the
+/// [`crate::checkpoint::Checkpointer`] copies the log into the file
+/// meanwhile, so what a full disk finds not yet copied is far less.
+fn apply_wal_limit(conn: &Connection, watch: Option<&Watch>, log: &Logger) {
+    let Some(watch) = watch else { return };
+    let volume = fs_usage(&watch.settings.db_dir);
+    let pages = set_wal_limits(
+        conn,
+        &watch.settings,
+        volume
+            .as_ref()
+            .map_or(0, |fs| fs.used_bytes + fs.available_bytes),
+    );
+    match volume {
+        Ok(_) => debug!(log, "WAL bounds"; "checkpoint_pages" => pages,
+            "journal_size_limit" => watch.settings.wal_limit()),
+        // Taken for a small volume until the store opens the file again.
+        Err(e) => {
+            warn!(log, "cannot read the volume's size; the WAL is checkpointed as on a small one";
+            "checkpoint_pages" => pages, "error" => e.to_string())
+        }
     }
+}
+
+/// Sets `journal_size_limit` and `wal_autocheckpoint` for `settings` on a
+/// volume of `capacity` bytes (0: unknown, taken for a small one); returns
+/// the checkpoint threshold in pages. Also used by the benchmark's raw
+/// SQLite baseline, so that it writes as the store does.
+pub fn set_wal_limits(conn: &Connection, settings: &RotationSettings, capacity: u64) -> i64 {
+    let limit = i64::try_from(settings.wal_limit()).unwrap_or(i64::MAX);
+    // Pragmas that only set a number; they cannot fail on an open connection.
+    let _ = conn.pragma_update(None, "journal_size_limit", limit);
+    let page_size: i64 = conn
+        .pragma_query_value(None, "page_size", |r| r.get(0))
+        .unwrap_or(4096);
+    let checkpoint_at = i64::try_from(settings.wal_checkpoint_bytes(capacity)).unwrap_or(i64::MAX);
+    let pages = (checkpoint_at / page_size.max(512)).max(32);
+    let _ = conn.pragma_update(None, "wal_autocheckpoint", pages);
+    pages
 }
 
 /// How long a rotation's checkpoint waits for readers.

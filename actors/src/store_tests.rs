@@ -295,3 +295,48 @@ async fn more_appends_than_the_mailbox_holds_are_all_committed_in_order() {
         commits(&store)
     );
 }
+
+fn wal_pragmas(conn: &rusqlite::Connection) -> (i64, i64) {
+    let read = |name: &str| {
+        conn.pragma_query_value(None, name, |r| r.get(0))
+            .expect("pragma")
+    };
+    (read("wal_autocheckpoint"), read("journal_size_limit"))
+}
+
+#[test]
+fn the_wal_is_checkpointed_at_half_the_reserve_the_volume_allows() {
+    let db = TestDb::new();
+    let conn = crate::schema::open_writer(&db.path).expect("open");
+    let settings = |max_db_bytes| crate::rotate::RotationSettings {
+        interval: std::time::Duration::from_secs(600),
+        first_delay: std::time::Duration::from_secs(5),
+        max_age: None,
+        max_db_bytes,
+        disk_max_percent: 90.0,
+        db_path: db.path.clone(),
+        db_dir: db.path.parent().expect("dir").to_path_buf(),
+        chunk_rows: 2000,
+    };
+    let default = settings(512 << 20);
+
+    // The default bound on a large volume: a 32 MiB reserve, 16 MiB of
+    // 4 KiB pages.
+    assert_eq!(super::set_wal_limits(&conn, &default, 8 << 30), 4096);
+    assert_eq!(wal_pragmas(&conn), (4096, (512 << 20) / 10));
+
+    // A 16 MiB volume holds a 1 MiB reserve: 512 KiB.
+    assert_eq!(super::set_wal_limits(&conn, &default, 16 << 20), 128);
+
+    // A volume whose size is unknown is taken for a small one, and the
+    // threshold never goes below 32 pages.
+    assert_eq!(super::set_wal_limits(&conn, &default, 0), 32);
+    assert_eq!(wal_pragmas(&conn).0, 32);
+
+    // A small bound: a 256 KiB reserve, and the WAL cut back to 1 MiB.
+    assert_eq!(
+        super::set_wal_limits(&conn, &settings(2 << 20), 8 << 30),
+        32
+    );
+    assert_eq!(wal_pragmas(&conn), (32, 1 << 20));
+}
