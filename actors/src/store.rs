@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, TransactionBehavior};
-use slog::{debug, error, info, warn, Logger};
+use slog::{error, info, warn, Logger};
 use tokio::sync::oneshot;
 
 use crate::checkpoint::CheckpointRequest;
@@ -808,7 +808,7 @@ fn apply_wal_limit(conn: &Connection, watch: Option<&Watch>, log: &Logger) {
             .map_or(0, |fs| fs.used_bytes + fs.available_bytes),
     );
     match volume {
-        Ok(_) => debug!(log, "WAL bounds"; "checkpoint_pages" => pages,
+        Ok(_) => info!(log, "WAL bounds"; "checkpoint_pages" => pages,
             "journal_size_limit" => watch.settings.wal_limit()),
         // Taken for a small volume until the store opens the file again.
         Err(e) => {
