@@ -178,7 +178,7 @@ fn sqlite_spans(rows: usize) {
         db_dir: dir.path().to_path_buf(),
         chunk_rows: 2000,
     };
-    let capacity = fs_usage(dir.path()).map_or(0, |fs| fs.used_bytes + fs.available_bytes);
+    let capacity = fs_usage(dir.path()).map_or(0, |fs| fs.capacity_bytes());
     store::set_wal_limits(&conn, &settings, capacity);
     let stamp = Stamp {
         agent_id: "bench".into(),

@@ -545,7 +545,7 @@ impl Run {
 /// (or a write already failed for want of space).
 fn volume_excess(settings: &RotationSettings, emergency: bool) -> Option<u64> {
     let fs = fs_usage(&settings.db_dir).ok()?;
-    let capacity = fs.used_bytes + fs.available_bytes;
+    let capacity = fs.capacity_bytes();
     if capacity == 0 {
         return None;
     }
@@ -578,7 +578,7 @@ fn over_bound(settings: &RotationSettings) -> bool {
 /// write that failed for want of space is still likely to fail.
 fn disk_short(settings: &RotationSettings) -> bool {
     fs_usage(&settings.db_dir).map_or(true, |fs| {
-        fs.available_bytes < settings.ballast_bytes_on(fs.used_bytes + fs.available_bytes)
+        fs.available_bytes < settings.ballast_bytes_on(fs.capacity_bytes())
     })
 }
 
@@ -622,7 +622,7 @@ impl Ballast {
         let Ok(fs) = fs_usage(&settings.db_dir) else {
             return;
         };
-        let capacity = fs.used_bytes + fs.available_bytes;
+        let capacity = fs.capacity_bytes();
         let bytes = settings.ballast_bytes_on(capacity);
         if std::fs::metadata(&self.path).is_ok_and(|m| m.len() >= bytes) {
             return;
@@ -876,20 +876,8 @@ impl Handler<crate::fault::InjectFault> for RotationActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::rotation_settings as settings;
     use strum::VariantArray;
-
-    fn settings(max: u64) -> RotationSettings {
-        RotationSettings {
-            interval: Duration::from_secs(600),
-            first_delay: Duration::from_secs(5),
-            max_age: None,
-            max_db_bytes: max,
-            disk_max_percent: 90.0,
-            db_path: PathBuf::from("/data/openclaw-trace.db"),
-            db_dir: PathBuf::from("/data"),
-            chunk_rows: 2000,
-        }
-    }
 
     #[test]
     fn marks_and_floors_follow_the_bound() {

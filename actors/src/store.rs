@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use crate::checkpoint::CheckpointRequest;
 use crate::follow::Position;
 use crate::llm_view;
-use crate::metrics::probes::fs_usage;
+use crate::metrics::probes::{fs_usage, FsUsage};
 use crate::records::{
     Batch, ErrorRecord, EventRecord, JsonObject, LlmCall, MetricPoint, OtlpOrigin, Source,
     SpanRecord, Stamp, Table,
@@ -803,9 +803,7 @@ fn apply_wal_limit(conn: &Connection, watch: Option<&Watch>, log: &Logger) {
     let pages = set_wal_limits(
         conn,
         &watch.settings,
-        volume
-            .as_ref()
-            .map_or(0, |fs| fs.used_bytes + fs.available_bytes),
+        volume.as_ref().map_or(0, FsUsage::capacity_bytes),
     );
     match volume {
         Ok(_) => info!(log, "WAL bounds"; "checkpoint_pages" => pages,

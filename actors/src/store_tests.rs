@@ -6,7 +6,7 @@ use futures_util::future::join_all;
 
 use super::{Close, DeadLetter, MarkPushed, Ping, StoreError};
 use crate::records::Table;
-use crate::test_support::{append, event_names, StoreThread, TestDb};
+use crate::test_support::{append, event_names, rotation_settings, StoreThread, TestDb};
 
 fn commits(store: &StoreThread) -> u64 {
     store.stats.snapshot().store_commits
@@ -308,17 +308,8 @@ fn wal_pragmas(conn: &rusqlite::Connection) -> (i64, i64) {
 fn the_wal_is_checkpointed_at_half_the_reserve_the_volume_allows() {
     let db = TestDb::new();
     let conn = crate::schema::open_writer(&db.path).expect("open");
-    let settings = |max_db_bytes| crate::rotate::RotationSettings {
-        interval: std::time::Duration::from_secs(600),
-        first_delay: std::time::Duration::from_secs(5),
-        max_age: None,
-        max_db_bytes,
-        disk_max_percent: 90.0,
-        db_path: db.path.clone(),
-        db_dir: db.path.parent().expect("dir").to_path_buf(),
-        chunk_rows: 2000,
-    };
-    let default = settings(512 << 20);
+    // Only the bound counts: the volume's size is given.
+    let default = rotation_settings(512 << 20);
 
     // The default bound on a large volume: a 32 MiB reserve, 16 MiB of
     // 4 KiB pages.
@@ -335,7 +326,7 @@ fn the_wal_is_checkpointed_at_half_the_reserve_the_volume_allows() {
 
     // A small bound: a 256 KiB reserve, and the WAL cut back to 1 MiB.
     assert_eq!(
-        super::set_wal_limits(&conn, &settings(2 << 20), 8 << 30),
+        super::set_wal_limits(&conn, &rotation_settings(2 << 20), 8 << 30),
         32
     );
     assert_eq!(wal_pragmas(&conn), (32, 1 << 20));

@@ -171,3 +171,18 @@ pub fn event_names(db: &TestDb) -> Vec<String> {
         .collect::<Result<_, _>>()
         .expect("rows")
 }
+
+/// Rotation settings of the bound `max_db_bytes` for a database at
+/// `/data/openclaw-trace.db`, with the daemon's other defaults.
+pub fn rotation_settings(max_db_bytes: u64) -> crate::rotate::RotationSettings {
+    crate::rotate::RotationSettings {
+        interval: Duration::from_secs(600),
+        first_delay: Duration::from_secs(5),
+        max_age: None,
+        max_db_bytes,
+        disk_max_percent: 90.0,
+        db_path: PathBuf::from("/data/openclaw-trace.db"),
+        db_dir: PathBuf::from("/data"),
+        chunk_rows: 2000,
+    }
+}

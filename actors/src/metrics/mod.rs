@@ -601,7 +601,7 @@ impl Sampler {
             }
             let usage = probes::fs_usage(&path);
             if let Some(usage) = self.probe(log, "filesystem", usage) {
-                let denominator = (usage.used_bytes + usage.available_bytes).max(1) as f64;
+                let denominator = usage.capacity_bytes().max(1) as f64;
                 filesystems.push(FilesystemSample {
                     mountpoint: label,
                     utilization: usage.used_bytes as f64 / denominator,

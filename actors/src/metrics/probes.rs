@@ -311,6 +311,15 @@ pub struct FsUsage {
     pub inodes_used: u64,
 }
 
+impl FsUsage {
+    /// What the volume holds for an unprivileged process: the bytes in use
+    /// plus those still available (blocks reserved for root left out). The
+    /// volume's percent rules and the reserve file are measured against it.
+    pub fn capacity_bytes(&self) -> u64 {
+        self.used_bytes + self.available_bytes
+    }
+}
+
 /// `statvfs(path)`.
 pub fn fs_usage(path: &Path) -> io::Result<FsUsage> {
     let s = rustix::fs::statvfs(path)?;
