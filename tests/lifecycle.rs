@@ -359,8 +359,9 @@ fn a_bad_value_of_every_checked_variable_exits_2_naming_it() {
 }
 
 /// Makes `path` a database of schema version 1, as the first release wrote
-/// it: a file of the current schema with what versions 2 and 3 added taken
-/// out (version 1 stored no cost it had not been sent).
+/// it: a file of the current schema with what versions 2 to 4 added taken
+/// out (version 1 stored no cost it had not been sent, and indexed each
+/// span's trace id).
 fn downgrade_to_version_1(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).expect("open");
     conn.execute_batch(
@@ -369,6 +370,7 @@ fn downgrade_to_version_1(path: &std::path::Path) {
          DROP INDEX errors_trace; DROP INDEX events_name;
          ALTER TABLE llm_calls DROP COLUMN cost_source;
          DROP TABLE follow_positions;
+         DROP TABLE span_traces; CREATE INDEX spans_trace ON spans (trace_id);
          PRAGMA user_version = 1;",
     )
     .expect("downgrade to version 1");
@@ -395,6 +397,11 @@ fn an_older_database_file_is_migrated_on_start() {
             .status,
         202
     );
+    let span = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736",
+        "spanId":"00f067aa0ba902b7","name":"kept","startTimeUnixNano":"1764324000000000000",
+        "endTimeUnixNano":"1764324001000000000"}]}]}]}"#;
+    let r = d.post_json("/v1/traces", span);
+    assert_eq!(r.status, 200, "{}", r.body);
     let (status, _dir, db_path, env) = d.stop_with(libc::SIGTERM);
     assert!(status.success(), "{status:?}");
     downgrade_to_version_1(&db_path);
@@ -427,6 +434,11 @@ fn an_older_database_file_is_migrated_on_start() {
         })
         .expect("rollup");
     assert_eq!(rollup_rows, 2, "the rollup holds the calls already stored");
+    // What version 4 added: the span stored before is found by its trace.
+    let r = d.get("/v1/traces/4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["span_count"], 1, "{}", r.body);
+    assert_eq!(r.json()["spans"][0]["name"], "kept", "{}", r.body);
     // And the daemon goes on writing it.
     let next = d.post_json("/v1/traces", r#"{"provider":"a","model":"m"}"#);
     assert_eq!(next.status, 202, "{}", next.body);

@@ -275,6 +275,28 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
 
     "#,
+    // 4: a trace's spans found through one key per trace and batch instead
+    // of an index entry per span. The index on `spans (trace_id)` took an
+    // insert at a random place in a growing B-tree for every span, the
+    // biggest cost of span ingest once the file held millions of rows.
+    r#"
+    -- One row per trace and stored batch: the span ids from `first_id` to
+    -- `last_id` hold all of that batch's spans of `trace_id`, and may hold
+    -- other traces' spans between them. Rows of older files are keyed by
+    -- runs of consecutive ids of one trace.
+    CREATE TABLE span_traces (
+        first_id INTEGER PRIMARY KEY,
+        last_id  INTEGER NOT NULL,
+        trace_id TEXT    NOT NULL
+    );
+    INSERT INTO span_traces (first_id, last_id, trace_id)
+    SELECT min(id), max(id), trace_id FROM (
+        SELECT id, trace_id, id - row_number() OVER (PARTITION BY trace_id ORDER BY id) AS run
+        FROM spans)
+    GROUP BY trace_id, run;
+    CREATE INDEX span_traces_trace ON span_traces (trace_id);
+    DROP INDEX spans_trace;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -420,6 +442,7 @@ pub fn read_pool(path: &Path) -> Result<ReadPool, SchemaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::OptionalExtension;
 
     #[test]
     fn migrates_a_new_file_and_reopens_it() {
@@ -463,6 +486,71 @@ mod tests {
             let mode = std::fs::metadata(&file).expect(suffix).permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", file.display());
         }
+    }
+
+    #[test]
+    fn the_spans_of_an_older_file_are_keyed_by_runs_of_one_trace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let conn = open_writer(&path).expect("open");
+        // A file of version 3: an index entry per span, no keys.
+        conn.execute_batch(
+            "DROP TABLE span_traces;
+             CREATE INDEX spans_trace ON spans (trace_id);
+             PRAGMA user_version = 3;",
+        )
+        .expect("downgrade to version 3");
+        // Ids 1-3 trace a, 4 b, 5 a, 6-7 b; then a gap (8 deleted), 9 b.
+        for (id, trace) in [
+            (1, "a"),
+            (2, "a"),
+            (3, "a"),
+            (4, "b"),
+            (5, "a"),
+            (6, "b"),
+            (7, "b"),
+            (9, "b"),
+        ] {
+            conn.execute(
+                "INSERT INTO spans (id, received_ns, agent_id, trace_id, span_id, name, kind,
+                    start_ns, end_ns, status_code)
+                 VALUES (?1, 0, 'x', ?2, ?1, 'op', 0, ?1, ?1, 0)",
+                rusqlite::params![id, trace],
+            )
+            .expect("insert");
+        }
+        drop(conn);
+
+        let conn = open_writer(&path).expect("migrate");
+        let keys: Vec<(i64, i64, String)> = conn
+            .prepare("SELECT first_id, last_id, trace_id FROM span_traces ORDER BY first_id")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let key = |a, b, t: &str| (a, b, t.to_string());
+        assert_eq!(
+            keys,
+            vec![
+                key(1, 3, "a"),
+                key(4, 4, "b"),
+                key(5, 5, "a"),
+                key(6, 7, "b"),
+                key(9, 9, "b")
+            ]
+        );
+        let index: Option<String> = conn
+            .query_row(
+                "SELECT name FROM sqlite_master WHERE name = 'spans_trace'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .expect("sqlite_master");
+        assert_eq!(index, None, "the per-span index is dropped");
+        let trace = crate::report::lists::trace(&conn, "b").expect("trace b");
+        assert_eq!(trace.span_count, 4);
     }
 
     #[test]

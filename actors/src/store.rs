@@ -13,6 +13,7 @@
 //! The actor runs on its own arbiter (thread): SQLite calls block, and they
 //! must never block the HTTP workers.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -902,6 +903,9 @@ fn delete_rows(
         }
     }
     rollup.apply(&tx)?;
+    if matches!(target, Target::Data(Table::Spans)) {
+        forget_trace_keys(&tx)?;
+    }
     tx.commit()?;
     Ok(ids)
 }
@@ -1236,15 +1240,54 @@ pub fn insert_batch(
         Batch::Spans(rows) => {
             let mut stmt = conn.prepare_cached(INSERT_SPAN)?;
             let mut resources = ResourceText::default();
-            rows.iter()
+            let ids = rows
+                .iter()
                 .map(|r| insert_span(&mut stmt, r, stamp, &mut resources))
-                .collect()
+                .collect::<Result<Vec<_>, _>>()?;
+            key_traces(conn, rows, &ids)?;
+            Ok(ids)
         }
     };
     Ok(Inserted {
         ids: ids?,
         derived_llm_calls,
     })
+}
+
+/// Writes one `span_traces` key per trace in a batch of spans: the first and
+/// last ids of its spans, so a trace is found through a key per batch rather
+/// than an index entry per span (see migration 4 in `schema.rs`).
+fn key_traces(conn: &Connection, rows: &[SpanRecord], ids: &[i64]) -> rusqlite::Result<()> {
+    let mut ranges: HashMap<&str, (i64, i64)> = HashMap::new();
+    for (r, &id) in rows.iter().zip(ids) {
+        ranges
+            .entry(r.trace_id.as_str())
+            .and_modify(|(_, last)| *last = id)
+            .or_insert((id, id));
+    }
+    let mut keys: Vec<_> = ranges.into_iter().collect();
+    keys.sort_unstable_by_key(|(_, (first, _))| *first);
+    // A key left by spans that rotation deleted may hold a first id that is
+    // given out again once the newest rows are gone: it names no span now.
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR REPLACE INTO span_traces (first_id, last_id, trace_id) VALUES (?1, ?2, ?3)",
+    )?;
+    for (trace, (first, last)) in keys {
+        stmt.execute(params![first, last, trace])?;
+    }
+    Ok(())
+}
+
+/// Deletes the `span_traces` keys whose spans are all gone: those below the
+/// oldest span left, or all of them when no span is left.
+fn forget_trace_keys(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM span_traces
+         WHERE first_id < ?1 AND last_id < ?1",
+    )?
+    .execute([conn
+        .prepare_cached("SELECT coalesce(min(id), 9223372036854775807) FROM spans")?
+        .query_row([], |r| r.get::<_, i64>(0))?])
 }
 
 /// The JSON text of an optional object column.

@@ -331,3 +331,234 @@ fn the_wal_is_checkpointed_at_half_the_reserve_the_volume_allows() {
     );
     assert_eq!(wal_pragmas(&conn), (32, 1 << 20));
 }
+
+/// A span of trace `trace` named `id` that started at `start_ns`.
+fn span(trace: &str, id: &str, start_ns: i64) -> crate::records::SpanRecord {
+    crate::records::SpanRecord {
+        trace_id: trace.to_string(),
+        span_id: id.to_string(),
+        name: format!("op {id}"),
+        start_ns,
+        end_ns: start_ns + 1_000,
+        ..Default::default()
+    }
+}
+
+/// An append of one batch of spans.
+fn append_spans(spans: Vec<crate::records::SpanRecord>) -> super::AppendRecords {
+    super::AppendRecords {
+        position: None,
+        batches: std::sync::Arc::new(vec![crate::records::Batch::Spans(spans)]),
+        stamp: crate::test_support::stamp(),
+    }
+}
+
+/// The span ids `GET /v1/traces/{id}` shows for `trace`, sorted, with the
+/// count it gives; none when nothing of the trace is held.
+fn trace_spans(db: &TestDb, trace: &str) -> (Vec<String>, usize) {
+    fn walk(nodes: &[crate::report::lists::SpanNode], out: &mut Vec<String>) {
+        for n in nodes {
+            out.push(n.span_id.clone());
+            walk(&n.children, out);
+        }
+    }
+    match crate::report::lists::trace(&db.read(), trace) {
+        Ok(t) => {
+            let mut ids = Vec::new();
+            walk(&t.spans, &mut ids);
+            ids.sort();
+            (ids, t.span_count)
+        }
+        Err(crate::report::ReportError::NotFound(_)) => (Vec::new(), 0),
+        Err(e) => panic!("trace {trace}: {e}"),
+    }
+}
+
+/// The `span_traces` keys, as (first id, last id, trace id).
+fn trace_keys(db: &TestDb) -> Vec<(i64, i64, String)> {
+    db.read()
+        .prepare("SELECT first_id, last_id, trace_id FROM span_traces ORDER BY first_id")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[actix_rt::test]
+async fn a_trace_is_found_through_one_key_per_batch_and_its_keys_go_with_its_spans() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |_| {});
+    let t = 1_764_324_000_000_000_000;
+    // Two traces interleaved in one batch, a third alone; then more of "a".
+    for batch in [
+        vec![
+            span("a", "a1", t),
+            span("b", "b1", t + 1),
+            span("a", "a2", t + 2),
+            span("c", "c1", t + 3),
+            span("b", "b2", t + 4),
+        ],
+        vec![span("a", "a3", t + 5)],
+    ] {
+        store
+            .addr
+            .send(append_spans(batch))
+            .await
+            .expect("answered")
+            .expect("committed");
+    }
+    assert_eq!(
+        trace_keys(&db),
+        vec![
+            (1, 3, "a".to_string()),
+            (2, 5, "b".to_string()),
+            (4, 4, "c".to_string()),
+            (6, 6, "a".to_string()),
+        ],
+        "one key per trace and batch, from its first span to its last"
+    );
+    assert_eq!(trace_spans(&db, "a"), (strings(&["a1", "a2", "a3"]), 3));
+    assert_eq!(trace_spans(&db, "b"), (strings(&["b1", "b2"]), 2));
+    assert_eq!(trace_spans(&db, "c"), (strings(&["c1"]), 1));
+    // The file holds no per-span index on trace ids any more.
+    let indexes: i64 = db
+        .read()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'spans'
+                AND sql LIKE '%trace_id%'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("indexes");
+    assert_eq!(indexes, 0);
+
+    // Rotation takes the oldest three spans: the keys whose spans are all
+    // gone go with them; the others still find what is left.
+    let delete_oldest = |limit| super::DeleteOldest {
+        pushed_only: false,
+        limit,
+    };
+    let deleted = store
+        .addr
+        .send(delete_oldest(3))
+        .await
+        .expect("answered")
+        .expect("deleted");
+    assert_eq!(
+        (deleted.target, deleted.rows),
+        (crate::rotate::Target::Data(Table::Spans), 3)
+    );
+    assert_eq!(
+        trace_keys(&db),
+        vec![
+            (2, 5, "b".to_string()),
+            (4, 4, "c".to_string()),
+            (6, 6, "a".to_string()),
+        ]
+    );
+    assert_eq!(trace_spans(&db, "a"), (strings(&["a3"]), 1));
+    assert_eq!(trace_spans(&db, "b"), (strings(&["b2"]), 1));
+
+    // And when no span is left, no key is.
+    store
+        .addr
+        .send(delete_oldest(10))
+        .await
+        .expect("answered")
+        .expect("deleted");
+    assert_eq!(trace_keys(&db), vec![]);
+    assert_eq!(trace_spans(&db, "a"), (vec![], 0));
+}
+
+#[actix_rt::test]
+async fn a_trace_is_read_once_when_rotation_gave_out_its_span_ids_again() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |_| {});
+    let t = 1_764_324_000_000_000_000;
+    // Ids 5 and 6 started early (an agent's clock, a late export).
+    for batch in [
+        vec![span("a", "s1", t), span("a", "s2", t + 1)],
+        vec![
+            span("a", "s3", t + 2),
+            span("a", "s4", t + 3),
+            span("a", "early5", t - 100),
+            span("a", "early6", t - 99),
+        ],
+    ] {
+        store
+            .addr
+            .send(append_spans(batch))
+            .await
+            .expect("answered")
+            .expect("committed");
+    }
+    // Rotation by age deletes the newest ids, 5 and 6: their batch's key
+    // stays (ids 3 and 4 are left), and SQLite gives ids 5 and 6 out again.
+    let deleted = store
+        .addr
+        .send(super::DeleteOlderThan {
+            target: crate::rotate::Target::Data(Table::Spans),
+            cutoff_ns: t - 50,
+            limit: 10,
+        })
+        .await
+        .expect("answered")
+        .expect("deleted");
+    assert_eq!(deleted.rows, 2);
+    assert_eq!(
+        trace_spans(&db, "a"),
+        (strings(&["s1", "s2", "s3", "s4"]), 4)
+    );
+    store
+        .addr
+        .send(append_spans(vec![
+            span("a", "s5", t + 4),
+            span("a", "s6", t + 5),
+            span("a", "s7", t + 6),
+        ]))
+        .await
+        .expect("answered")
+        .expect("committed");
+    assert_eq!(
+        trace_keys(&db),
+        vec![
+            (1, 2, "a".to_string()),
+            (3, 6, "a".to_string()),
+            (5, 7, "a".to_string())
+        ],
+        "two keys name ids 5 and 6"
+    );
+    assert_eq!(
+        trace_spans(&db, "a"),
+        (strings(&["s1", "s2", "s3", "s4", "s5", "s6", "s7"]), 7),
+        "every span once"
+    );
+
+    // The whole batch gone: a new one that starts at the old key's first id
+    // takes its place.
+    store
+        .addr
+        .send(super::DeleteOlderThan {
+            target: crate::rotate::Target::Data(Table::Spans),
+            cutoff_ns: t + 7,
+            limit: 10,
+        })
+        .await
+        .expect("answered")
+        .expect("deleted");
+    assert_eq!(trace_keys(&db), vec![]);
+    store
+        .addr
+        .send(append_spans(vec![span("b", "b1", t + 8)]))
+        .await
+        .expect("answered")
+        .expect("committed");
+    assert_eq!(trace_keys(&db), vec![(1, 1, "b".to_string())]);
+    assert_eq!(trace_spans(&db, "a"), (vec![], 0));
+    assert_eq!(trace_spans(&db, "b"), (strings(&["b1"]), 1));
+}

@@ -472,6 +472,12 @@ pub struct Trace {
     pub errors: Vec<ErrorRow>,
 }
 
+/// The ids of the spans of trace `?1`: each `span_traces` key names the
+/// span ids of one stored batch that hold the trace's spans among others'.
+const TRACE_SPAN_IDS: &str = "SELECT s.id FROM span_traces k
+    JOIN spans s ON s.id BETWEEN k.first_id AND k.last_id
+    WHERE k.trace_id = ?1 AND s.trace_id = ?1";
+
 /// Reads one trace: OTLP's 32 hex digits in any case, or a native trace id
 /// as the agent sent it.
 pub fn trace(conn: &Connection, trace_id: &str) -> Result<Trace, ReportError> {
@@ -487,17 +493,23 @@ pub fn trace(conn: &Connection, trace_id: &str) -> Result<Trace, ReportError> {
     }
     let id = given.to_ascii_lowercase();
     let mut flat: Vec<SpanNode> = Vec::new();
-    let span_count: i64 = conn.query_row(
-        "SELECT count(*) FROM spans WHERE trace_id = ?1",
-        [&id],
-        |r| r.get(0),
-    )?;
+    let (span_count, spans_first, spans_last) = conn
+        .prepare_cached(&format!(
+            "SELECT count(*), min(start_ns), max(end_ns) FROM spans WHERE id IN ({TRACE_SPAN_IDS})"
+        ))?
+        .query_row([&id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })?;
     {
-        let mut stmt = conn.prepare_cached(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
                 status_message, service_name, attributes
-             FROM spans WHERE trace_id = ?1 ORDER BY start_ns, id LIMIT ?2",
-        )?;
+             FROM spans WHERE id IN ({TRACE_SPAN_IDS}) ORDER BY start_ns, id LIMIT ?2"
+        ))?;
         let mut rows = stmt.query(rusqlite::params![id, TRACE_SPANS_MAX as i64])?;
         while let Some(r) = rows.next()? {
             let (start, end): (i64, i64) = (r.get(4)?, r.get(5)?);
@@ -531,15 +543,13 @@ pub fn trace(conn: &Connection, trace_id: &str) -> Result<Trace, ReportError> {
     // `llm_calls` has no index on trace ids (it would halve ingest): its
     // rows are looked for by time, around the trace's spans and errors, and
     // only when the trace has neither, through the whole table.
-    let (first, last) = conn.query_row(
-        "SELECT min(t), max(t) FROM (
-            SELECT min(start_ns) AS t FROM spans WHERE trace_id = ?1
-            UNION ALL SELECT max(end_ns) FROM spans WHERE trace_id = ?1
-            UNION ALL SELECT min(time_ns) FROM errors WHERE trace_id IN (?1, ?2)
-            UNION ALL SELECT max(time_ns) FROM errors WHERE trace_id IN (?1, ?2))",
+    let (errors_first, errors_last) = conn.query_row(
+        "SELECT min(time_ns), max(time_ns) FROM errors WHERE trace_id IN (?1, ?2)",
         [&id, given],
         |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)),
     )?;
+    let first = spans_first.into_iter().chain(errors_first).min();
+    let last = spans_last.into_iter().chain(errors_last).max();
     let (from, to) = match (first, last) {
         (Some(a), Some(b)) => (
             a.saturating_sub(TRACE_SLACK_NS),
