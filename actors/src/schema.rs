@@ -283,18 +283,21 @@ const MIGRATIONS: &[&str] = &[
     -- One row per trace and stored batch: the span ids from `first_id` to
     -- `last_id` hold all of that batch's spans of `trace_id`, and may hold
     -- other traces' spans between them. Rows of older files are keyed by
-    -- runs of consecutive ids of one trace.
+    -- runs of consecutive ids of one trace. Keyed by trace (lookups) and
+    -- indexed by `last_id`, which only grows (rotation deletes the keys
+    -- below the oldest span left).
     CREATE TABLE span_traces (
-        first_id INTEGER PRIMARY KEY,
+        trace_id TEXT    NOT NULL,
+        first_id INTEGER NOT NULL,
         last_id  INTEGER NOT NULL,
-        trace_id TEXT    NOT NULL
-    );
+        PRIMARY KEY (trace_id, first_id)
+    ) WITHOUT ROWID;
     INSERT INTO span_traces (first_id, last_id, trace_id)
     SELECT min(id), max(id), trace_id FROM (
         SELECT id, trace_id, id - row_number() OVER (PARTITION BY trace_id ORDER BY id) AS run
         FROM spans)
     GROUP BY trace_id, run;
-    CREATE INDEX span_traces_trace ON span_traces (trace_id);
+    CREATE INDEX span_traces_last ON span_traces (last_id);
     DROP INDEX spans_trace;
     "#,
 ];

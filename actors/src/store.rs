@@ -1267,8 +1267,9 @@ fn key_traces(conn: &Connection, rows: &[SpanRecord], ids: &[i64]) -> rusqlite::
     }
     let mut keys: Vec<_> = ranges.into_iter().collect();
     keys.sort_unstable_by_key(|(_, (first, _))| *first);
-    // A key left by spans that rotation deleted may hold a first id that is
-    // given out again once the newest rows are gone: it names no span now.
+    // Rotation by age may delete the newest spans and leave their keys (see
+    // `forget_trace_keys`); SQLite then gives their ids out again, and a key
+    // of the same trace and first id names no span of it any more.
     let mut stmt = conn.prepare_cached(
         "INSERT OR REPLACE INTO span_traces (first_id, last_id, trace_id) VALUES (?1, ?2, ?3)",
     )?;
@@ -1278,16 +1279,16 @@ fn key_traces(conn: &Connection, rows: &[SpanRecord], ids: &[i64]) -> rusqlite::
     Ok(())
 }
 
-/// Deletes the `span_traces` keys whose spans are all gone: those below the
-/// oldest span left, or all of them when no span is left.
+/// Deletes the `span_traces` keys below the oldest span left (all of them
+/// when no span is left): their spans are all gone. A key whose spans went
+/// by age while older ones stay is kept until those go too; a lookup
+/// through it finds nothing, and one through two keys that name the same
+/// ids reads each span once.
 fn forget_trace_keys(conn: &Connection) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "DELETE FROM span_traces
-         WHERE first_id < ?1 AND last_id < ?1",
-    )?
-    .execute([conn
-        .prepare_cached("SELECT coalesce(min(id), 9223372036854775807) FROM spans")?
-        .query_row([], |r| r.get::<_, i64>(0))?])
+    conn.prepare_cached("DELETE FROM span_traces WHERE last_id < ?1")?
+        .execute([conn
+            .prepare_cached("SELECT coalesce(min(id), 9223372036854775807) FROM spans")?
+            .query_row([], |r| r.get::<_, i64>(0))?])
 }
 
 /// The JSON text of an optional object column.

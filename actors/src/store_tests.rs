@@ -539,26 +539,43 @@ async fn a_trace_is_read_once_when_rotation_gave_out_its_span_ids_again() {
         "every span once"
     );
 
-    // The whole batch gone: a new one that starts at the old key's first id
-    // takes its place.
+    // A batch deleted whole by age, its key left: the next batch of the
+    // same trace starts at the same id and takes the key's place.
+    let send = |spans| store.addr.send(append_spans(spans));
+    send(vec![span("c", "early8", t - 100)])
+        .await
+        .expect("answered")
+        .expect("committed");
+    let by_age = |cutoff_ns| super::DeleteOlderThan {
+        target: crate::rotate::Target::Data(Table::Spans),
+        cutoff_ns,
+        limit: 10,
+    };
+    let deleted = store
+        .addr
+        .send(by_age(t - 50))
+        .await
+        .expect("answered")
+        .expect("deleted");
+    assert_eq!(deleted.rows, 1);
+    assert!(trace_keys(&db).contains(&(8, 8, "c".to_string())), "kept");
+    send(vec![span("c", "c8", t + 8), span("c", "c9", t + 9)])
+        .await
+        .expect("answered")
+        .expect("committed");
+    assert!(
+        trace_keys(&db).contains(&(8, 9, "c".to_string())),
+        "replaced"
+    );
+    assert_eq!(trace_spans(&db, "c"), (strings(&["c8", "c9"]), 2));
+
+    // No span left, no key left.
     store
         .addr
-        .send(super::DeleteOlderThan {
-            target: crate::rotate::Target::Data(Table::Spans),
-            cutoff_ns: t + 7,
-            limit: 10,
-        })
+        .send(by_age(t + 10))
         .await
         .expect("answered")
         .expect("deleted");
     assert_eq!(trace_keys(&db), vec![]);
-    store
-        .addr
-        .send(append_spans(vec![span("b", "b1", t + 8)]))
-        .await
-        .expect("answered")
-        .expect("committed");
-    assert_eq!(trace_keys(&db), vec![(1, 1, "b".to_string())]);
     assert_eq!(trace_spans(&db, "a"), (vec![], 0));
-    assert_eq!(trace_spans(&db, "b"), (strings(&["b1"]), 1));
 }

@@ -6,6 +6,8 @@
 -- (real spans arrive in time order; the same times sent again would
 -- scatter every insert over the time index). LuaJIT's FFI patches the
 -- bytes in place: its 64-bit integers hold nanoseconds exactly.
+-- OTLP_TRACES=K (default 1) spreads each request's spans over K random
+-- trace ids, span i in trace i mod K (an export of several traces).
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
 local ffi = require("ffi")
 local path = assert(os.getenv("OTLP_BODY"), "OTLP_BODY: the body file")
@@ -56,6 +58,13 @@ function init(args)
   counter = ffi.new("uint64_t", 0)
 end
 
+local per_request = tonumber(os.getenv("OTLP_TRACES") or "1")
+assert(per_request >= 1 and per_request <= 100, "OTLP_TRACES: 1 to 100")
+local trace_ids = {}
+for k = 1, per_request do
+  trace_ids[k] = ffi.new("uint8_t[16]")
+end
+
 local lanes = 64 -- more than wrk's threads ever are here
 function request()
   local t = first + (counter * lanes + slot) * stride
@@ -65,11 +74,13 @@ function request()
     ffi.cast(u64, buf + starts[i])[0] = start
     ffi.cast(u64, buf + ends[i])[0] = start + 500000000ULL
   end
-  local a, b = math.random(0, 2147483647), math.random(0, 2147483647)
-  local c, d = math.random(0, 2147483647), math.random(0, 2147483647)
-  local trace = ffi.new("uint32_t[4]", a, b, c, d)
+  for k = 1, per_request do
+    local a, b = math.random(0, 2147483647), math.random(0, 2147483647)
+    local c, d = math.random(0, 2147483647), math.random(0, 2147483647)
+    ffi.copy(trace_ids[k], ffi.new("uint32_t[4]", a, b, c, d), 16)
+  end
   for i = 1, #traces do
-    ffi.copy(buf + traces[i], trace, 16)
+    ffi.copy(buf + traces[i], trace_ids[(i - 1) % per_request + 1], 16)
   end
   return wrk.format(nil, nil, nil, ffi.string(buf, size))
 end
