@@ -417,6 +417,13 @@ fn an_older_database_file_is_migrated_on_start() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("user_version");
     assert_eq!(version, current, "migrated to the current schema");
+    // The owner is told, since a large file takes seconds.
+    assert_eq!(
+        d.log_count(r#""from_version":1"#),
+        1,
+        "one line names the version migrated from"
+    );
+    assert!(d.logged("database migrated"));
     let status = d.status();
     assert_eq!(status["database"]["schema_version"], current);
     assert_eq!(status["tables"]["llm_calls"]["rows"], 2, "{status}");

@@ -283,7 +283,9 @@ const MIGRATIONS: &[&str] = &[
     -- One row per trace and stored batch: the span ids from `first_id` to
     -- `last_id` hold all of that batch's spans of `trace_id`, and may hold
     -- other traces' spans between them. Rows of older files are keyed by
-    -- runs of consecutive ids of one trace. Keyed by trace (lookups) and
+    -- the time their request was received (one per batch, as new rows are:
+    -- a range that also holds other batches' spans is only a longer scan).
+    -- Keyed by trace (lookups) and
     -- indexed by `last_id`, which only grows (rotation deletes the keys
     -- below the oldest span left).
     CREATE TABLE span_traces (
@@ -292,11 +294,8 @@ const MIGRATIONS: &[&str] = &[
         last_id  INTEGER NOT NULL,
         PRIMARY KEY (trace_id, first_id)
     ) WITHOUT ROWID;
-    INSERT INTO span_traces (first_id, last_id, trace_id)
-    SELECT min(id), max(id), trace_id FROM (
-        SELECT id, trace_id, id - row_number() OVER (PARTITION BY trace_id ORDER BY id) AS run
-        FROM spans)
-    GROUP BY trace_id, run;
+    INSERT INTO span_traces (trace_id, first_id, last_id)
+    SELECT trace_id, min(id), max(id) FROM spans GROUP BY trace_id, received_ns;
     CREATE INDEX span_traces_last ON span_traces (last_id);
     DROP INDEX spans_trace;
     "#,
@@ -396,6 +395,17 @@ pub fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(p)
 }
 
+/// The schema version of the file at `path`, when it exists and SQLite reads
+/// it (0 for a file no build has written yet).
+pub fn version_of(path: &Path) -> Option<i64> {
+    if !path.exists() {
+        return None;
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+        .ok()
+}
+
 /// Applies the migrations the file has not seen yet.
 fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -492,7 +502,7 @@ mod tests {
     }
 
     #[test]
-    fn the_spans_of_an_older_file_are_keyed_by_runs_of_one_trace() {
+    fn the_spans_of_an_older_file_are_keyed_by_trace_and_request() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
         let conn = open_writer(&path).expect("open");
@@ -503,22 +513,26 @@ mod tests {
              PRAGMA user_version = 3;",
         )
         .expect("downgrade to version 3");
-        // Ids 1-3 trace a, 4 b, 5 a, 6-7 b; then a gap (8 deleted), 9 b.
-        for (id, trace) in [
-            (1, "a"),
-            (2, "a"),
-            (3, "a"),
-            (4, "b"),
-            (5, "a"),
-            (6, "b"),
-            (7, "b"),
-            (9, "b"),
+        // Four requests (received at 10, 20, 30, 40): ids 1-3 trace a and 4
+        // b; 5 a and 6-7 b; 9 b (8 deleted); 10 and 12 a, 11 b.
+        for (id, received, trace) in [
+            (1, 10, "a"),
+            (2, 10, "a"),
+            (3, 10, "a"),
+            (4, 10, "b"),
+            (5, 20, "a"),
+            (6, 20, "b"),
+            (7, 20, "b"),
+            (9, 30, "b"),
+            (10, 40, "a"),
+            (11, 40, "b"),
+            (12, 40, "a"),
         ] {
             conn.execute(
                 "INSERT INTO spans (id, received_ns, agent_id, trace_id, span_id, name, kind,
                     start_ns, end_ns, status_code)
-                 VALUES (?1, 0, 'x', ?2, ?1, 'op', 0, ?1, ?1, 0)",
-                rusqlite::params![id, trace],
+                 VALUES (?1, ?2, 'x', ?3, ?1, 'op', 0, ?1, ?1, 0)",
+                rusqlite::params![id, received, trace],
             )
             .expect("insert");
         }
@@ -540,7 +554,9 @@ mod tests {
                 key(4, 4, "b"),
                 key(5, 5, "a"),
                 key(6, 7, "b"),
-                key(9, 9, "b")
+                key(9, 9, "b"),
+                key(10, 12, "a"),
+                key(11, 11, "b")
             ]
         );
         let index: Option<String> = conn
@@ -552,8 +568,12 @@ mod tests {
             .optional()
             .expect("sqlite_master");
         assert_eq!(index, None, "the per-span index is dropped");
-        let trace = crate::report::lists::trace(&conn, "b").expect("trace b");
-        assert_eq!(trace.span_count, 4);
+        let count = |id| {
+            crate::report::lists::trace(&conn, id)
+                .expect("trace")
+                .span_count
+        };
+        assert_eq!((count("a"), count("b")), (6, 5));
     }
 
     #[test]
