@@ -285,9 +285,7 @@ const MIGRATIONS: &[&str] = &[
     -- other traces' spans between them. Rows of older files are keyed by
     -- the time their request was received (one per batch, as new rows are:
     -- a range that also holds other batches' spans is only a longer scan).
-    -- Keyed by trace (lookups) and
-    -- indexed by `last_id`, which only grows (rotation deletes the keys
-    -- below the oldest span left).
+    -- Rotation deletes a key with the last span it names.
     CREATE TABLE span_traces (
         trace_id TEXT    NOT NULL,
         first_id INTEGER NOT NULL,
@@ -296,8 +294,7 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO span_traces (trace_id, first_id, last_id)
     SELECT trace_id, min(id), max(id) FROM spans GROUP BY trace_id, received_ns;
-    CREATE INDEX span_traces_last ON span_traces (last_id);
-    DROP INDEX spans_trace;
+    DROP INDEX IF EXISTS spans_trace;
     "#,
 ];
 

@@ -872,16 +872,19 @@ fn cursor_of(conn: &Connection, target: Target) -> rusqlite::Result<Option<i64>>
 }
 
 /// What a delete of `target` returns after the id: for `llm_calls`, what
-/// the rollup sums, so it can be taken away again.
+/// the rollup sums, so it can be taken away again; for `spans`, the id and
+/// trace, whose keys may go with them.
 fn facts_of(target: Target) -> String {
     match target {
         Target::Data(Table::LlmCalls) => format!(", {FACT_COLUMNS}"),
+        Target::Data(Table::Spans) => ", rowid, trace_id".to_string(),
         _ => String::new(),
     }
 }
 
 /// Runs a `DELETE … RETURNING id[, facts]` and collects the ids; deleted
-/// LLM calls are taken out of the rollup in the same transaction.
+/// LLM calls are taken out of the rollup, and deleted spans' trace keys
+/// that name no span any more are deleted, in the same transaction.
 fn delete_rows(
     conn: &Connection,
     target: Target,
@@ -889,8 +892,11 @@ fn delete_rows(
     params: impl rusqlite::Params,
 ) -> rusqlite::Result<Vec<i64>> {
     let with_facts = matches!(target, Target::Data(Table::LlmCalls));
+    let with_traces = matches!(target, Target::Data(Table::Spans));
     let tx = conn.unchecked_transaction()?;
     let mut rollup = Delta::default();
+    // Each deleted span's trace, with the highest id deleted of it.
+    let mut traces: HashMap<String, i64> = HashMap::new();
     let mut ids = Vec::new();
     {
         let mut stmt = tx.prepare_cached(sql)?;
@@ -900,12 +906,17 @@ fn delete_rows(
             if with_facts {
                 rollup.add(&CallFacts::from_row(row, 1)?, -1);
             }
+            if with_traces {
+                let id: i64 = row.get(1)?;
+                traces
+                    .entry(row.get(2)?)
+                    .and_modify(|highest| *highest = id.max(*highest))
+                    .or_insert(id);
+            }
         }
     }
     rollup.apply(&tx)?;
-    if matches!(target, Target::Data(Table::Spans)) {
-        forget_trace_keys(&tx)?;
-    }
+    forget_trace_keys(&tx, &traces)?;
     tx.commit()?;
     Ok(ids)
 }
@@ -1267,9 +1278,10 @@ fn key_traces(conn: &Connection, rows: &[SpanRecord], ids: &[i64]) -> rusqlite::
     }
     let mut keys: Vec<_> = ranges.into_iter().collect();
     keys.sort_unstable_by_key(|(_, (first, _))| *first);
-    // Rotation by age may delete the newest spans and leave their keys (see
-    // `forget_trace_keys`); SQLite then gives their ids out again, and a key
-    // of the same trace and first id names no span of it any more.
+    // A key is deleted with the last span it names (`forget_trace_keys`),
+    // so one of the same trace and first id (an id SQLite gave out again
+    // after the newest spans went) should not be there; if it is, it names
+    // no span, and is replaced rather than failing the append.
     let mut stmt = conn.prepare_cached(
         "INSERT OR REPLACE INTO span_traces (first_id, last_id, trace_id) VALUES (?1, ?2, ?3)",
     )?;
@@ -1279,16 +1291,26 @@ fn key_traces(conn: &Connection, rows: &[SpanRecord], ids: &[i64]) -> rusqlite::
     Ok(())
 }
 
-/// Deletes the `span_traces` keys below the oldest span left (all of them
-/// when no span is left): their spans are all gone. A key whose spans went
-/// by age while older ones stay is kept until those go too; a lookup
-/// through it finds nothing, and one through two keys that name the same
-/// ids reads each span once.
-fn forget_trace_keys(conn: &Connection) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM span_traces WHERE last_id < ?1")?
-        .execute([conn
-            .prepare_cached("SELECT coalesce(min(id), 9223372036854775807) FROM spans")?
-            .query_row([], |r| r.get::<_, i64>(0))?])
+/// Deletes the `span_traces` keys of the traces of deleted spans that name
+/// no span of their trace any more. `deleted` maps each trace to the highest
+/// id deleted of it: its keys that start above that id lost nothing. A key
+/// still naming a span costs one step to keep (its first id is one, unless
+/// that span went), so a long trace's many keys are cheap to look over.
+fn forget_trace_keys(conn: &Connection, deleted: &HashMap<String, i64>) -> rusqlite::Result<()> {
+    if deleted.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM span_traces
+         WHERE trace_id = ?1 AND first_id <= ?2 AND NOT EXISTS (
+            SELECT 1 FROM spans s
+            WHERE s.id BETWEEN span_traces.first_id AND span_traces.last_id
+                AND s.trace_id = ?1)",
+    )?;
+    for (trace, highest) in deleted {
+        stmt.execute(params![trace, highest])?;
+    }
+    Ok(())
 }
 
 /// The JSON text of an optional object column.

@@ -539,43 +539,56 @@ async fn a_trace_is_read_once_when_rotation_gave_out_its_span_ids_again() {
         "every span once"
     );
 
-    // A batch deleted whole by age, its key left: the next batch of the
-    // same trace starts at the same id and takes the key's place.
-    let send = |spans| store.addr.send(append_spans(spans));
-    send(vec![span("c", "early8", t - 100)])
-        .await
-        .expect("answered")
-        .expect("committed");
-    let by_age = |cutoff_ns| super::DeleteOlderThan {
-        target: crate::rotate::Target::Data(Table::Spans),
-        cutoff_ns,
-        limit: 10,
-    };
-    let deleted = store
-        .addr
-        .send(by_age(t - 50))
-        .await
-        .expect("answered")
-        .expect("deleted");
-    assert_eq!(deleted.rows, 1);
-    assert!(trace_keys(&db).contains(&(8, 8, "c".to_string())), "kept");
-    send(vec![span("c", "c8", t + 8), span("c", "c9", t + 9)])
-        .await
-        .expect("answered")
-        .expect("committed");
-    assert!(
-        trace_keys(&db).contains(&(8, 9, "c".to_string())),
-        "replaced"
-    );
-    assert_eq!(trace_spans(&db, "c"), (strings(&["c8", "c9"]), 2));
-
     // No span left, no key left.
     store
         .addr
-        .send(by_age(t + 10))
+        .send(super::DeleteOlderThan {
+            target: crate::rotate::Target::Data(Table::Spans),
+            cutoff_ns: t + 10,
+            limit: 10,
+        })
         .await
         .expect("answered")
         .expect("deleted");
     assert_eq!(trace_keys(&db), vec![]);
     assert_eq!(trace_spans(&db, "a"), (vec![], 0));
+}
+
+#[actix_rt::test]
+async fn a_span_that_stays_keeps_no_key_of_the_spans_deleted_around_it() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |_| {});
+    let t = 1_764_324_000_000_000_000;
+    // The oldest id holds a span dated decades ahead (an agent's clock):
+    // rotation by age never takes it, while it takes all that follows.
+    for batch in [
+        vec![span("x", "future", t + 2_000_000_000_000_000_000)],
+        vec![span("a", "a1", t), span("b", "b1", t + 1)],
+        vec![span("a", "a2", t + 2)],
+    ] {
+        store
+            .addr
+            .send(append_spans(batch))
+            .await
+            .expect("answered")
+            .expect("committed");
+    }
+    assert_eq!(trace_keys(&db).len(), 4);
+    let deleted = store
+        .addr
+        .send(super::DeleteOlderThan {
+            target: crate::rotate::Target::Data(Table::Spans),
+            cutoff_ns: t + 10,
+            limit: 10,
+        })
+        .await
+        .expect("answered")
+        .expect("deleted");
+    assert_eq!(deleted.rows, 3);
+    assert_eq!(
+        trace_keys(&db),
+        vec![(1, 1, "x".to_string())],
+        "the deleted spans' keys went with them"
+    );
+    assert_eq!(trace_spans(&db, "x"), (strings(&["future"]), 1));
 }
