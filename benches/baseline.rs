@@ -192,7 +192,7 @@ fn sqlite_spans(rows: usize) {
     let limits = Limits::default();
     // As the daemon gets them from wrk; SEQUENTIAL_TRACE_IDS=1 numbers the
     // traces instead (what `cargo bench --bench otlp` sends), to see what
-    // the trace index's random inserts cost.
+    // the trace keys' inserts at random places cost.
     let sequential = std::env::var_os("SEQUENTIAL_TRACE_IDS").is_some();
     let base = base_ns();
     let batch = |n: usize| {
