@@ -592,3 +592,49 @@ async fn a_span_that_stays_keeps_no_key_of_the_spans_deleted_around_it() {
     );
     assert_eq!(trace_spans(&db, "x"), (strings(&["future"]), 1));
 }
+
+#[actix_rt::test]
+async fn an_append_refused_in_a_group_commit_leaves_no_trace_key() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |conn| {
+        conn.execute_batch(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON spans WHEN NEW.span_id = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+        )
+        .expect("create the trigger");
+    });
+    let t = 1_764_324_000_000_000_000;
+    let before = commits(&store);
+    let hold = store.hold();
+    let first = store.addr.send(append_spans(vec![span("a", "a1", t)]));
+    // Its first batch's keys are written before its second batch fails.
+    let poisoned = store.addr.send(super::AppendRecords {
+        position: None,
+        batches: std::sync::Arc::new(vec![
+            crate::records::Batch::Spans(vec![span("b", "b1", t), span("b", "b2", t)]),
+            crate::records::Batch::Spans(vec![span("b", "poison", t)]),
+        ]),
+        stamp: crate::test_support::stamp(),
+    });
+    let last = store
+        .addr
+        .send(append_spans(vec![span("c", "c1", t), span("a", "a2", t)]));
+    hold.release();
+    assert_eq!(first.await.expect("answered"), Ok(vec![vec![1]]));
+    assert!(
+        matches!(poisoned.await.expect("answered"), Err(StoreError::Write(m)) if m.contains("poisoned"))
+    );
+    assert_eq!(last.await.expect("answered"), Ok(vec![vec![2, 3]]));
+    assert_eq!(commits(&store) - before, 1, "one transaction");
+    assert_eq!(
+        trace_keys(&db),
+        vec![
+            (1, 1, "a".to_string()),
+            (2, 2, "c".to_string()),
+            (3, 3, "a".to_string())
+        ],
+        "the refused append's keys were rolled back with its spans"
+    );
+    assert_eq!(trace_spans(&db, "a"), (strings(&["a1", "a2"]), 2));
+    assert_eq!(trace_spans(&db, "b"), (vec![], 0));
+}
