@@ -9,7 +9,7 @@ use actix::prelude::*;
 use super::{IngestActor, IngestBatch, IngestError, IngestSettings};
 use crate::records::{Batch, LlmCall, Source};
 use crate::stats::Stats;
-use crate::test_support::{event, event_names, quiet, StoreThread, TestDb};
+use crate::test_support::{event, event_names, quiet, refuse_poison, StoreThread, TestDb};
 
 fn ingest(store: &StoreThread, max_pending_records: u64) -> Addr<IngestActor> {
     IngestActor::new(
@@ -135,13 +135,7 @@ async fn a_lone_batch_larger_than_the_bound_is_admitted() {
 #[actix_rt::test]
 async fn a_failed_commit_releases_its_pending_records() {
     let db = TestDb::new();
-    let store = StoreThread::start(&db.path, |conn| {
-        conn.execute_batch(
-            "CREATE TRIGGER refuse_poison BEFORE INSERT ON events WHEN NEW.name = 'poison'
-             BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
-        )
-        .expect("create the trigger");
-    });
+    let store = StoreThread::start(&db.path, |conn| refuse_poison(conn, "events", "name"));
     let ingest = ingest(&store, 2);
     let failed = ingest
         .send(events(&["ok", "poison"]))

@@ -6,7 +6,9 @@ use futures_util::future::join_all;
 
 use super::{Close, DeadLetter, MarkPushed, Ping, StoreError};
 use crate::records::Table;
-use crate::test_support::{append, event_names, rotation_settings, StoreThread, TestDb};
+use crate::test_support::{
+    append, event_names, refuse_poison, rotation_settings, StoreThread, TestDb,
+};
 
 fn commits(store: &StoreThread) -> u64 {
     store.stats.snapshot().store_commits
@@ -79,13 +81,7 @@ async fn an_append_sent_alone_is_committed_alone_and_answered_after_its_commit()
 async fn a_failing_append_fails_alone_and_whole_and_its_group_still_commits() {
     let db = TestDb::new();
     // A real SQLite failure for one record: a trigger refuses it.
-    let store = StoreThread::start(&db.path, |conn| {
-        conn.execute_batch(
-            "CREATE TRIGGER refuse_poison BEFORE INSERT ON events WHEN NEW.name = 'poison'
-             BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
-        )
-        .expect("create the trigger");
-    });
+    let store = StoreThread::start(&db.path, |conn| refuse_poison(conn, "events", "name"));
     let before = commits(&store);
     let hold = store.hold();
     let first = store.addr.send(append(&["a1", "a2"]));
@@ -389,22 +385,14 @@ fn strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-#[actix_rt::test]
-async fn a_trace_is_found_through_one_key_per_batch_and_its_keys_go_with_its_spans() {
-    let db = TestDb::new();
-    let store = StoreThread::start(&db.path, |_| {});
-    let t = 1_764_324_000_000_000_000;
-    // Two traces interleaved in one batch, a third alone; then more of "a".
-    for batch in [
-        vec![
-            span("a", "a1", t),
-            span("b", "b1", t + 1),
-            span("a", "a2", t + 2),
-            span("c", "c1", t + 3),
-            span("b", "b2", t + 4),
-        ],
-        vec![span("a", "a3", t + 5)],
-    ] {
+/// A trace key, as [`trace_keys`] lists it.
+fn key(first: i64, last: i64, trace: &str) -> (i64, i64, String) {
+    (first, last, trace.to_string())
+}
+
+/// Stores each batch of spans as an append of its own, in order.
+async fn store_spans(store: &StoreThread, batches: Vec<Vec<crate::records::SpanRecord>>) {
+    for batch in batches {
         store
             .addr
             .send(append_spans(batch))
@@ -412,13 +400,62 @@ async fn a_trace_is_found_through_one_key_per_batch_and_its_keys_go_with_its_spa
             .expect("answered")
             .expect("committed");
     }
+}
+
+/// Rotation by age: deletes up to ten spans that started before `cutoff_ns`.
+async fn delete_spans_before(store: &StoreThread, cutoff_ns: i64) -> super::Deleted {
+    store
+        .addr
+        .send(super::DeleteOlderThan {
+            target: crate::rotate::Target::Data(Table::Spans),
+            cutoff_ns,
+            limit: 10,
+        })
+        .await
+        .expect("answered")
+        .expect("deleted")
+}
+
+/// Rotation by size: deletes the `limit` oldest rows.
+async fn delete_oldest(store: &StoreThread, limit: usize) -> super::Deleted {
+    store
+        .addr
+        .send(super::DeleteOldest {
+            pushed_only: false,
+            limit,
+        })
+        .await
+        .expect("answered")
+        .expect("deleted")
+}
+
+#[actix_rt::test]
+async fn a_trace_is_found_through_one_key_per_batch_and_its_keys_go_with_its_spans() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |_| {});
+    let t = 1_764_324_000_000_000_000;
+    // Two traces interleaved in one batch, a third alone; then more of "a".
+    store_spans(
+        &store,
+        vec![
+            vec![
+                span("a", "a1", t),
+                span("b", "b1", t + 1),
+                span("a", "a2", t + 2),
+                span("c", "c1", t + 3),
+                span("b", "b2", t + 4),
+            ],
+            vec![span("a", "a3", t + 5)],
+        ],
+    )
+    .await;
     assert_eq!(
         trace_keys(&db),
         vec![
-            (1, 3, "a".to_string()),
-            (2, 5, "b".to_string()),
-            (4, 4, "c".to_string()),
-            (6, 6, "a".to_string()),
+            key(1, 3, "a"),
+            key(2, 5, "b"),
+            key(4, 4, "c"),
+            key(6, 6, "a"),
         ],
         "one key per trace and batch, from its first span to its last"
     );
@@ -439,38 +476,20 @@ async fn a_trace_is_found_through_one_key_per_batch_and_its_keys_go_with_its_spa
 
     // Rotation takes the oldest three spans: the keys whose spans are all
     // gone go with them; the others still find what is left.
-    let delete_oldest = |limit| super::DeleteOldest {
-        pushed_only: false,
-        limit,
-    };
-    let deleted = store
-        .addr
-        .send(delete_oldest(3))
-        .await
-        .expect("answered")
-        .expect("deleted");
+    let deleted = delete_oldest(&store, 3).await;
     assert_eq!(
         (deleted.target, deleted.rows),
         (crate::rotate::Target::Data(Table::Spans), 3)
     );
     assert_eq!(
         trace_keys(&db),
-        vec![
-            (2, 5, "b".to_string()),
-            (4, 4, "c".to_string()),
-            (6, 6, "a".to_string()),
-        ]
+        vec![key(2, 5, "b"), key(4, 4, "c"), key(6, 6, "a")]
     );
     assert_eq!(trace_spans(&db, "a"), (strings(&["a3"]), 1));
     assert_eq!(trace_spans(&db, "b"), (strings(&["b2"]), 1));
 
     // And when no span is left, no key is.
-    store
-        .addr
-        .send(delete_oldest(10))
-        .await
-        .expect("answered")
-        .expect("deleted");
+    delete_oldest(&store, 10).await;
     assert_eq!(trace_keys(&db), vec![]);
     assert_eq!(trace_spans(&db, "a"), (vec![], 0));
 }
@@ -481,56 +500,39 @@ async fn a_trace_is_read_once_when_rotation_gave_out_its_span_ids_again() {
     let store = StoreThread::start(&db.path, |_| {});
     let t = 1_764_324_000_000_000_000;
     // Ids 5 and 6 started early (an agent's clock, a late export).
-    for batch in [
-        vec![span("a", "s1", t), span("a", "s2", t + 1)],
+    store_spans(
+        &store,
         vec![
-            span("a", "s3", t + 2),
-            span("a", "s4", t + 3),
-            span("a", "early5", t - 100),
-            span("a", "early6", t - 99),
+            vec![span("a", "s1", t), span("a", "s2", t + 1)],
+            vec![
+                span("a", "s3", t + 2),
+                span("a", "s4", t + 3),
+                span("a", "early5", t - 100),
+                span("a", "early6", t - 99),
+            ],
         ],
-    ] {
-        store
-            .addr
-            .send(append_spans(batch))
-            .await
-            .expect("answered")
-            .expect("committed");
-    }
+    )
+    .await;
     // Rotation by age deletes the newest ids, 5 and 6: their batch's key
     // stays (ids 3 and 4 are left), and SQLite gives ids 5 and 6 out again.
-    let deleted = store
-        .addr
-        .send(super::DeleteOlderThan {
-            target: crate::rotate::Target::Data(Table::Spans),
-            cutoff_ns: t - 50,
-            limit: 10,
-        })
-        .await
-        .expect("answered")
-        .expect("deleted");
+    let deleted = delete_spans_before(&store, t - 50).await;
     assert_eq!(deleted.rows, 2);
     assert_eq!(
         trace_spans(&db, "a"),
         (strings(&["s1", "s2", "s3", "s4"]), 4)
     );
-    store
-        .addr
-        .send(append_spans(vec![
+    store_spans(
+        &store,
+        vec![vec![
             span("a", "s5", t + 4),
             span("a", "s6", t + 5),
             span("a", "s7", t + 6),
-        ]))
-        .await
-        .expect("answered")
-        .expect("committed");
+        ]],
+    )
+    .await;
     assert_eq!(
         trace_keys(&db),
-        vec![
-            (1, 2, "a".to_string()),
-            (3, 6, "a".to_string()),
-            (5, 7, "a".to_string())
-        ],
+        vec![key(1, 2, "a"), key(3, 6, "a"), key(5, 7, "a")],
         "two keys name ids 5 and 6"
     );
     assert_eq!(
@@ -540,16 +542,7 @@ async fn a_trace_is_read_once_when_rotation_gave_out_its_span_ids_again() {
     );
 
     // No span left, no key left.
-    store
-        .addr
-        .send(super::DeleteOlderThan {
-            target: crate::rotate::Target::Data(Table::Spans),
-            cutoff_ns: t + 10,
-            limit: 10,
-        })
-        .await
-        .expect("answered")
-        .expect("deleted");
+    delete_spans_before(&store, t + 10).await;
     assert_eq!(trace_keys(&db), vec![]);
     assert_eq!(trace_spans(&db, "a"), (vec![], 0));
 }
@@ -561,33 +554,21 @@ async fn a_span_that_stays_keeps_no_key_of_the_spans_deleted_around_it() {
     let t = 1_764_324_000_000_000_000;
     // The oldest id holds a span dated decades ahead (an agent's clock):
     // rotation by age never takes it, while it takes all that follows.
-    for batch in [
-        vec![span("x", "future", t + 2_000_000_000_000_000_000)],
-        vec![span("a", "a1", t), span("b", "b1", t + 1)],
-        vec![span("a", "a2", t + 2)],
-    ] {
-        store
-            .addr
-            .send(append_spans(batch))
-            .await
-            .expect("answered")
-            .expect("committed");
-    }
+    store_spans(
+        &store,
+        vec![
+            vec![span("x", "future", t + 2_000_000_000_000_000_000)],
+            vec![span("a", "a1", t), span("b", "b1", t + 1)],
+            vec![span("a", "a2", t + 2)],
+        ],
+    )
+    .await;
     assert_eq!(trace_keys(&db).len(), 4);
-    let deleted = store
-        .addr
-        .send(super::DeleteOlderThan {
-            target: crate::rotate::Target::Data(Table::Spans),
-            cutoff_ns: t + 10,
-            limit: 10,
-        })
-        .await
-        .expect("answered")
-        .expect("deleted");
+    let deleted = delete_spans_before(&store, t + 10).await;
     assert_eq!(deleted.rows, 3);
     assert_eq!(
         trace_keys(&db),
-        vec![(1, 1, "x".to_string())],
+        vec![key(1, 1, "x")],
         "the deleted spans' keys went with them"
     );
     assert_eq!(trace_spans(&db, "x"), (strings(&["future"]), 1));
@@ -596,13 +577,7 @@ async fn a_span_that_stays_keeps_no_key_of_the_spans_deleted_around_it() {
 #[actix_rt::test]
 async fn an_append_refused_in_a_group_commit_leaves_no_trace_key() {
     let db = TestDb::new();
-    let store = StoreThread::start(&db.path, |conn| {
-        conn.execute_batch(
-            "CREATE TRIGGER refuse_poison BEFORE INSERT ON spans WHEN NEW.span_id = 'poison'
-             BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
-        )
-        .expect("create the trigger");
-    });
+    let store = StoreThread::start(&db.path, |conn| refuse_poison(conn, "spans", "span_id"));
     let t = 1_764_324_000_000_000_000;
     let before = commits(&store);
     let hold = store.hold();
@@ -628,11 +603,7 @@ async fn an_append_refused_in_a_group_commit_leaves_no_trace_key() {
     assert_eq!(commits(&store) - before, 1, "one transaction");
     assert_eq!(
         trace_keys(&db),
-        vec![
-            (1, 1, "a".to_string()),
-            (2, 2, "c".to_string()),
-            (3, 3, "a".to_string())
-        ],
+        vec![key(1, 1, "a"), key(2, 2, "c"), key(3, 3, "a")],
         "the refused append's keys were rolled back with its spans"
     );
     assert_eq!(trace_spans(&db, "a"), (strings(&["a1", "a2"]), 2));

@@ -130,6 +130,17 @@ impl Drop for Hold {
     }
 }
 
+/// Makes SQLite refuse, with the error "poisoned", a row of `table` whose
+/// `column` is `'poison'`: a real database failure for one record. For
+/// [`StoreThread::start`]'s `prepare`.
+pub fn refuse_poison(conn: &Connection, table: &str, column: &str) {
+    conn.execute_batch(&format!(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON {table} WHEN NEW.{column} = 'poison'
+         BEGIN SELECT RAISE(ABORT, 'poisoned'); END;"
+    ))
+    .expect("create the trigger");
+}
+
 /// An event named `name`.
 pub fn event(name: &str) -> EventRecord {
     EventRecord {
