@@ -4,10 +4,15 @@
 # sampled every 100 ms. Needs wrk (Debian package).
 #
 #   benches/size_bound.sh            # BOUND=64MiB DURATION=60 CONNS=4
+#   SIGNAL=spans OTLP_TRACES=10 benches/size_bound.sh
+#                                    # 100-span OTLP protobuf requests instead
+#                                    # (benches/wrk/otlp_spans.lua), over
+#                                    # OTLP_TRACES traces each (default 1)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-BOUND=${BOUND:-64MiB} DURATION=${DURATION:-60} CONNS=${CONNS:-4}
+BOUND=${BOUND:-64MiB} DURATION=${DURATION:-60} CONNS=${CONNS:-4} SIGNAL=${SIGNAL:-events}
+case $SIGNAL in events | spans) ;; *) die "SIGNAL: events or spans, not '$SIGNAL'" ;; esac
 command -v wrk >/dev/null || die "wrk is needed: apt-get install -y wrk"
 bench_build
 bench_tmpdir; WORK=$BENCH_TMP
@@ -23,14 +28,21 @@ sizes() {
   done
 }
 bench_spawn sizes >"$WORK/sizes"
-wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s benches/wrk/events100.lua "http://$ADDR/v1/events" >"$WORK/wrk"
+if [[ $SIGNAL == spans ]]; then
+  "$BASELINE_BIN" otlp-body "$WORK/otlp.bin" >/dev/null
+  OTLP_BODY=$WORK/otlp.bin OTLP_TRACES=${OTLP_TRACES:-1} wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency \
+    -s benches/wrk/otlp_spans.lua -H 'Content-Type: application/x-protobuf' "http://$ADDR/v1/traces" >"$WORK/wrk"
+else
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s benches/wrk/events100.lua "http://$ADDR/v1/events" >"$WORK/wrk"
+fi
 status=$(curl -s "http://$ADDR/v1/status")
 bench_stop "$pid"
-python3 - "$WORK/sizes" "$WORK/wrk" "$status" <<'PY'
+python3 - "$WORK/sizes" "$WORK/wrk" "$status" "$SIGNAL" <<'PY'
 import json, re, sys
 sizes = [int(l) for l in open(sys.argv[1]) if l.strip()]
 wrk = open(sys.argv[2]).read()
 s = json.loads(sys.argv[3])
+table = sys.argv[4]
 bound = s["rotation"]["max_db_bytes"]
 over = sum(1 for x in sizes if x > bound)
 print(json.dumps({
@@ -38,8 +50,8 @@ print(json.dumps({
   "max_over_bound": round(max(sizes) / bound, 3), "samples_over_bound": over,
   "final_bytes": sizes[-1], "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", wrk).group(1)),
   "p99": re.search(r"^\s+99%\s+(\S+)", wrk, re.M).group(1),
-  "rows_accepted": s["ingest"]["accepted_records"]["events"],
-  "rows_kept": s["tables"]["events"]["rows"],
-  "rows_deleted_size": s["rotation"]["deleted"]["size"]["events"],
+  "rows_accepted": s["ingest"]["accepted_records"][table],
+  "rows_kept": s["tables"][table]["rows"],
+  "rows_deleted_size": s["rotation"]["deleted"]["size"][table],
   "rotations": s["rotation"]["runs"]}))
 PY
