@@ -136,16 +136,14 @@ impl Engine {
     /// Opens and migrates the database, then starts the actors. Must run
     /// inside an actix system.
     pub fn start(config: EngineConfig, log: &Logger) -> Result<Engine, SchemaError> {
-        let found =
-            schema::version_of(&config.db_path).filter(|v| (1..schema::SCHEMA_VERSION).contains(v));
-        if let Some(from) = found {
+        let mut migrated = None;
+        let mut conn = schema::open_writer_telling(&config.db_path, |from| {
             slog::info!(log, "migrating the database to the current schema (once; seconds on a file of millions of rows)";
                 "from_version" => from, "to_version" => schema::SCHEMA_VERSION);
-        }
-        let opened = Instant::now();
-        let mut conn = schema::open_writer(&config.db_path)?;
-        if found.is_some() {
-            slog::info!(log, "database migrated"; "took_ms" => opened.elapsed().as_millis() as u64);
+            migrated = Some(Instant::now());
+        })?;
+        if let Some(started) = migrated {
+            slog::info!(log, "database migrated"; "took_ms" => started.elapsed().as_millis() as u64);
         }
         // Rows priced by other prices (or by none: an upgraded file) are
         // priced again by the store, a step at a time between writes.

@@ -326,6 +326,15 @@ pub enum SchemaError {
 /// Opens (creating if needed) the database for writing and brings its schema
 /// up to date. The returned connection is the one the StoreActor owns.
 pub fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
+    open_writer_telling(path, |_| {})
+}
+
+/// [`open_writer`], calling `migrating` with the file's schema version before
+/// migrating a file an earlier build wrote (not a new one).
+pub fn open_writer_telling(
+    path: &Path,
+    migrating: impl FnOnce(i64),
+) -> Result<Connection, SchemaError> {
     create_private(path)?;
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -340,7 +349,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
     // default of 16 is fewer than the writer uses, and re-preparing a
     // statement costs more than running it.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    migrate(&mut conn)?;
+    migrate(&mut conn, migrating)?;
     // SQLite gives the -wal and -shm files the database file's mode; files
     // left by an older build (0644) are narrowed here too.
     for file in [
@@ -392,25 +401,18 @@ pub fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(p)
 }
 
-/// The schema version of the file at `path`, when it exists and SQLite reads
-/// it (0 for a file no build has written yet).
-pub fn version_of(path: &Path) -> Option<i64> {
-    if !path.exists() {
-        return None;
-    }
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
-    conn.pragma_query_value(None, "user_version", |row| row.get(0))
-        .ok()
-}
-
-/// Applies the migrations the file has not seen yet.
-fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+/// Applies the migrations the file has not seen yet; `migrating` hears of
+/// an older build's file first.
+fn migrate(conn: &mut Connection, migrating: impl FnOnce(i64)) -> Result<(), SchemaError> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if found > SCHEMA_VERSION {
         return Err(SchemaError::TooNew {
             found,
             supported: SCHEMA_VERSION,
         });
+    }
+    if (1..SCHEMA_VERSION).contains(&found) {
+        migrating(found);
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;

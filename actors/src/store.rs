@@ -1276,8 +1276,6 @@ fn key_traces(conn: &Connection, rows: &[SpanRecord], ids: &[i64]) -> rusqlite::
             .and_modify(|(_, last)| *last = id)
             .or_insert((id, id));
     }
-    let mut keys: Vec<_> = ranges.into_iter().collect();
-    keys.sort_unstable_by_key(|(_, (first, _))| *first);
     // A key is deleted with the last span it names (`forget_trace_keys`),
     // so one of the same trace and first id (an id SQLite gave out again
     // after the newest spans went) should not be there; if it is, it names
@@ -1285,7 +1283,7 @@ fn key_traces(conn: &Connection, rows: &[SpanRecord], ids: &[i64]) -> rusqlite::
     let mut stmt = conn.prepare_cached(
         "INSERT OR REPLACE INTO span_traces (first_id, last_id, trace_id) VALUES (?1, ?2, ?3)",
     )?;
-    for (trace, (first, last)) in keys {
+    for (trace, (first, last)) in ranges {
         stmt.execute(params![first, last, trace])?;
     }
     Ok(())
