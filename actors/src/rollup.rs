@@ -16,6 +16,7 @@
 //! value from 1 ms up (all below 1 ms is one bucket, answered as 0.5 ms). The buckets are ours rather than a sketch crate's because a rollup
 //! row must also be subtracted from when rotation deletes calls.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -314,19 +315,19 @@ impl CostSource {
 
 /// What of one `llm_calls` row the rollup sums.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CallFacts {
+pub struct CallFacts<'a> {
     /// The row's time, ns.
     pub time_ns: i64,
     /// `source`.
-    pub source: String,
+    pub source: Cow<'a, str>,
     /// `provider`.
-    pub provider: String,
+    pub provider: Cow<'a, str>,
     /// `model`.
-    pub model: String,
+    pub model: Cow<'a, str>,
     /// `channel`, `""` when NULL.
-    pub channel: String,
+    pub channel: Cow<'a, str>,
     /// `session_id`, `""` when NULL.
-    pub session_id: String,
+    pub session_id: Cow<'a, str>,
     /// Whether the status is not a failure.
     pub ok: bool,
     /// Uncached input tokens (0 when NULL).
@@ -351,18 +352,19 @@ pub const FACT_COLUMNS: &str = "time_ns, source, provider, model, coalesce(chann
     coalesce(completion_tokens, 0), coalesce(cache_read_tokens, 0),
     coalesce(cache_write_tokens, 0), cost_usd, cost_source, latency_ms";
 
-impl CallFacts {
+impl CallFacts<'static> {
     /// Reads a row selected with [`FACT_COLUMNS`] from column `at` on.
-    pub fn from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<CallFacts> {
+    pub fn from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<CallFacts<'static>> {
         let status: String = row.get(at + 6)?;
         let cost_source: String = row.get(at + 12)?;
+        let text = |i: usize| row.get::<_, String>(at + i).map(Cow::Owned);
         Ok(CallFacts {
             time_ns: row.get(at)?,
-            source: row.get(at + 1)?,
-            provider: row.get(at + 2)?,
-            model: row.get(at + 3)?,
-            channel: row.get(at + 4)?,
-            session_id: row.get(at + 5)?,
+            source: text(1)?,
+            provider: text(2)?,
+            model: text(3)?,
+            channel: text(4)?,
+            session_id: text(5)?,
             ok: is_ok_status(&status),
             input: row.get(at + 7)?,
             output: row.get(at + 8)?,
@@ -373,7 +375,9 @@ impl CallFacts {
             latency_ms: row.get(at + 13)?,
         })
     }
+}
 
+impl CallFacts<'_> {
     /// The rollup rows this call adds to, one per level.
     pub fn keys(&self) -> [RollupKey; 2] {
         let start = |level: Level| self.time_ns.div_euclid(level.unit_ns()) * level.unit_ns();
@@ -381,18 +385,18 @@ impl CallFacts {
             RollupKey {
                 level: Level::Hourly,
                 start_ns: start(Level::Hourly),
-                source: self.source.clone(),
+                source: self.source.to_string(),
                 parts: vec![
-                    self.provider.clone(),
-                    self.model.clone(),
-                    self.channel.clone(),
+                    self.provider.to_string(),
+                    self.model.to_string(),
+                    self.channel.to_string(),
                 ],
             },
             RollupKey {
                 level: Level::Sessions,
                 start_ns: start(Level::Sessions),
-                source: self.source.clone(),
-                parts: vec![self.session_id.clone()],
+                source: self.source.to_string(),
+                parts: vec![self.session_id.to_string()],
             },
         ]
     }

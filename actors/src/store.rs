@@ -13,6 +13,7 @@
 //! The actor runs on its own arbiter (thread): SQLite calls block, and they
 //! must never block the HTTP workers.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -1375,11 +1376,11 @@ fn insert_llm_call(
     rollup.add(
         &CallFacts {
             time_ns,
-            source: r.origin.as_str().to_string(),
-            provider: r.provider.clone(),
-            model: r.model.clone(),
-            channel: r.channel.clone().unwrap_or_default(),
-            session_id: r.session_id.clone().unwrap_or_default(),
+            source: Cow::Borrowed(r.origin.as_str()),
+            provider: Cow::Borrowed(&r.provider),
+            model: Cow::Borrowed(&r.model),
+            channel: Cow::Borrowed(r.channel.as_deref().unwrap_or_default()),
+            session_id: Cow::Borrowed(r.session_id.as_deref().unwrap_or_default()),
             ok: is_ok_status(&r.status),
             input: r.prompt_tokens.unwrap_or(0),
             output: r.completion_tokens.unwrap_or(0),

@@ -314,14 +314,28 @@ async fn native_ingest(
     let batch = native::decode(kind, &body, &limits)?;
     drop(body);
     if batch.is_empty() {
-        return Ok(HttpResponse::Accepted().json(json!({ "accepted": 0, "ids": [] })));
+        return Ok(HttpResponse::Accepted().json(NativeAnswer {
+            accepted: 0,
+            ids: &[],
+            trace_ids: None,
+        }));
     }
     let accepted = store(ingest, batch, Source::Native).await?;
-    let mut answer = json!({ "accepted": accepted.ids.len(), "ids": accepted.ids });
-    if kind == Kind::LlmCall {
-        answer["trace_ids"] = json!(accepted.trace_ids);
-    }
-    Ok(HttpResponse::Accepted().json(answer))
+    Ok(HttpResponse::Accepted().json(NativeAnswer {
+        accepted: accepted.ids.len(),
+        ids: &accepted.ids,
+        trace_ids: (kind == Kind::LlmCall).then_some(&accepted.trace_ids[..]),
+    }))
+}
+
+/// The 202 answer to native records: how many were stored, their row ids
+/// and, for LLM calls, their trace ids (given or assigned).
+#[derive(serde::Serialize)]
+struct NativeAnswer<'a> {
+    accepted: usize,
+    ids: &'a [i64],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_ids: Option<&'a [String]>,
 }
 
 /// OTLP: 200 with the Export*ServiceResponse once committed, carrying a

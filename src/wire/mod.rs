@@ -34,8 +34,12 @@ pub enum DecodeError {
 /// its top level (`resourceSpans`, `resourceMetrics`), or an empty object (an
 /// empty OTLP request). A body broken after such a key still counts as OTLP,
 /// so its error is reported the OTLP way.
+///
+/// Keys are compared where they lie in the body (none is copied), and the
+/// scan stops at the first key that matches: an OTLP body is read in full
+/// only once, by its decoder.
 pub fn is_otlp_json(body: &[u8], keys: &[&str]) -> bool {
-    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
     use std::cell::Cell;
 
     struct TopLevel<'k> {
@@ -52,10 +56,12 @@ pub fn is_otlp_json(body: &[u8], keys: &[&str]) -> bool {
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             let mut empty = true;
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            while let Some(listed) = map.next_key_seed(OneOf(self.keys))? {
                 empty = false;
-                if self.keys.contains(&key.as_ref()) {
+                if listed {
+                    // Stops here: what follows is the decoder's to read.
                     self.found.set(true);
+                    return Ok(());
                 }
                 map.next_value::<IgnoredAny>()?;
             }
@@ -66,11 +72,35 @@ pub fn is_otlp_json(body: &[u8], keys: &[&str]) -> bool {
         }
     }
 
+    /// A key, told whether it is one of the listed ones without copying it.
+    struct OneOf<'k>(&'k [&'k str]);
+
+    impl<'de> DeserializeSeed<'de> for OneOf<'_> {
+        type Value = bool;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for OneOf<'_> {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a key")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
+            Ok(self.0.contains(&key))
+        }
+    }
+
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return false;
     }
     let found = Cell::new(false);
-    // Errors are the decoder's to report; only what was seen matters here.
+    // Errors are the decoder's to report (and stopping early at a listed key
+    // is one): only what was seen matters here.
     let _ = serde_json::Deserializer::from_slice(body).deserialize_map(TopLevel {
         keys,
         found: &found,
@@ -97,5 +127,13 @@ mod tests {
             "an array is native"
         );
         assert!(!is_otlp_json(b"", keys));
+        assert!(
+            is_otlp_json(br#"{"a":1,"resource\u0053pans":[]}"#, keys),
+            "an escaped key is compared once unescaped"
+        );
+        assert!(
+            !is_otlp_json(br#"{"provider":"a","nested":{"resourceSpans":[]}}"#, keys),
+            "only top-level keys count"
+        );
     }
 }
