@@ -87,13 +87,11 @@ where
 /// each field tracked, so the message names the field that failed; one that
 /// parses pays nothing for that.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
-    serde_json::from_slice(body).or_else(|fast| match parse_with_path::<T>(body) {
-        Err(e) => Err(e),
+    serde_json::from_slice(body).map_err(|fast| match parse_with_path::<T>(body) {
+        Err(e) => e,
         // The same bytes read the same way fail the same way; should they
         // not, the first error is still an answer.
-        Ok(_) => Err(DecodeError::Malformed(format!(
-            "body is not valid JSON: {fast}"
-        ))),
+        Ok(_) => DecodeError::Malformed(format!("body is not valid JSON: {fast}")),
     })
 }
 
