@@ -286,7 +286,7 @@ async fn try_ingest(
         Route::Native(kind) => native_ingest(state, ingest, kind, body).await,
         Route::Otlp(signal) => otlp_ingest(state, ingest, signal, encoding, body).await,
         Route::Both(kind, signal, key) => {
-            if declared == BodyType::Protobuf || is_otlp_json(&body, &[key]) {
+            if declared == BodyType::Protobuf || is_otlp_json(&body, key) {
                 otlp_ingest(state, ingest, signal, encoding, body).await
             } else {
                 native_ingest(state, ingest, kind, body).await

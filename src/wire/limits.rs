@@ -42,7 +42,7 @@ use prost::encoding::{
 };
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::DecodeError;
+use super::{DecodeError, KeyLookup};
 
 /// What an item that becomes a JSON object of its own counts: its map node
 /// alone is about 640 bytes (a B-tree leaf of eleven slots).
@@ -727,7 +727,10 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
         };
         let mut inherited = Inherited::default();
         let mut first = true;
-        while let Some(shape) = map.next_key_seed(Key { fields, inner })? {
+        while let Some(shape) = map.next_key_seed(KeyLookup {
+            table: fields,
+            otherwise: inner,
+        })? {
             if first && own_object {
                 // Its map node is allocated with its first member.
                 self.values(OBJECT_VALUES - 1)?;
@@ -748,37 +751,6 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
         }
         self.values(inherited.charge(beneath))?;
         Ok(beneath)
-    }
-}
-
-/// An object key, read without keeping it: gives the shape of its value,
-/// one of `fields` or else `inner`.
-struct Key {
-    fields: &'static [(&'static str, Shape)],
-    inner: Shape,
-}
-
-impl<'de> DeserializeSeed<'de> for Key {
-    type Value = Shape;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Shape, D::Error> {
-        de.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key {
-    type Value = Shape;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Shape, E> {
-        Ok(self
-            .fields
-            .iter()
-            .find_map(|(k, shape)| (*k == key).then_some(*shape))
-            .unwrap_or(self.inner))
     }
 }
 

@@ -30,20 +30,51 @@ pub enum DecodeError {
     TooLarge(String),
 }
 
-/// Whether a JSON body is an OTLP request: an object with one of `keys` at
-/// its top level (`resourceSpans`, `resourceMetrics`), or an empty object (an
-/// empty OTLP request). A body broken after such a key still counts as OTLP,
-/// so its error is reported the OTLP way.
+/// An object key looked up in `table` where it lies in the body (it is
+/// never copied): the value paired with it, or `otherwise`. serde's own key
+/// types would copy each key into a `String`.
+pub(crate) struct KeyLookup<'t, T> {
+    pub table: &'t [(&'t str, T)],
+    pub otherwise: T,
+}
+
+impl<'de, T: Copy> serde::de::DeserializeSeed<'de> for KeyLookup<'_, T> {
+    type Value = T;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<T, D::Error> {
+        de.deserialize_str(self)
+    }
+}
+
+impl<'de, T: Copy> serde::de::Visitor<'de> for KeyLookup<'_, T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<T, E> {
+        Ok(self
+            .table
+            .iter()
+            .find_map(|(k, value)| (*k == key).then_some(*value))
+            .unwrap_or(self.otherwise))
+    }
+}
+
+/// Whether a JSON body is an OTLP request: an object with `key` at its top
+/// level (`resourceSpans`, `resourceMetrics`), or an empty object (an empty
+/// OTLP request). A body broken after that key still counts as OTLP, so its
+/// error is reported the OTLP way.
 ///
-/// Keys are compared where they lie in the body (none is copied), and the
-/// scan stops at the first key that matches: an OTLP body is read in full
-/// only once, by its decoder.
-pub fn is_otlp_json(body: &[u8], keys: &[&str]) -> bool {
-    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+/// The scan stops at `key`: an OTLP body is read in full only once, by its
+/// decoder.
+pub fn is_otlp_json(body: &[u8], key: &str) -> bool {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
     use std::cell::Cell;
 
     struct TopLevel<'k> {
-        keys: &'k [&'k str],
+        key: &'k str,
         found: &'k Cell<bool>,
     }
 
@@ -55,10 +86,14 @@ pub fn is_otlp_json(body: &[u8], keys: &[&str]) -> bool {
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let table = [(self.key, true)];
             let mut empty = true;
-            while let Some(listed) = map.next_key_seed(OneOf(self.keys))? {
+            while let Some(is_key) = map.next_key_seed(KeyLookup {
+                table: &table,
+                otherwise: false,
+            })? {
                 empty = false;
-                if listed {
+                if is_key {
                     // Stops here: what follows is the decoder's to read.
                     self.found.set(true);
                     return Ok(());
@@ -72,39 +107,14 @@ pub fn is_otlp_json(body: &[u8], keys: &[&str]) -> bool {
         }
     }
 
-    /// A key, told whether it is one of the listed ones without copying it.
-    struct OneOf<'k>(&'k [&'k str]);
-
-    impl<'de> DeserializeSeed<'de> for OneOf<'_> {
-        type Value = bool;
-
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-            d.deserialize_str(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for OneOf<'_> {
-        type Value = bool;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a key")
-        }
-
-        fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
-            Ok(self.0.contains(&key))
-        }
-    }
-
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return false;
     }
     let found = Cell::new(false);
-    // Errors are the decoder's to report (and stopping early at a listed key
-    // is one): only what was seen matters here.
-    let _ = serde_json::Deserializer::from_slice(body).deserialize_map(TopLevel {
-        keys,
-        found: &found,
-    });
+    // Errors are the decoder's to report (and stopping early at the key is
+    // one): only what was seen matters here.
+    let _ =
+        serde_json::Deserializer::from_slice(body).deserialize_map(TopLevel { key, found: &found });
     found.get()
 }
 
@@ -114,7 +124,7 @@ mod tests {
 
     #[test]
     fn otlp_json_is_told_from_native_records() {
-        let keys = &["resourceSpans"];
+        let keys = "resourceSpans";
         assert!(is_otlp_json(br#"{"resourceSpans":[]}"#, keys));
         assert!(is_otlp_json(b" {} ", keys), "an empty OTLP request");
         assert!(
