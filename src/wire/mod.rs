@@ -30,9 +30,10 @@ pub enum DecodeError {
     TooLarge(String),
 }
 
-/// An object key looked up in `table` where it lies in the body (it is
-/// never copied): the value paired with it, or `otherwise`. serde's own key
-/// types would copy each key into a `String`.
+/// An object key looked up in `table` as serde_json hands it over (where it
+/// lies in the body, or unescaped into serde_json's scratch buffer): the
+/// value paired with it, or `otherwise`. serde's own key types (`String`,
+/// `Cow<str>`) would allocate a `String` for each key.
 pub(crate) struct KeyLookup<'t, T> {
     pub table: &'t [(&'t str, T)],
     pub otherwise: T,
@@ -67,8 +68,8 @@ impl<'de, T: Copy> serde::de::Visitor<'de> for KeyLookup<'_, T> {
 /// OTLP request). A body broken after that key still counts as OTLP, so its
 /// error is reported the OTLP way.
 ///
-/// The scan stops at `key`: an OTLP body is read in full only once, by its
-/// decoder.
+/// The scan stops at `key`, so this function does not read an OTLP body in
+/// full (the limits' counter and the decoder still do).
 pub fn is_otlp_json(body: &[u8], key: &str) -> bool {
     use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
     use std::cell::Cell;
@@ -124,25 +125,25 @@ mod tests {
 
     #[test]
     fn otlp_json_is_told_from_native_records() {
-        let keys = "resourceSpans";
-        assert!(is_otlp_json(br#"{"resourceSpans":[]}"#, keys));
-        assert!(is_otlp_json(b" {} ", keys), "an empty OTLP request");
+        let key = "resourceSpans";
+        assert!(is_otlp_json(br#"{"resourceSpans":[]}"#, key));
+        assert!(is_otlp_json(b" {} ", key), "an empty OTLP request");
         assert!(
-            is_otlp_json(br#"{"resourceSpans":[{"broken"#, keys),
+            is_otlp_json(br#"{"resourceSpans":[{"broken"#, key),
             "broken after the key"
         );
-        assert!(!is_otlp_json(br#"{"provider":"a","model":"m"}"#, keys));
+        assert!(!is_otlp_json(br#"{"provider":"a","model":"m"}"#, key));
         assert!(
-            !is_otlp_json(br#"[{"resourceSpans":[]}]"#, keys),
+            !is_otlp_json(br#"[{"resourceSpans":[]}]"#, key),
             "an array is native"
         );
-        assert!(!is_otlp_json(b"", keys));
+        assert!(!is_otlp_json(b"", key));
         assert!(
-            is_otlp_json(br#"{"a":1,"resource\u0053pans":[]}"#, keys),
+            is_otlp_json(br#"{"a":1,"resource\u0053pans":[]}"#, key),
             "an escaped key is compared once unescaped"
         );
         assert!(
-            !is_otlp_json(br#"{"provider":"a","nested":{"resourceSpans":[]}}"#, keys),
+            !is_otlp_json(br#"{"provider":"a","nested":{"resourceSpans":[]}}"#, key),
             "only top-level keys count"
         );
     }
