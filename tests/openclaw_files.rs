@@ -664,3 +664,46 @@ fn a_log_that_cannot_be_opened_after_a_restart_keeps_its_position() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(log_events(&d), (15, 15), "nothing read twice");
 }
+
+/// With nothing of OpenClaw's to follow, the followers look less and less
+/// often (up to 12 polls apart); a transcript and a log that appear later
+/// are still found, and read from their start.
+#[test]
+fn an_openclaw_that_appears_late_is_still_followed() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let (state_dir, log_dir) = (
+        state.path().display().to_string(),
+        logs.path().display().to_string(),
+    );
+    let d = Daemon::start(&[
+        ("TRACE_OPENCLAW_STATE_DIR", state_dir.as_str()),
+        ("TRACE_OPENCLAW_LOG", log_dir.as_str()),
+        ("TRACE_OPENCLAW_POLL", "100ms"),
+    ]);
+    let s = d.wait_status("both followers looking", |s| {
+        s["openclaw"]["transcript"]["enabled"] == true
+            && s["openclaw"]["gateway_log"]["enabled"] == true
+    });
+    assert_eq!(
+        s["openclaw"]["transcript"]["sources"],
+        serde_json::json!({})
+    );
+    // Long enough for the looks to be 12 polls apart.
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, conn) = agent_db(state.path(), "main", 23);
+    conn.execute(
+        "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
+         VALUES ('s', 0, ?1, 0)",
+        [assistant(4242, 7, 0.125)],
+    )
+    .expect("insert");
+    append(
+        &logs.path().join("openclaw-2026-11-30.log"),
+        &format!("{}\n", log_line(1, "ERROR")),
+    );
+    eventually("the late transcript's call", || {
+        transcript_calls(&d) == (1, 1, 4242)
+    });
+    eventually("the late log's line", || log_events(&d) == (1, 1));
+}

@@ -520,6 +520,10 @@ impl Follower for GatewayLog {
         }
     }
 
+    fn following(&self) -> usize {
+        self.files.len()
+    }
+
     fn reset(&mut self) {
         self.files.clear();
         self.saved.clear();

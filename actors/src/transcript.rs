@@ -535,6 +535,10 @@ impl Follower for Transcripts {
         }
     }
 
+    fn following(&self) -> usize {
+        self.dbs.len()
+    }
+
     fn reset(&mut self) {
         self.dbs.clear();
         self.saved.clear();
