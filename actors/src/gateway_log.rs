@@ -345,6 +345,8 @@ fn list_files(patterns: &[String]) -> (Vec<(String, PathBuf, std::fs::Metadata)>
 pub struct GatewayLog {
     /// Glob patterns of the files.
     patterns: Vec<String>,
+    /// How many files the patterns matched at the last look, readable or not.
+    matched: usize,
     /// Files by `device:inode`.
     files: BTreeMap<String, Followed>,
     /// Positions saved by earlier runs, not yet matched to a file.
@@ -359,6 +361,7 @@ impl GatewayLog {
     pub fn new(patterns: Vec<String>) -> Self {
         GatewayLog {
             patterns,
+            matched: 0,
             files: BTreeMap::new(),
             saved: HashMap::new(),
         }
@@ -371,6 +374,7 @@ impl GatewayLog {
             core.problem_once(CANNOT_READ, p);
         }
         let present: HashSet<String> = found.iter().map(|(key, ..)| key.clone()).collect();
+        self.matched = present.len();
         for (key, path, meta) in found {
             let (size, mtime) = (meta.len(), meta.mtime());
             if let Some(f) = self.files.get_mut(&key) {
@@ -520,8 +524,8 @@ impl Follower for GatewayLog {
         }
     }
 
-    fn following(&self) -> usize {
-        self.files.len()
+    fn found(&self) -> bool {
+        self.matched > 0
     }
 
     fn reset(&mut self) {

@@ -11,7 +11,8 @@
 //!
 //! A good neighbour: the file is opened read-only, each read is one short
 //! statement (one read transaction of at most [`CHUNK_ROWS`] rows), and the
-//! databases are looked at every `TRACE_OPENCLAW_POLL`. A schema version
+//! databases are looked at every `TRACE_OPENCLAW_POLL` (less often while
+//! there are none, [`crate::follow::ABSENT_POLLS`]). A schema version
 //! this build does not know is reported in `/v1/status` and the file is
 //! skipped, never guessed at.
 //!
@@ -364,9 +365,14 @@ impl Transcripts {
                     .view
                     .update(FollowKind::Transcript, |v| v.problem = Some(text.clone()));
                 if e.kind() != std::io::ErrorKind::NotFound {
+                    // Unreadable: what was followed stays, to be read again
+                    // once it can be.
                     core.problem_once(CANNOT_READ, &text);
+                    return;
                 }
-                return;
+                // Gone (OpenClaw removed, or not there yet): nothing to
+                // follow.
+                Vec::new()
             }
         };
         // Databases gone (an agent removed) are forgotten; their saved
@@ -535,8 +541,8 @@ impl Follower for Transcripts {
         }
     }
 
-    fn following(&self) -> usize {
-        self.dbs.len()
+    fn found(&self) -> bool {
+        !self.dbs.is_empty()
     }
 
     fn reset(&mut self) {
