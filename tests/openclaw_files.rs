@@ -251,6 +251,16 @@ fn agent_db(state: &Path, agent: &str, version: i64) -> (PathBuf, Connection) {
     (path, conn)
 }
 
+/// Appends an event to a session's transcript, as OpenClaw does.
+fn append_event(conn: &Connection, session: &str, seq: i64, event_json: &str) {
+    conn.execute(
+        "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
+         VALUES (?1, ?2, ?3, 0)",
+        params![session, seq, event_json],
+    )
+    .expect("insert a transcript event");
+}
+
 /// An assistant message with usage, as OpenClaw writes it.
 fn assistant(input: i64, output: i64, cost: f64) -> String {
     serde_json::json!({
@@ -295,22 +305,13 @@ fn transcript_calls_are_stored_once_across_kill_and_restart() {
         for i in 0..CALLS {
             let session = format!("s{}", i % 7);
             let seq = 2 * (i / 7);
-            conn.execute(
-                "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
-                 VALUES (?1, ?2, ?3, 0)",
-                params![
-                    session,
-                    seq,
-                    r#"{"type":"message","message":{"role":"user"}}"#
-                ],
-            )
-            .expect("insert user");
-            conn.execute(
-                "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
-                 VALUES (?1, ?2, ?3, 0)",
-                params![session, seq + 1, assistant(i + 1, 2, 0.5)],
-            )
-            .expect("insert assistant");
+            append_event(
+                &conn,
+                &session,
+                seq,
+                r#"{"type":"message","message":{"role":"user"}}"#,
+            );
+            append_event(&conn, &session, seq + 1, &assistant(i + 1, 2, 0.5));
             if i % 50 == 0 {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -325,12 +326,7 @@ fn transcript_calls_are_stored_once_across_kill_and_restart() {
     writer.join().expect("writer");
     // An agent created after the sidecar started.
     let (_, late) = agent_db(state.path(), "late", 23);
-    late.execute(
-        "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
-         VALUES ('x', 0, ?1, 0)",
-        [assistant(1_000_000, 1, 0.25)],
-    )
-    .expect("insert");
+    append_event(&late, "x", 0, &assistant(1_000_000, 1, 0.25));
     eventually("every call", || transcript_calls(&d).0 > CALLS);
     std::thread::sleep(Duration::from_millis(500));
     let sum: i64 = (1..=CALLS).sum::<i64>() + 1_000_000;
@@ -370,12 +366,7 @@ fn transcript_calls_are_stored_once_across_kill_and_restart() {
 fn an_unknown_schema_version_is_reported_and_skipped() {
     let state = tempfile::tempdir().expect("tempdir");
     let (_, conn) = agent_db(state.path(), "main", 99);
-    conn.execute(
-        "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
-         VALUES ('a', 0, ?1, 0)",
-        [assistant(5, 5, 1.0)],
-    )
-    .expect("insert");
+    append_event(&conn, "a", 0, &assistant(5, 5, 1.0));
     let state_dir = state.path().display().to_string();
     let d = Daemon::start(&[
         ("TRACE_OPENCLAW_STATE_DIR", state_dir.as_str()),
@@ -497,12 +488,7 @@ fn the_summary_counts_a_call_once_across_transcript_otlp_and_native() {
     for i in 0..3i64 {
         let mut event: Value = serde_json::from_str(&assistant(10 + i, 2, 0.01)).expect("json");
         event["message"]["timestamp"] = Value::from(now - 1000 * (i + 1));
-        conn.execute(
-            "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
-             VALUES ('s', ?1, ?2, 0)",
-            params![i, event.to_string()],
-        )
-        .expect("insert");
+        append_event(&conn, "s", i, &event.to_string());
     }
     let state_dir = state.path().display().to_string();
     let d = Daemon::start(&[
@@ -692,12 +678,7 @@ fn an_openclaw_that_appears_late_is_still_followed() {
     // Long enough for the looks to be 12 polls apart.
     std::thread::sleep(Duration::from_secs(3));
     let (_, conn) = agent_db(state.path(), "main", 23);
-    conn.execute(
-        "INSERT INTO transcript_events (session_id, seq, event_json, created_at)
-         VALUES ('s', 0, ?1, 0)",
-        [assistant(4242, 7, 0.125)],
-    )
-    .expect("insert");
+    append_event(&conn, "s", 0, &assistant(4242, 7, 0.125));
     append(
         &logs.path().join("openclaw-2026-11-30.log"),
         &format!("{}\n", log_line(1, "ERROR")),
