@@ -64,12 +64,7 @@ async fn an_append_sent_alone_is_committed_alone_and_answered_after_its_commit()
     let db = TestDb::new();
     let store = StoreThread::start(&db.path, |_| {});
     for i in 1..=3 {
-        let ids = store
-            .addr
-            .send(append(&["solo"]))
-            .await
-            .expect("answered")
-            .expect("committed");
+        let ids = store.commit(append(&["solo"])).await;
         assert_eq!(ids, vec![vec![i]]);
         // Answered only once committed: a separate connection sees it.
         assert_eq!(event_names(&db).len(), i as usize);
@@ -147,12 +142,7 @@ async fn close_commits_what_came_before_it_and_refuses_what_comes_after() {
 async fn the_push_cursor_only_moves_forward_and_counts_the_rows_it_passes() {
     let db = TestDb::new();
     let store = StoreThread::start(&db.path, |_| {});
-    store
-        .addr
-        .send(append(&["e1", "e2", "e3", "e4", "e5"]))
-        .await
-        .expect("answered")
-        .expect("committed");
+    store.commit(append(&["e1", "e2", "e3", "e4", "e5"])).await;
     assert_eq!(cursor(&db, Table::Events), 0);
     assert_eq!(unpushed(&store, Table::Events), 5);
     let mark = |up_to| MarkPushed {
@@ -213,12 +203,7 @@ async fn a_cursor_move_waits_for_the_appends_before_it() {
 async fn a_dead_letter_is_kept_and_the_cursor_moves_past_it() {
     let db = TestDb::new();
     let store = StoreThread::start(&db.path, |_| {});
-    store
-        .addr
-        .send(append(&["e1", "poison", "e3"]))
-        .await
-        .expect("answered")
-        .expect("committed");
+    store.commit(append(&["e1", "poison", "e3"])).await;
     store
         .addr
         .send(MarkPushed {
@@ -393,12 +378,7 @@ fn key(first: i64, last: i64, trace: &str) -> (i64, i64, String) {
 /// Stores each batch of spans as an append of its own, in order.
 async fn store_spans(store: &StoreThread, batches: Vec<Vec<crate::records::SpanRecord>>) {
     for batch in batches {
-        store
-            .addr
-            .send(append_spans(batch))
-            .await
-            .expect("answered")
-            .expect("committed");
+        store.commit(append_spans(batch)).await;
     }
 }
 

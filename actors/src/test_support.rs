@@ -82,6 +82,15 @@ impl StoreThread {
         }
     }
 
+    /// Sends `append` and waits for its commit; the row ids, per batch.
+    pub async fn commit(&self, append: AppendRecords) -> Vec<Vec<i64>> {
+        self.addr
+            .send(append)
+            .await
+            .expect("answered")
+            .expect("committed")
+    }
+
     /// Blocks the store's thread until the hold is released or dropped:
     /// messages sent meanwhile wait in its mailbox. Returns once the thread
     /// is held.

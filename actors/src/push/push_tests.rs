@@ -158,12 +158,7 @@ impl Rig {
     async fn start(endpoint: &str, max_batch_rows: usize, names: &[&str]) -> Rig {
         let db = TestDb::new();
         let store = StoreThread::start(&db.path, |_| {});
-        store
-            .addr
-            .send(append(names))
-            .await
-            .expect("answered")
-            .expect("committed");
+        store.commit(append(names)).await;
         let pool = schema::read_pool(&db.path).expect("read pool");
         let view = PushView::default();
         let arbiter = Arbiter::new();
