@@ -489,6 +489,38 @@ impl Dockerfile {
     }
 }
 
+/// What build.rs asks of the release link: no symbols left, and the
+/// relative relocations packed (`DT_RELR`) when the building machine's glibc
+/// can load them (2.36 and later).
+fn check_release_link(binary: &Path) {
+    use object::{Object, ObjectSection};
+    let bytes = std::fs::read(binary).expect("read the release binary");
+    let elf = object::File::parse(&*bytes).expect("the release binary is an ELF file");
+    assert!(
+        elf.section_by_name(".symtab").is_none(),
+        "the release binary is stripped"
+    );
+    let glibc = run_ok(
+        Command::new("getconf").arg("GNU_LIBC_VERSION"),
+        "getconf GNU_LIBC_VERSION",
+    );
+    let version: Vec<u32> = glibc
+        .trim()
+        .trim_start_matches("glibc ")
+        .split('.')
+        .map(|n| n.parse().expect("a glibc version number"))
+        .collect();
+    if version.as_slice() >= [2, 36].as_slice() {
+        let relr = elf.section_by_name(".relr.dyn").expect(".relr.dyn");
+        let rela = elf.section_by_name(".rela.dyn").map_or(0, |s| s.size());
+        assert!(
+            relr.size() > 0 && rela < relr.size() * 4,
+            "relative relocations packed: .relr.dyn {} bytes, .rela.dyn {rela}",
+            relr.size()
+        );
+    }
+}
+
 fn run_ok(cmd: &mut Command, what: &str) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
@@ -538,6 +570,7 @@ fn the_dockerfiles_commands_run_outside_a_container() {
             .env("CARGO_TARGET_DIR", &target),
         runs[0],
     );
+    check_release_link(&target.join("release/openclaw-trace"));
 
     // The final stage's COPYs into an image root of our own: the built
     // binary (its path in the build stage mapped to the target directory
