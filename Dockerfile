@@ -13,7 +13,7 @@
 # (the build command in the repository, the final stage's check on the built
 # binary and the script), as no container engine was at hand to build it.
 
-ARG RUST_IMAGE=rust:1.95-bookworm
+ARG RUST_IMAGE=rust:1.95.0-bookworm
 # OpenClaw's published image, under the name its docs give for the mirror
 # each release is pushed to (its primary name works as well).
 ARG OPENCLAW_IMAGE=openclaw/openclaw:2026.9.6

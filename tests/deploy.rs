@@ -500,15 +500,18 @@ fn check_release_link(binary: &Path) {
         elf.section_by_name(".symtab").is_none(),
         "the release binary is stripped"
     );
-    let glibc = run_ok(
-        Command::new("getconf").arg("GNU_LIBC_VERSION"),
-        "getconf GNU_LIBC_VERSION",
-    );
+    // As build.rs tells it; no glibc (or no getconf), no packing asked.
+    let glibc = Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     let version: Vec<u32> = glibc
         .trim()
-        .trim_start_matches("glibc ")
+        .strip_prefix("glibc ")
+        .unwrap_or_default()
         .split('.')
-        .map(|n| n.parse().expect("a glibc version number"))
+        .filter_map(|n| n.parse().ok())
         .collect();
     if version.as_slice() >= [2, 36].as_slice() {
         let relr = elf.section_by_name(".relr.dyn").expect(".relr.dyn");
@@ -567,7 +570,8 @@ fn the_dockerfiles_commands_run_outside_a_container() {
         Command::new(words[0])
             .args(&words[1..])
             .current_dir(ROOT)
-            .env("CARGO_TARGET_DIR", &target),
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("OPENCLAW_TRACE_KEEP_SYMBOLS"),
         runs[0],
     );
     check_release_link(&target.join("release/openclaw-trace"));
