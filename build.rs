@@ -42,7 +42,6 @@ fn main() {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
-    let var = |name: &str| env::var(name).unwrap_or_default();
     // The release profile and those that inherit it; `DEBUG` is true for the
     // `profiling` one, which keeps its symbols and line tables.
     if var("PROFILE") != "release" || var("CARGO_CFG_TARGET_OS") != "linux" {
@@ -110,8 +109,7 @@ impl Trial {
     }
 
     fn links(&self, options: &[&str]) -> bool {
-        let var = |name: &str| env::var(name).unwrap_or_default();
-        let mut rustc = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
+        let mut rustc = rustc();
         rustc
             .arg("--target")
             .arg(var("TARGET"))
@@ -134,6 +132,16 @@ impl Trial {
     }
 }
 
+/// A build variable, empty when unset.
+fn var(name: &str) -> String {
+    env::var(name).unwrap_or_default()
+}
+
+/// The rustc that builds this crate.
+fn rustc() -> Command {
+    Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+}
+
 /// Why the hot list was written for another build, if it was: its first
 /// lines name the rustc (`# rustc 1.95.0 (…)`) and the `Cargo.lock` (`#
 /// Cargo.lock fnv1a64 …`) it was taken with.
@@ -144,10 +152,7 @@ fn stale_list(list: &Path, root: &Path) -> Option<String> {
         .take_while(|l| l.starts_with('#'))
         .map(|l| l.trim_start_matches('#').trim())
         .collect();
-    let rustc = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
-        .arg("-V")
-        .output()
-        .ok()?;
+    let rustc = rustc().arg("-V").output().ok()?;
     let rustc = String::from_utf8_lossy(&rustc.stdout).trim().to_string();
     if !headers.contains(&rustc.as_str()) {
         return Some(format!("was not written with {rustc}"));
