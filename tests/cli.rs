@@ -233,7 +233,14 @@ fn status_exits_1_while_the_disk_is_full() {
         return;
     };
     let db = volume.path().join("trace.db");
-    let d = Daemon::start_at(&db, &[("TRACE_ROTATE_INTERVAL", "1h")]);
+    // The volume rule at its default, as in tests/disk_full.rs.
+    let d = Daemon::start_at(
+        &db,
+        &[
+            ("TRACE_ROTATE_INTERVAL", "1h"),
+            ("TRACE_DISK_MAX_PERCENT", "90"),
+        ],
+    );
     let env = [("TRACE_LISTEN_ADDR", addr(&d))];
     assert_eq!(cli(&["status"], &env).code, 0);
     // As in tests/disk_full.rs: the first rotation writes a reserve file,

@@ -72,12 +72,14 @@ fn a_full_disk_is_refused_with_retry_after_and_heals_when_space_returns() {
     let ballast = volume.path().join("trace.db-reserve");
     // The default bound (512 MiB) keeps the volume rule's floor (32 MiB)
     // above this small database: rotation cannot free space here, only the
-    // operator can.
+    // operator can. The volume rule at its default (the tests' harness
+    // turns it off, as other tests share the machine's volume).
     let d = Daemon::start_at(
         &db,
         &[
             ("TRACE_ROTATE_INTERVAL", "1h"),
             ("TRACE_METRICS_INTERVAL", "1s"),
+            ("TRACE_DISK_MAX_PERCENT", "90"),
         ],
     );
     let mut acked = Vec::new();

@@ -213,7 +213,12 @@ fn a_100_mb_log_is_read_in_bounded_memory() {
         .cloned()
         .expect("source");
     assert_eq!(source["behind"], 0);
-    assert_eq!(log_events(&d), (lines as i64, lines as i64));
+    assert_eq!(
+        log_events(&d),
+        (lines as i64, lines as i64),
+        "rows stored; rotation's log: {:?}",
+        d.log_lines("rotation")
+    );
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).expect("status");
     let hwm_kib: u64 = status
         .lines()

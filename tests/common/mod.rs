@@ -371,12 +371,18 @@ impl Daemon {
 
     /// Log lines containing `text`.
     pub fn log_count(&self, text: &str) -> usize {
+        self.log_lines(text).len()
+    }
+
+    /// The log lines containing `text`, for a failure's message.
+    pub fn log_lines(&self, text: &str) -> Vec<String> {
         self.logs
             .lock()
             .expect("log lock")
             .iter()
             .filter(|l| l.contains(text))
-            .count()
+            .cloned()
+            .collect()
     }
 
     /// Whether a log line with `msg` has been printed.
@@ -495,8 +501,11 @@ fn listening_addr(line: &str) -> Option<String> {
 
 /// The daemon's command: a clean environment, port 0 (for the OTLP port as
 /// well: the default 4318 would be shared by tests running in parallel), the
-/// test's database, debug logs on stdout, and age rotation off (fixtures
-/// carry fixed timestamps, some a year old) unless a test turns it on.
+/// test's database, debug logs on stdout, age rotation off (fixtures carry
+/// fixed timestamps, some a year old) and the volume rule off (the tests
+/// share the machine's volume, whose fill is not theirs: on a machine whose
+/// disk was over 90% the volume rule deleted most of a test's rows) unless
+/// a test turns them on.
 fn daemon_command(db_path: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_openclaw-trace"));
     cmd.env_clear()
@@ -507,6 +516,7 @@ fn daemon_command(db_path: &Path) -> Command {
         .env("TRACE_AGENT_ID", "test-agent")
         .env("TRACE_LOG_LEVEL", "debug")
         .env("TRACE_DB_ROTATE_DAYS", "0")
+        .env("TRACE_DISK_MAX_PERCENT", "100")
         // OpenClaw's files on this machine are not the test's: the tests
         // that follow them name their own.
         .env("TRACE_OPENCLAW_STATE_DIR", "off")
