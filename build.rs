@@ -47,6 +47,12 @@ fn main() {
     if var("PROFILE") != "release" || var("CARGO_CFG_TARGET_OS") != "linux" {
         return;
     }
+    // `cargo fuzz` builds in release with coverage instrumentation (and
+    // `--cfg fuzzing`), which an empty trial program cannot link without
+    // libFuzzer's runtime: a fuzzing build keeps the plain link.
+    if env::var_os("CARGO_CFG_FUZZING").is_some() {
+        return;
+    }
     let out = PathBuf::from(var("OUT_DIR"));
     let root = PathBuf::from(var("CARGO_MANIFEST_DIR"));
     let Some(trial) = Trial::new(&out) else {

@@ -46,10 +46,12 @@ use strum::VariantArray;
 const SERVICE: &str = "openclaw-trace";
 
 /// Records waiting for the `log` thread; past this many, records are dropped.
-/// slog-async's queue is an array allocated and written whole at start, about
-/// 105 bytes a slot: 4096 slots took 428 kB of the idle RSS, 1024 take 107 kB
-/// and still hold a second of lines at a thousand lines a second.
-const QUEUE_LEN: usize = 1024;
+/// slog-async's queue is an array allocated and written whole at start, 104
+/// bytes a slot: 4096 slots took 428 kB of the idle RSS, 1024 took 107 kB,
+/// 256 take 27 kB. The `log` thread writes a line in microseconds, so the
+/// queue fills only while stdout does not take lines, and then any size
+/// fills.
+const QUEUE_LEN: usize = 256;
 
 /// How long the exit waits for the queued lines to be written: a stuck stdout
 /// must not hold the shutdown past its deadline (`main.rs`).

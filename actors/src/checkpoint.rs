@@ -118,7 +118,9 @@ impl Checkpointer {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         // A checkpoint reads frames from the log and writes pages to the
-        // file; it needs no page cache of its own.
+        // file; it needs no page cache of its own, nor the lookaside that
+        // speeds up preparing statements (one PRAGMA, prepared each time).
+        crate::schema::no_lookaside(&conn);
         conn.pragma_update(None, "cache_size", -64)?;
         Ok(conn)
     }

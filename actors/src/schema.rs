@@ -30,6 +30,14 @@ const STATEMENT_CACHE: usize = 64;
 /// Read connections kept at most; readers are status, push and queries.
 const READ_POOL_SIZE: u32 = 4;
 
+/// A read connection unused this long is closed (r2d2 looks every 30 s).
+/// The followers read their positions once at start and an idle daemon
+/// reads nothing else, so with r2d2's default of 10 minutes a connection
+/// (its schema, lookaside and cached pages) sat idle through the first
+/// ten minutes. Opening one again costs well under a millisecond, next to
+/// a push every 5 minutes (`TRACE_PUSH_INTERVAL`) or a person's query.
+const READ_IDLE: Duration = Duration::from_secs(60);
+
 /// The schema, one migration per entry. Never edit an entry that has shipped:
 /// add a new one.
 const MIGRATIONS: &[&str] = &[
@@ -423,6 +431,26 @@ fn migrate(conn: &mut Connection, migrating: impl FnOnce(i64)) -> Result<(), Sch
     Ok(())
 }
 
+/// Turns off `conn`'s lookaside: the 48 KB SQLite allocates for each
+/// connection and writes whole as it opens (so all of it is resident) to
+/// serve small allocations fast. For a connection that runs one statement
+/// now and then. Left as it is when SQLite refuses, which it does only
+/// while lookaside memory is in use.
+pub fn no_lookaside(conn: &Connection) {
+    // SAFETY: the handle is the open connection's own, used on this thread
+    // for the duration of the call; SQLITE_DBCONFIG_LOOKASIDE takes a
+    // buffer pointer (null: SQLite's own) and two ints, as passed.
+    unsafe {
+        rusqlite::ffi::sqlite3_db_config(
+            conn.handle(),
+            rusqlite::ffi::SQLITE_DBCONFIG_LOOKASIDE,
+            std::ptr::null_mut::<std::ffi::c_void>(),
+            0 as std::ffi::c_int,
+            0 as std::ffi::c_int,
+        );
+    }
+}
+
 /// Builds the pool of read-only connections. Call after [`open_writer`], which
 /// creates the file and its WAL.
 pub fn read_pool(path: &Path) -> Result<ReadPool, SchemaError> {
@@ -436,6 +464,7 @@ pub fn read_pool(path: &Path) -> Result<ReadPool, SchemaError> {
     let pool = r2d2::Pool::builder()
         .max_size(READ_POOL_SIZE)
         .min_idle(Some(0))
+        .idle_timeout(Some(READ_IDLE))
         .connection_timeout(Duration::from_secs(5))
         // r2d2 keeps three threads for its upkeep by default: they open the
         // pool's connections (at most READ_POOL_SIZE, one at a time on one
