@@ -125,7 +125,8 @@ pub fn money(usd: f64) -> String {
     let decimals = if abs == 0.0 || abs >= 0.01 {
         2
     } else {
-        ((-abs.log10()).ceil() as usize + 1).min(9)
+        // libm's, as in the rollups' buckets: the daemon links no libm.
+        ((-libm::log10(abs)).ceil() as usize + 1).min(9)
     };
     let text = format!("{abs:.decimals$}");
     let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
