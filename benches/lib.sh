@@ -85,6 +85,18 @@ bench_stop() {
   _bench_pids=("${keep[@]+"${keep[@]}"}")
 }
 
+# bench_need COMMAND PACKAGE: installs Debian's PACKAGE when COMMAND is
+# missing (as root; otherwise says what to install and stops).
+bench_need() {
+  command -v "$1" >/dev/null && return
+  [[ $(id -u) == 0 ]] || die "$1 is needed: apt-get install -y $2"
+  note "installing $2 (apt-get install -y $2)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1 ||
+    { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1; } ||
+    die "could not install $2"
+}
+
 # Builds, once per run, the release daemon and the baselines
 # (benches/baseline.rs) with the same release profile; sets DAEMON_BIN and
 # BASELINE_BIN (copies in $BENCH_OUT/bin, so a later build cannot change
@@ -96,7 +108,9 @@ bench_stop() {
 # own, without them, and checked.
 bench_build() {
   if [[ ${BENCH_BUILT:-} == 1 ]]; then return; fi
-  command -v jq >/dev/null || die "jq is needed: apt-get install -y jq"
+  # Both now, so that a run does not stop at its first wrk minutes in.
+  bench_need jq jq
+  bench_need wrk wrk
   mkdir -p "$BENCH_OUT/bin"
   note "building the baselines (cargo build --release --bench baseline)"
   local exe
@@ -149,7 +163,7 @@ proc_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 # kept in the JSON ("non_2xx") for the report, never counted as throughput.
 bench_wrk() {
   local out=$1; shift
-  command -v wrk >/dev/null || die "wrk is needed: apt-get install -y wrk"
+  bench_need wrk wrk
   bench_run wrk "$@" >"$out.txt" 2>&1 || { cat "$out.txt" >&2; die "wrk failed: wrk $*"; }
   grep '^WRKJSON ' "$out.txt" | sed 's/^WRKJSON //' >"$out.json"
   [[ -s $out.json ]] || { cat "$out.txt" >&2; die "wrk printed no WRKJSON line"; }

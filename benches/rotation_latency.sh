@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ROWS=${ROWS:-1000000} WINDOW=${WINDOW:-7} CONNS=${CONNS:-4} RUNS=${RUNS:-3}
-command -v wrk >/dev/null || die "wrk is needed: apt-get install -y wrk"
+bench_need wrk wrk
 bench_build
 bench_tmpdir; WORK=$BENCH_TMP
 

@@ -13,7 +13,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 BOUND=${BOUND:-64MiB} DURATION=${DURATION:-60} CONNS=${CONNS:-4} SIGNAL=${SIGNAL:-events}
 case $SIGNAL in events | spans) ;; *) die "SIGNAL: events or spans, not '$SIGNAL'" ;; esac
-command -v wrk >/dev/null || die "wrk is needed: apt-get install -y wrk"
+bench_need wrk wrk
 bench_build
 bench_tmpdir; WORK=$BENCH_TMP
 DB=$WORK/size.db
