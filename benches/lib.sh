@@ -91,10 +91,12 @@ bench_need() {
   command -v "$1" >/dev/null && return
   [[ $(id -u) == 0 ]] || die "$1 is needed: apt-get install -y $2"
   note "installing $2 (apt-get install -y $2)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1 ||
-    { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1; } ||
-    die "could not install $2"
+  local log=$BENCH_OUT/apt-$2.log
+  mkdir -p "$BENCH_OUT"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >"$log" 2>&1 ||
+    { DEBIAN_FRONTEND=noninteractive apt-get update -qq >>"$log" 2>&1 &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >>"$log" 2>&1; } ||
+    { tail -20 "$log" >&2; die "could not install $2 (apt's output: $log)"; }
 }
 
 # Builds, once per run, the release daemon and the baselines
@@ -108,9 +110,7 @@ bench_need() {
 # own, without them, and checked.
 bench_build() {
   if [[ ${BENCH_BUILT:-} == 1 ]]; then return; fi
-  # Both now, so that a run does not stop at its first wrk minutes in.
   bench_need jq jq
-  bench_need wrk wrk
   mkdir -p "$BENCH_OUT/bin"
   note "building the baselines (cargo build --release --bench baseline)"
   local exe

@@ -331,7 +331,8 @@ def size(res):
 def size_section(s):
     text = (
         "### Binary\n\n"
-        f"`target/release/openclaw-trace` (`opt-level = \"s\"`, fat LTO, one codegen unit, stripped at link time by `build.rs`): "
+        f"`target/release/openclaw-trace` (`opt-level = \"s\"`, fat LTO, one codegen unit, "
+        f"{'stripped at link time by `build.rs`' if s['bytes'] == s['stripped_bytes'] else 'not stripped by this build'}): "
         f"{num(s['bytes'])} bytes as built; {num(s['stripped_bytes'])} bytes after `strip` "
         f"({s['file']}; SQLite is linked in)."
     )

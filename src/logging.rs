@@ -48,10 +48,14 @@ const SERVICE: &str = "openclaw-trace";
 /// Records waiting for the `log` thread; past this many, records are dropped.
 /// slog-async's queue is an array allocated and written whole at start, 104
 /// bytes a slot: 4096 slots took 428 kB of the idle RSS, 1024 took 107 kB,
-/// 256 take 27 kB. The `log` thread writes a line in microseconds, so the
-/// queue fills only while stdout does not take lines, and then any size
-/// fills.
+/// 256 take 27 kB. The `log` thread writes a line in microseconds, so at
+/// `info` the queue fills only while stdout does not take lines, and then
+/// any size fills.
 const QUEUE_LEN: usize = 256;
+
+/// The queue at `debug` and `trace`, where a line or more a request comes in
+/// bursts as large as the requests in flight.
+const VERBOSE_QUEUE_LEN: usize = 1024;
 
 /// How long the exit waits for the queued lines to be written: a stuck stdout
 /// must not hold the shutdown past its deadline (`main.rs`).
@@ -142,7 +146,11 @@ impl Drop for LogGuard {
 /// panic hook.
 pub fn init(level: Level) -> (Logger, LogGuard) {
     let (queue, queue_guard) = slog_async::AsyncCore::custom(StdoutLines::new())
-        .chan_size(QUEUE_LEN)
+        .chan_size(if matches!(level, Level::Debug | Level::Trace) {
+            VERBOSE_QUEUE_LEN
+        } else {
+            QUEUE_LEN
+        })
         .thread_name("log".into())
         .build_with_guard();
     let log = Logger::root(Front { level, queue }, o!("service" => SERVICE));

@@ -39,8 +39,10 @@
 //! `openrouter/anthropic/...`) and provider `*`; under each, the first of
 //! those names priced exactly wins, else the longest `*` pattern one of them
 //! starts with. Last comes the first of those names that any provider prices
-//! exactly (model makers first, then clouds, then hosts). Lookups are cheap
-//! enough to make per stored row: a few small allocations and hash lookups.
+//! exactly (model makers first, then clouds, then hosts). A lookup takes a
+//! few small allocations, hash lookups and binary searches (one per provider
+//! for a name no provider of its own prices); the rollups keep what a lookup
+//! found per provider and model, so each pair is looked up once.
 //! `scripts/update-prices.py` writes names this lookup finds, and checks that
 //! every model it keeps is found at its catalog price.
 
