@@ -42,11 +42,11 @@ done
 started=$(date +%s)
 bench_meta >"$BENCH_OUT/meta.json"
 note "results in $BENCH_OUT"
-bench_build
-# Now rather than at the first wrk, minutes into a run.
+# Before the build, not at the first wrk minutes into a run.
 for p in "${parts[@]}"; do
   case $p in ingest | otlp) bench_need wrk wrk ;; esac
 done
+bench_build
 
 # The stripped size of a copy of $1.
 stripped_size() {

@@ -42,9 +42,9 @@ const MAX_BUCKET: u16 = 400;
 /// The bucket of a latency: 0 below 1 ms, then one per 5%.
 ///
 /// The logarithms and powers here are the `libm` crate's, not `f64::ln`
-/// and `f64::powf`, which call the system's libm: these and `table::money`
-/// were all the daemon took from it, and without them the shared library
-/// is not loaded at all (its pages were 330 kB of the idle RSS, resident
+/// and `f64::powf`, which call the system's libm: these, `table::money` and
+/// bytesize's `Display` (built without `std` since) were all the daemon took
+/// from it, and without them the shared library is not loaded at all (its pages were 330 kB of the idle RSS, resident
 /// from the relocations the loader runs in it).
 fn bucket_of(ms: f64) -> u16 {
     if !ms.is_finite() || ms < 1.0 {
