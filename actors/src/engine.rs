@@ -20,7 +20,7 @@ use crate::rollup::{self, Pricing};
 use crate::rotate::{RotationActor, RotationSettings, RotationTrigger, StoreOps};
 use crate::schema::{self, ReadPool, SchemaError};
 use crate::stats::{ActorName, Stats};
-use crate::store::{AppendRecords, Close, StoreActor, StoreError, Watch};
+use crate::store::{AppendAndAnswer, Close, StoreActor, StoreError, Watch};
 use crate::transcript::Transcripts;
 
 /// What the engine needs to start.
@@ -51,7 +51,7 @@ pub struct EngineConfig {
 /// medians of three alternated runs).
 pub struct IngestStarter {
     settings: IngestSettings,
-    store: Recipient<AppendRecords>,
+    store: Recipient<AppendAndAnswer>,
     stats: Arc<Stats>,
     log: Logger,
     /// The actors started so far, by thread.

@@ -46,7 +46,11 @@ async fn past_the_bound_a_batch_is_refused_until_the_store_catches_up() {
     // Two records reach the store and wait there.
     let held = ingest.send(events(&["a", "b"]));
     // One more is past the bound of two: refused at once, saying by how much.
-    let refused = ingest.send(events(&["c"])).await.expect("ingest answered");
+    let refused = ingest
+        .send(events(&["c"]))
+        .await
+        .expect("ingest answered")
+        .await;
     assert_eq!(
         refused,
         Err(IngestError::Backpressure {
@@ -56,7 +60,7 @@ async fn past_the_bound_a_batch_is_refused_until_the_store_catches_up() {
     );
     assert_eq!(pending(&store.stats), 2, "the refused record was not added");
     hold.release();
-    let accepted = held.await.expect("ingest answered").expect("stored");
+    let accepted = held.await.expect("ingest answered").await.expect("stored");
     assert_eq!(accepted.ids, vec![1, 2]);
     assert_eq!(pending(&store.stats), 0, "released once committed");
     // The store caught up: admitted again.
@@ -64,6 +68,7 @@ async fn past_the_bound_a_batch_is_refused_until_the_store_catches_up() {
         .send(events(&["c"]))
         .await
         .expect("ingest answered")
+        .await
         .expect("stored");
     assert_eq!(again.ids, vec![3]);
     assert_eq!(event_names(&db), vec!["a", "b", "c"]);
@@ -83,7 +88,7 @@ async fn within_the_bound_batches_are_admitted_while_others_wait() {
     let third = ingest.send(events(&["d"]));
     // The third arrives with three pending: one past the bound.
     assert_eq!(
-        third.await.expect("ingest answered"),
+        third.await.expect("ingest answered").await,
         Err(IngestError::Backpressure {
             pending: 3,
             limit: 3
@@ -91,9 +96,12 @@ async fn within_the_bound_batches_are_admitted_while_others_wait() {
     );
     assert_eq!(pending(&store.stats), 3);
     hold.release();
-    assert_eq!(first.await.expect("answered").expect("stored").ids, vec![1]);
     assert_eq!(
-        second.await.expect("answered").expect("stored").ids,
+        first.await.expect("answered").await.expect("stored").ids,
+        vec![1]
+    );
+    assert_eq!(
+        second.await.expect("answered").await.expect("stored").ids,
         vec![2, 3]
     );
     assert_eq!(pending(&store.stats), 0);
@@ -108,6 +116,7 @@ async fn a_lone_batch_larger_than_the_bound_is_admitted() {
         .send(events(&["a", "b", "c", "d", "e"]))
         .await
         .expect("ingest answered")
+        .await
         .expect("a lone batch is never refused, however large");
     assert_eq!(accepted.ids, vec![1, 2, 3, 4, 5]);
     assert_eq!(pending(&store.stats), 0);
@@ -117,7 +126,8 @@ async fn a_lone_batch_larger_than_the_bound_is_admitted() {
     let big = ingest
         .send(events(&["g", "h", "i"]))
         .await
-        .expect("ingest answered");
+        .expect("ingest answered")
+        .await;
     assert_eq!(
         big,
         Err(IngestError::Backpressure {
@@ -127,7 +137,7 @@ async fn a_lone_batch_larger_than_the_bound_is_admitted() {
     );
     hold.release();
     assert_eq!(
-        waiting.await.expect("answered").expect("stored").ids,
+        waiting.await.expect("answered").await.expect("stored").ids,
         vec![6]
     );
 }
@@ -140,7 +150,8 @@ async fn a_failed_commit_releases_its_pending_records() {
     let failed = ingest
         .send(events(&["ok", "poison"]))
         .await
-        .expect("ingest answered");
+        .expect("ingest answered")
+        .await;
     assert!(
         matches!(failed, Err(IngestError::Store(_))),
         "the store's error: {failed:?}"
@@ -151,6 +162,7 @@ async fn a_failed_commit_releases_its_pending_records() {
         .send(events(&["a", "b"]))
         .await
         .expect("ingest answered")
+        .await
         .expect("admitted: nothing is pending");
     assert_eq!(next.ids.len(), 2);
     assert_eq!(event_names(&db), vec!["a", "b"]);
@@ -176,6 +188,7 @@ async fn calls_get_a_trace_id_and_long_text_is_cut_and_named() {
         })
         .await
         .expect("ingest answered")
+        .await
         .expect("stored");
     assert_eq!(accepted.ids, vec![1, 2]);
     assert_eq!(accepted.trace_ids[0], "given", "a given trace id is kept");
@@ -202,4 +215,38 @@ async fn calls_get_a_trace_id_and_long_text_is_cut_and_named() {
         "{:?}",
         rows[1].2
     );
+}
+
+#[actix_rt::test]
+async fn a_caller_that_goes_away_leaves_its_records_pending_until_their_commit() {
+    let db = TestDb::new();
+    let store = StoreThread::start(&db.path, |_| {});
+    let ingest = ingest(&store, 100);
+    let hold = store.hold();
+    let committing = ingest
+        .send(events(&["a", "b"]))
+        .await
+        .expect("ingest answered");
+    // The HTTP request goes away (its client hung up) before the commit.
+    drop(committing);
+    assert_eq!(
+        pending(&store.stats),
+        2,
+        "records still queued at the store count against the bound"
+    );
+    hold.release();
+    // The store answers in order: once a later batch is answered, the first
+    // was committed, counted and released.
+    let next = ingest
+        .send(events(&["c"]))
+        .await
+        .expect("ingest answered")
+        .await
+        .expect("stored");
+    assert_eq!(next.ids, vec![3]);
+    assert_eq!(pending(&store.stats), 0);
+    assert_eq!(event_names(&db), vec!["a", "b", "c"]);
+    let stats = store.stats.snapshot();
+    assert_eq!(stats.accepted_requests, 2, "committed, so accepted");
+    assert_eq!(stats.accepted_records_total(), 3);
 }

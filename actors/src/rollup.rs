@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -176,6 +177,50 @@ impl Level {
             Level::Sessions => &["day_ns", "source", "session_id"],
         }
     }
+
+    /// The statements [`Delta::apply`] runs on this level's table, built
+    /// once: the group commit runs them for every key it changes.
+    fn statements(self) -> &'static Statements {
+        static HOURLY: OnceLock<Statements> = OnceLock::new();
+        static SESSIONS: OnceLock<Statements> = OnceLock::new();
+        let cell = match self {
+            Level::Hourly => &HOURLY,
+            Level::Sessions => &SESSIONS,
+        };
+        cell.get_or_init(|| Statements::of(self))
+    }
+}
+
+/// A level's read, write and delete of one rollup row by its key.
+struct Statements {
+    select: String,
+    upsert: String,
+    delete: String,
+}
+
+impl Statements {
+    fn of(level: Level) -> Statements {
+        let table = level.table();
+        let columns = level.key_columns();
+        let matches = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ?{}", i + 1))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let placeholders = (1..=columns.len() + SUM_COLUMN_COUNT)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Statements {
+            select: format!("SELECT {SUM_COLUMNS} FROM {table} WHERE {matches}"),
+            upsert: format!(
+                "INSERT OR REPLACE INTO {table} ({}, {SUM_COLUMNS}) VALUES ({placeholders})",
+                columns.join(", ")
+            ),
+            delete: format!("DELETE FROM {table} WHERE {matches}"),
+        }
+    }
 }
 
 /// What a rollup row sums over.
@@ -193,11 +238,11 @@ pub struct RollupKey {
 }
 
 impl RollupKey {
-    fn values(&self) -> Vec<rusqlite::types::Value> {
-        let mut v: Vec<rusqlite::types::Value> =
-            vec![self.start_ns.into(), self.source.clone().into()];
-        v.extend(self.parts.iter().map(|p| p.clone().into()));
-        v
+    /// The key's values in [`Level::key_columns`] order, borrowed.
+    fn values(&self) -> impl Iterator<Item = &dyn rusqlite::ToSql> {
+        std::iter::once(&self.start_ns as &dyn rusqlite::ToSql)
+            .chain(std::iter::once(&self.source as &dyn rusqlite::ToSql))
+            .chain(self.parts.iter().map(|p| p as &dyn rusqlite::ToSql))
     }
 
     /// Whether `call` adds to this row.
@@ -213,16 +258,6 @@ impl RollupKey {
                 }
                 Level::Sessions => self.parts[0] == call.session_id,
             }
-    }
-
-    fn matches(&self) -> String {
-        self.level
-            .key_columns()
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c} = ?{}", i + 1))
-            .collect::<Vec<_>>()
-            .join(" AND ")
     }
 }
 
@@ -446,37 +481,30 @@ impl Delta {
     /// or deleted once it sums no row.
     pub fn apply(self, conn: &Connection) -> rusqlite::Result<()> {
         for (key, change) in self.sums {
+            let statements = key.level.statements();
             let mut sums = read_sums(conn, &key)?.unwrap_or_default();
             sums.merge(&change, 1);
             sums.latency.settle();
-            let table = key.level.table();
-            let mut values = key.values();
             if sums.rows <= 0 {
-                conn.prepare_cached(&format!("DELETE FROM {table} WHERE {}", key.matches()))?
-                    .execute(rusqlite::params_from_iter(values))?;
+                conn.prepare_cached(&statements.delete)?
+                    .execute(rusqlite::params_from_iter(key.values()))?;
                 continue;
             }
-            let columns = key.level.key_columns();
-            let placeholders: Vec<String> =
-                (1..=columns.len() + 10).map(|i| format!("?{i}")).collect();
-            values.extend([
-                sums.rows.into(),
-                sums.errors.into(),
-                sums.input.into(),
-                sums.output.into(),
-                sums.cache_read.into(),
-                sums.cache_write.into(),
-                sums.cost_reported.into(),
-                sums.cost_estimated.into(),
-                sums.unpriced.into(),
-                sums.latency.encode().into(),
-            ]);
-            conn.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO {table} ({}, {SUM_COLUMNS}) VALUES ({})",
-                columns.join(", "),
-                placeholders.join(", ")
-            ))?
-            .execute(rusqlite::params_from_iter(values))?;
+            let latency = sums.latency.encode();
+            let figures: [&dyn rusqlite::ToSql; SUM_COLUMN_COUNT] = [
+                &sums.rows,
+                &sums.errors,
+                &sums.input,
+                &sums.output,
+                &sums.cache_read,
+                &sums.cache_write,
+                &sums.cost_reported,
+                &sums.cost_estimated,
+                &sums.unpriced,
+                &latency,
+            ];
+            conn.prepare_cached(&statements.upsert)?
+                .execute(rusqlite::params_from_iter(key.values().chain(figures)))?;
         }
         Ok(())
     }
@@ -485,6 +513,9 @@ impl Delta {
 /// The rollup columns after the key, in the order [`sums_from_row`] reads.
 pub const SUM_COLUMNS: &str = "rows, errors, input_tokens, output_tokens, cache_read_tokens,
     cache_write_tokens, cost_reported, cost_estimated, unpriced, latency";
+
+/// How many columns [`SUM_COLUMNS`] names.
+const SUM_COLUMN_COUNT: usize = 10;
 
 /// Reads the sums selected with [`SUM_COLUMNS`] from column `at` on.
 pub fn sums_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Sums> {
@@ -504,15 +535,11 @@ pub fn sums_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Sums> {
 }
 
 fn read_sums(conn: &Connection, key: &RollupKey) -> rusqlite::Result<Option<Sums>> {
-    conn.prepare_cached(&format!(
-        "SELECT {SUM_COLUMNS} FROM {} WHERE {}",
-        key.level.table(),
-        key.matches()
-    ))?
-    .query_row(rusqlite::params_from_iter(key.values()), |r| {
-        sums_from_row(r, 0)
-    })
-    .optional()
+    conn.prepare_cached(&key.level.statements().select)?
+        .query_row(rusqlite::params_from_iter(key.values()), |r| {
+            sums_from_row(r, 0)
+        })
+        .optional()
 }
 
 /// Token counts and identity of a row, for pricing it.
@@ -739,6 +766,20 @@ pub fn reprice_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_level_names_every_sum_column_once() {
+        assert_eq!(SUM_COLUMNS.split(',').count(), SUM_COLUMN_COUNT);
+        for level in [Level::Hourly, Level::Sessions] {
+            let statements = level.statements();
+            let params = level.key_columns().len() + SUM_COLUMN_COUNT;
+            assert!(statements.upsert.contains(&format!("?{params})")));
+            assert!(!statements.upsert.contains(&format!("?{}", params + 1)));
+            for sql in [&statements.select, &statements.upsert, &statements.delete] {
+                assert!(sql.contains(level.table()), "{sql}");
+            }
+        }
+    }
 
     #[test]
     fn buckets_answer_within_two_and_a_half_percent() {

@@ -3,6 +3,7 @@
 //! no lock is ever held across an await or a database call.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use strum::VariantArray;
@@ -328,6 +329,17 @@ impl Stats {
         self.store_pending.fetch_sub(n, Ordering::AcqRel);
     }
 
+    /// Adds an ingest request's `records` to those awaiting commit; returns
+    /// the new total and the request's share, released when it is dropped.
+    pub fn admit(self: &Arc<Self>, records: u64) -> (u64, Admitted) {
+        let total = self.pending_add(records);
+        let share = Admitted {
+            stats: Arc::clone(self),
+            records,
+        };
+        (total, share)
+    }
+
     /// Counts `n` OTLP items of `signal` in a decoded request.
     pub fn otlp_received(&self, signal: Signal, n: u64) {
         self.otlp[signal.index()]
@@ -491,6 +503,32 @@ pub struct OtlpSnapshot {
     pub stored: u64,
     /// Items refused, per reason.
     pub rejected: Vec<(&'static str, u64)>,
+}
+
+/// An ingest request's records between admission and their answer: their
+/// share of the pending-record gauge, released however the request ends
+/// (answered, refused, dropped with a store that stopped), and counted as
+/// accepted once committed.
+pub struct Admitted {
+    stats: Arc<Stats>,
+    records: u64,
+}
+
+impl Admitted {
+    /// Counts the request and its rows as accepted, per table, then
+    /// releases its share.
+    pub fn committed(self, rows: impl IntoIterator<Item = (Table, usize)>) {
+        self.stats.accepted_request();
+        for (table, n) in rows {
+            self.stats.accepted(table, n);
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.stats.pending_sub(self.records);
+    }
 }
 
 /// A copy of [`Stats`] at one moment, as ordered name/value lists.

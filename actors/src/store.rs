@@ -37,7 +37,7 @@ use crate::rollup::{
 };
 use crate::rotate::{self, RotationSettings, RotationTrigger, Target};
 use crate::schema;
-use crate::stats::{ActorName, Stats};
+use crate::stats::{ActorName, Admitted, Stats};
 use crate::supervise::{contain, Panicked};
 use crate::time::now_ns;
 
@@ -78,6 +78,22 @@ pub struct AppendRecords {
     /// Where the follower that read these records from a file now stands;
     /// saved in the same transaction as the records.
     pub position: Option<Position>,
+}
+
+/// An [`AppendRecords`] answered on the sender's own channel: parked like any
+/// append, and its result is sent on `answer` after the commit, with no
+/// future per append on the store's thread. A store that stops first drops
+/// `answer` unanswered.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AppendAndAnswer {
+    /// The records and what they carry.
+    pub append: AppendRecords,
+    /// Where the result goes.
+    pub answer: oneshot::Sender<AppendResult>,
+    /// The ingest request's share of the pending gauge: counted as accepted
+    /// and released just before the answer is sent.
+    pub admitted: Admitted,
 }
 
 /// Answer once the write connection has run a trivial query.
@@ -303,6 +319,36 @@ struct Parked {
     stamp: Stamp,
     position: Option<Position>,
     reply: oneshot::Sender<AppendResult>,
+    /// An ingest request's share of the pending gauge (none for followers'
+    /// and samples' appends).
+    admitted: Option<Admitted>,
+}
+
+impl Parked {
+    /// Sends `result`. An ingest request's records are counted (when
+    /// committed) and released from the pending gauge first, so whoever
+    /// reads the answer sees both; the store lets go of its share of the
+    /// records before the sender can free them.
+    fn answer(self, result: AppendResult) {
+        let Parked {
+            batches,
+            reply,
+            admitted,
+            ..
+        } = self;
+        if let Some(admitted) = admitted {
+            if let Ok(ids) = &result {
+                admitted.committed(
+                    batches
+                        .iter()
+                        .map(Batch::table)
+                        .zip(ids.iter().map(Vec::len)),
+                );
+            }
+        }
+        drop(batches);
+        let _ = reply.send(result);
+    }
 }
 
 /// The single SQLite writer.
@@ -432,7 +478,7 @@ impl StoreActor {
         let Some(conn) = self.conn.as_mut() else {
             let why = StoreError::Unavailable("the write connection is being reopened".into());
             for p in parked {
-                let _ = p.reply.send(Err(why.clone()));
+                p.answer(Err(why.clone()));
             }
             return;
         };
@@ -452,9 +498,7 @@ impl StoreActor {
                 self.stats.committed();
                 tally.record(&self.stats.rows);
                 for (p, result) in parked.into_iter().zip(results) {
-                    let Parked { batches, reply, .. } = p;
-                    drop(batches);
-                    let _ = reply.send(result);
+                    p.answer(result);
                 }
                 self.wrote(ctx);
             }
@@ -464,12 +508,12 @@ impl StoreActor {
                     warn!(self.log, "group commit failed"; "error" => why.to_string(), "appends" => parked.len());
                 }
                 for p in parked {
-                    let _ = p.reply.send(Err(why.clone()));
+                    p.answer(Err(why.clone()));
                 }
             }
             Err(panicked) => {
                 for p in parked {
-                    let _ = p.reply.send(Err(panicked.into()));
+                    p.answer(Err(panicked.into()));
                 }
             }
         }
@@ -566,7 +610,36 @@ impl Supervised for StoreActor {
         self.flush_queued = false;
         let why = StoreError::Panicked(Panicked(ActorName::Store.as_str()));
         for p in self.parked.drain(..) {
-            let _ = p.reply.send(Err(why.clone()));
+            p.answer(Err(why.clone()));
+        }
+    }
+}
+
+impl StoreActor {
+    /// Parks an append for the next group commit, which sends its result on
+    /// `reply`.
+    fn park(
+        &mut self,
+        msg: AppendRecords,
+        reply: oneshot::Sender<AppendResult>,
+        admitted: Option<Admitted>,
+        ctx: &mut Context<Self>,
+    ) {
+        let parked = Parked {
+            batches: msg.batches,
+            stamp: msg.stamp,
+            position: msg.position,
+            reply,
+            admitted,
+        };
+        if self.closed {
+            parked.answer(Err(StoreError::Closed));
+            return;
+        }
+        self.parked.push(parked);
+        if !self.flush_queued {
+            self.flush_queued = true;
+            ctx.notify(Flush);
         }
     }
 }
@@ -575,25 +648,21 @@ impl Handler<AppendRecords> for StoreActor {
     type Result = ResponseFuture<AppendResult>;
 
     fn handle(&mut self, msg: AppendRecords, ctx: &mut Context<Self>) -> Self::Result {
-        if self.closed {
-            return Box::pin(async { Err(StoreError::Closed) });
-        }
         let (reply, answer) = oneshot::channel();
-        self.parked.push(Parked {
-            batches: msg.batches,
-            stamp: msg.stamp,
-            position: msg.position,
-            reply,
-        });
-        if !self.flush_queued {
-            self.flush_queued = true;
-            ctx.notify(Flush);
-        }
+        self.park(msg, reply, None, ctx);
         Box::pin(async move {
             answer
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Panicked(Panicked(ActorName::Store.as_str()))))
         })
+    }
+}
+
+impl Handler<AppendAndAnswer> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AppendAndAnswer, ctx: &mut Context<Self>) {
+        self.park(msg.append, msg.answer, Some(msg.admitted), ctx);
     }
 }
 

@@ -378,19 +378,29 @@ async fn store(
     batch: Batch,
     source: Source,
 ) -> Result<Accepted, ApiError> {
-    ingest
-        .send(IngestBatch { batch, source })
-        .timeout(COMMIT_WAIT)
+    let committed = async {
+        match ingest.send(IngestBatch { batch, source }).await {
+            Ok(committing) => committing.await.map_err(ApiError::from),
+            Err(e) => Err(not_answered(format!("the store did not answer: {e}"))),
+        }
+    };
+    actix_web::rt::time::timeout(COMMIT_WAIT, committed)
         .await
-        .map_err(|e| {
-            ApiError::new(
-                RejectReason::Internal,
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the store did not answer: {e}"),
-            )
-            .retry_after(1)
-        })?
-        .map_err(ApiError::from)
+        .unwrap_or_else(|_| {
+            Err(not_answered(format!(
+                "the store did not answer within {COMMIT_WAIT:?}"
+            )))
+        })
+}
+
+/// The store (or this worker's IngestActor) did not answer: try again soon.
+fn not_answered(message: String) -> ApiError {
+    ApiError::new(
+        RejectReason::Internal,
+        StatusCode::SERVICE_UNAVAILABLE,
+        message,
+    )
+    .retry_after(1)
 }
 
 /// Undoes `Content-Encoding: gzip` (every member), refusing output past
