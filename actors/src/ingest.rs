@@ -229,9 +229,6 @@ impl Handler<IngestBatch> for IngestActor {
                 limit,
             });
         }
-        if !self.store.connected() {
-            return Committing::refused(IngestError::StoreGone);
-        }
 
         let derived = llm_view::derived_calls(&batch);
         let batches: Arc<Vec<_>> = Arc::new(std::iter::once(batch).chain(derived).collect());
@@ -249,7 +246,8 @@ impl Handler<IngestBatch> for IngestActor {
         // Queued whatever the mailbox holds (admission above is the bound).
         // The store counts and releases `admitted` as it answers, so a caller
         // that goes away does not take its records out of the gauge before
-        // they are committed; a store that stops first drops both.
+        // they are committed. A store gone for good (its mailbox closed)
+        // drops the message, and with it both, here or once it stops.
         self.store.do_send(AppendAndAnswer {
             append: AppendRecords {
                 batches,
@@ -268,8 +266,8 @@ impl Handler<IngestBatch> for IngestActor {
                     trace_ids,
                 }),
                 Ok(Err(e)) => Err(e.into()),
-                // The store dropped the append unanswered: its mailbox closed
-                // (it stopped for good) after the check above, or at shutdown
+                // The store dropped the append unanswered: its mailbox was
+                // closed (it stopped for good), or it stopped at shutdown
                 // with the append still queued. A contained crash answers.
                 Err(_) => Err(IngestError::StoreGone),
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::{IngestActor, IngestBatch, IngestError, IngestSettings};
+use super::{Accepted, IngestActor, IngestBatch, IngestError, IngestSettings};
 use crate::records::{Batch, LlmCall, Source};
 use crate::stats::Stats;
 use crate::test_support::{event, event_names, quiet, refuse_poison, StoreThread, TestDb};
@@ -33,6 +33,13 @@ fn events(names: &[&str]) -> IngestBatch {
     }
 }
 
+/// The IngestActor's answer to a sent batch, awaited to its commit.
+async fn answered(
+    sent: actix::dev::Request<IngestActor, IngestBatch>,
+) -> Result<Accepted, IngestError> {
+    sent.await.expect("ingest answered").await
+}
+
 fn pending(stats: &Stats) -> u64 {
     stats.snapshot().store_pending
 }
@@ -46,11 +53,7 @@ async fn past_the_bound_a_batch_is_refused_until_the_store_catches_up() {
     // Two records reach the store and wait there.
     let held = ingest.send(events(&["a", "b"]));
     // One more is past the bound of two: refused at once, saying by how much.
-    let refused = ingest
-        .send(events(&["c"]))
-        .await
-        .expect("ingest answered")
-        .await;
+    let refused = answered(ingest.send(events(&["c"]))).await;
     assert_eq!(
         refused,
         Err(IngestError::Backpressure {
@@ -60,16 +63,11 @@ async fn past_the_bound_a_batch_is_refused_until_the_store_catches_up() {
     );
     assert_eq!(pending(&store.stats), 2, "the refused record was not added");
     hold.release();
-    let accepted = held.await.expect("ingest answered").await.expect("stored");
+    let accepted = answered(held).await.expect("stored");
     assert_eq!(accepted.ids, vec![1, 2]);
     assert_eq!(pending(&store.stats), 0, "released once committed");
     // The store caught up: admitted again.
-    let again = ingest
-        .send(events(&["c"]))
-        .await
-        .expect("ingest answered")
-        .await
-        .expect("stored");
+    let again = answered(ingest.send(events(&["c"]))).await.expect("stored");
     assert_eq!(again.ids, vec![3]);
     assert_eq!(event_names(&db), vec!["a", "b", "c"]);
     let stats = store.stats.snapshot();
@@ -88,7 +86,7 @@ async fn within_the_bound_batches_are_admitted_while_others_wait() {
     let third = ingest.send(events(&["d"]));
     // The third arrives with three pending: one past the bound.
     assert_eq!(
-        third.await.expect("ingest answered").await,
+        answered(third).await,
         Err(IngestError::Backpressure {
             pending: 3,
             limit: 3
@@ -96,14 +94,8 @@ async fn within_the_bound_batches_are_admitted_while_others_wait() {
     );
     assert_eq!(pending(&store.stats), 3);
     hold.release();
-    assert_eq!(
-        first.await.expect("answered").await.expect("stored").ids,
-        vec![1]
-    );
-    assert_eq!(
-        second.await.expect("answered").await.expect("stored").ids,
-        vec![2, 3]
-    );
+    assert_eq!(answered(first).await.expect("stored").ids, vec![1]);
+    assert_eq!(answered(second).await.expect("stored").ids, vec![2, 3]);
     assert_eq!(pending(&store.stats), 0);
 }
 
@@ -112,10 +104,7 @@ async fn a_lone_batch_larger_than_the_bound_is_admitted() {
     let db = TestDb::new();
     let store = StoreThread::start(&db.path, |_| {});
     let ingest = ingest(&store, 2);
-    let accepted = ingest
-        .send(events(&["a", "b", "c", "d", "e"]))
-        .await
-        .expect("ingest answered")
+    let accepted = answered(ingest.send(events(&["a", "b", "c", "d", "e"])))
         .await
         .expect("a lone batch is never refused, however large");
     assert_eq!(accepted.ids, vec![1, 2, 3, 4, 5]);
@@ -123,11 +112,7 @@ async fn a_lone_batch_larger_than_the_bound_is_admitted() {
     // But one larger than the bound is refused while anything else waits.
     let hold = store.hold();
     let waiting = ingest.send(events(&["f"]));
-    let big = ingest
-        .send(events(&["g", "h", "i"]))
-        .await
-        .expect("ingest answered")
-        .await;
+    let big = answered(ingest.send(events(&["g", "h", "i"]))).await;
     assert_eq!(
         big,
         Err(IngestError::Backpressure {
@@ -136,10 +121,7 @@ async fn a_lone_batch_larger_than_the_bound_is_admitted() {
         })
     );
     hold.release();
-    assert_eq!(
-        waiting.await.expect("answered").await.expect("stored").ids,
-        vec![6]
-    );
+    assert_eq!(answered(waiting).await.expect("stored").ids, vec![6]);
 }
 
 #[actix_rt::test]
@@ -147,21 +129,14 @@ async fn a_failed_commit_releases_its_pending_records() {
     let db = TestDb::new();
     let store = StoreThread::start(&db.path, |conn| refuse_poison(conn, "events", "name"));
     let ingest = ingest(&store, 2);
-    let failed = ingest
-        .send(events(&["ok", "poison"]))
-        .await
-        .expect("ingest answered")
-        .await;
+    let failed = answered(ingest.send(events(&["ok", "poison"]))).await;
     assert!(
         matches!(failed, Err(IngestError::Store(_))),
         "the store's error: {failed:?}"
     );
     assert_eq!(pending(&store.stats), 0, "the refused batch holds nothing");
     assert_eq!(store.stats.snapshot().accepted_requests, 0);
-    let next = ingest
-        .send(events(&["a", "b"]))
-        .await
-        .expect("ingest answered")
+    let next = answered(ingest.send(events(&["a", "b"])))
         .await
         .expect("admitted: nothing is pending");
     assert_eq!(next.ids.len(), 2);
@@ -181,15 +156,12 @@ async fn calls_get_a_trace_id_and_long_text_is_cut_and_named() {
         input_text: Some(input.into()),
         ..LlmCall::default()
     };
-    let accepted = ingest
-        .send(IngestBatch {
-            batch: Batch::LlmCalls(vec![call(Some("given"), "short"), call(None, "123456789")]),
-            source: Source::Native,
-        })
-        .await
-        .expect("ingest answered")
-        .await
-        .expect("stored");
+    let accepted = answered(ingest.send(IngestBatch {
+        batch: Batch::LlmCalls(vec![call(Some("given"), "short"), call(None, "123456789")]),
+        source: Source::Native,
+    }))
+    .await
+    .expect("stored");
     assert_eq!(accepted.ids, vec![1, 2]);
     assert_eq!(accepted.trace_ids[0], "given", "a given trace id is kept");
     assert_eq!(accepted.trace_ids[1].len(), 36, "a UUID is assigned");
@@ -237,12 +209,7 @@ async fn a_caller_that_goes_away_leaves_its_records_pending_until_their_commit()
     hold.release();
     // The store answers in order: once a later batch is answered, the first
     // was committed, counted and released.
-    let next = ingest
-        .send(events(&["c"]))
-        .await
-        .expect("ingest answered")
-        .await
-        .expect("stored");
+    let next = answered(ingest.send(events(&["c"]))).await.expect("stored");
     assert_eq!(next.ids, vec![3]);
     assert_eq!(pending(&store.stats), 0);
     assert_eq!(event_names(&db), vec!["a", "b", "c"]);
