@@ -24,6 +24,8 @@ const DAEMON: &str = env!("CARGO_BIN_EXE_openclaw-trace");
 struct Started {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The threads reading stdout and stderr; each ends at its stream's end.
+    readers: Vec<std::thread::JoinHandle<()>>,
     /// The database and the gateway's exit file.
     dir: tempfile::TempDir,
 }
@@ -58,18 +60,26 @@ impl Started {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().expect("piped");
         let err = child.stderr.take().expect("piped");
-        for stream in [
+        let readers = [
             Box::new(out) as Box<dyn std::io::Read + Send>,
             Box::new(err) as Box<dyn std::io::Read + Send>,
-        ] {
+        ]
+        .into_iter()
+        .map(|stream| {
             let lines = Arc::clone(&lines);
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     lines.lock().expect("lines").push(line);
                 }
-            });
+            })
+        })
+        .collect();
+        Started {
+            child,
+            lines,
+            readers,
+            dir,
         }
-        Started { child, lines, dir }
     }
 
     /// The JSON lines printed so far by `service` (`openclaw-trace` or
@@ -139,13 +149,19 @@ impl Started {
         }
     }
 
-    /// Waits for the script to exit (a hang guard of a minute).
+    /// Waits for the script to exit, then for its output to end so that
+    /// every line it printed is in `lines` (a hang guard of a minute each).
     fn wait_exit(&mut self) -> ExitStatus {
+        let status = self.wait_child();
+        self.wait_output_end();
+        status
+    }
+
+    /// Waits for the script's process to exit (a hang guard of a minute).
+    fn wait_child(&mut self) -> ExitStatus {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
                 return status;
             }
             assert!(
@@ -156,13 +172,29 @@ impl Started {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Waits until both reader threads have reached the end of their
+    /// stream: the script and every process that shares its stdout and
+    /// stderr have closed them. A process left holding them fails the test
+    /// after a minute.
+    fn wait_output_end(&self) {
+        let start = Instant::now();
+        while !self.readers.iter().all(|r| r.is_finished()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the script exited but its output stayed open (a process it started still holds it); lines: {:#?}",
+                self.lines.lock().expect("lines")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Drop for Started {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
             self.signal(libc::SIGTERM);
-            let _ = self.wait_exit();
+            let _ = self.wait_child();
         }
     }
 }

@@ -500,12 +500,19 @@ fn health_and_status_report_the_store() {
 
 #[test]
 fn the_go_sidecar_health_fields_carry_their_values() {
+    let launched = std::time::Instant::now();
     let d = std::sync::Arc::new(Daemon::start(&[("TRACE_MAX_PENDING_RECORDS", "3")]));
     let at_rest = d.status();
     assert_eq!(at_rest["status"], "ok", "{at_rest}");
     assert_eq!(at_rest["db_status"], "ok");
     assert_eq!(at_rest["version"], env!("CARGO_PKG_VERSION"));
-    assert!(at_rest["uptime_seconds"].is_u64(), "{at_rest}");
+    // Whole seconds since the daemon started: never more than since its
+    // launch, and counting.
+    let uptime = |s: &Value| s["uptime_seconds"].as_u64().expect("uptime_seconds");
+    assert!(
+        uptime(&at_rest) <= launched.elapsed().as_secs(),
+        "{at_rest}"
+    );
     assert_eq!(at_rest["queue_depth"], 0);
     assert_eq!(
         at_rest["events_received"], 0,
@@ -574,4 +581,10 @@ fn the_go_sidecar_health_fields_carry_their_values() {
     assert_eq!(done["queue_depth"], 0);
     assert_eq!(done["events_received"], 7);
     assert_eq!(done["status"], "ok");
+
+    let counted = d.wait_status("a second of uptime", |s| uptime(s) >= 1);
+    assert!(
+        uptime(&counted) <= launched.elapsed().as_secs(),
+        "{counted}"
+    );
 }

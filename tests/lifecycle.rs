@@ -305,6 +305,9 @@ fn a_bad_value_of_every_checked_variable_exits_2_naming_it() {
     let db = dir.path().join("never-created.db");
     for (name, bad) in [
         ("TRACE_LISTEN_ADDR", "localhost"),
+        ("TRACE_OTLP_LISTEN_ADDR", "4318"),
+        ("TRACE_HEALTH_LISTEN_ADDR", "localhost:9091"),
+        ("TRACE_OPENCLAW_METRIC_PREFIX", "1acme."),
         ("TRACE_DB_PATH", ""),
         ("TRACE_LOG_LEVEL", "loud"),
         ("TRACE_MAX_TEXT_BYTES", "-1"),
@@ -325,6 +328,9 @@ fn a_bad_value_of_every_checked_variable_exits_2_naming_it() {
         ("TRACE_DB_MAX_BYTES", "1 bucket"),
         ("TRACE_DISK_MAX_PERCENT", "150"),
         ("TRACE_PRICES_FILE", "/nonexistent/prices.txt"),
+        ("TRACE_OPENCLAW_POLL", "often"),
+        ("TRACE_OPENCLAW_POLL", "10ms"),
+        ("TRACE_OPENCLAW_LOG", "/var/log/openclaw-[unclosed.log"),
     ] {
         let mut cmd = Command::new(BIN);
         cmd.env_clear()

@@ -138,6 +138,7 @@ fn expect_rows(keys: &HashSet<String>, tag: &str, n: usize) {
 #[test]
 fn batches_carry_the_go_sidecar_envelope_and_headers() {
     let receiver = Receiver::start(Box::new(|_, _| ok()));
+    let started_ns = openclaw_trace_actors::time::now_ns();
     let d = start(&receiver.url, &[("TRACE_PUSH_API_KEY", "k3y")]);
     assert_eq!(
         d.post_json(
@@ -228,7 +229,22 @@ fn batches_carry_the_go_sidecar_envelope_and_headers() {
     let push = &d.status()["push"];
     assert!(push["rows_pushed"].as_u64() >= Some(2), "{push}");
     assert_eq!(push["consecutive_failures"], 0);
-    assert_eq!(d.status()["last_push_status"], "ok");
+    let status = d.status();
+    assert_eq!(status["last_push_status"], "ok");
+    // The Go sidecar's `last_push_time`: the last success, as an RFC 3339
+    // time within this test.
+    assert_eq!(
+        status["last_push_time"], status["push"]["last_success"],
+        "{status}"
+    );
+    let pushed_at = status["last_push_time"]
+        .as_str()
+        .and_then(openclaw_trace_actors::time::rfc3339_ns)
+        .unwrap_or_else(|| panic!("last_push_time is an RFC 3339 time: {status}"));
+    assert!(
+        (started_ns..=openclaw_trace_actors::time::now_ns()).contains(&pushed_at),
+        "last_push_time within the test: {status}"
+    );
 }
 
 #[test]

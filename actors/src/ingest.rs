@@ -24,6 +24,7 @@ use crate::records::{truncate_text, Batch, Source, Stamp};
 use crate::stats::{ActorName, Stats};
 use crate::store::{AppendAndAnswer, AppendRecords, StoreError};
 use crate::supervise::{contain, Panicked};
+use crate::time::now_ns;
 
 /// Why a batch was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -283,8 +284,6 @@ impl Handler<crate::fault::InjectFault> for IngestActor {
         self.fault = Some(msg.0);
     }
 }
-
-pub use crate::time::now_ns;
 
 #[cfg(test)]
 #[path = "ingest_tests.rs"]
