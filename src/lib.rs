@@ -123,58 +123,11 @@ pub async fn run(
 ) -> Result<(), RunError> {
     keep_large_buffers_off_the_heap(&log);
     let db_dir = db_dir(&config.db_path);
-    let engine = Engine::start(
-        EngineConfig {
-            db_path: config.db_path.clone(),
-            ingest: IngestSettings {
-                agent_id: config.agent_id.clone(),
-                max_text_bytes: config.max_text_bytes,
-                max_pending_records: config.max_pending_records,
-                openclaw_metric_prefix: config.openclaw_metric_prefix.as_str().into(),
-            },
-            metrics: MetricsSettings {
-                interval: config.metrics_interval,
-                db_dir: db_dir.clone(),
-                agent_process: config.agent_process.clone(),
-                agent_id: config.agent_id.clone(),
-            },
-            push: config.push.as_ref().map(|p| PushSettings {
-                endpoint: p.endpoint.clone(),
-                interval: p.interval,
-                api_key: p.api_key.clone(),
-                format: p.format,
-                max_batch_bytes: p.max_batch_bytes,
-                max_batch_rows: 10_000,
-                timeout: p.timeout,
-                max_retry_wait: Duration::from_secs(60),
-                backoff: (Duration::from_millis(500), Duration::from_secs(30)),
-                agent_id: config.agent_id.clone(),
-            }),
-            rotation: RotationSettings {
-                interval: config.rotation.interval,
-                first_delay: FIRST_ROTATION.min(config.rotation.interval),
-                max_age: config.rotation.max_age,
-                max_db_bytes: config.rotation.max_db_bytes,
-                disk_max_percent: config.rotation.disk_max_percent,
-                db_path: config.db_path.clone(),
-                db_dir,
-                chunk_rows: ROTATION_CHUNK_ROWS,
-            },
-            pricing: Arc::clone(&config.prices).into(),
-            follow: FollowSettings {
-                state_dir: config.openclaw.state_dir.clone(),
-                log_patterns: config.openclaw.log_patterns.clone(),
-                poll: config.openclaw.poll,
-                agent_id: config.agent_id.clone(),
-                max_text_bytes: config.max_text_bytes,
-                max_pending_records: config.max_pending_records,
-            },
-        },
-        &log,
-    )
-    .map_err(|source| RunError::Database {
-        path: config.db_path.display().to_string(),
-        source,
+    let engine = Engine::start(engine_config(&config, db_dir), &log).map_err(|source| {
+        RunError::Database {
+            path: config.db_path.display().to_string(),
+            source,
+        }
     })?;
     let engine = Arc::new(engine);
     let report = listeners.report()?;
@@ -270,6 +223,56 @@ pub async fn run(
     engine.shutdown(Instant::now() + FINAL_PUSH).await?;
     info!(log, "shutdown complete");
     Ok(())
+}
+
+/// The actors' settings from the daemon's configuration.
+fn engine_config(config: &Config, db_dir: std::path::PathBuf) -> EngineConfig {
+    EngineConfig {
+        db_path: config.db_path.clone(),
+        ingest: IngestSettings {
+            agent_id: config.agent_id.clone(),
+            max_text_bytes: config.max_text_bytes,
+            max_pending_records: config.max_pending_records,
+            openclaw_metric_prefix: config.openclaw_metric_prefix.as_str().into(),
+        },
+        metrics: MetricsSettings {
+            interval: config.metrics_interval,
+            db_dir: db_dir.clone(),
+            agent_process: config.agent_process.clone(),
+            agent_id: config.agent_id.clone(),
+        },
+        push: config.push.as_ref().map(|p| PushSettings {
+            endpoint: p.endpoint.clone(),
+            interval: p.interval,
+            api_key: p.api_key.clone(),
+            format: p.format,
+            max_batch_bytes: p.max_batch_bytes,
+            max_batch_rows: 10_000,
+            timeout: p.timeout,
+            max_retry_wait: Duration::from_secs(60),
+            backoff: (Duration::from_millis(500), Duration::from_secs(30)),
+            agent_id: config.agent_id.clone(),
+        }),
+        rotation: RotationSettings {
+            interval: config.rotation.interval,
+            first_delay: FIRST_ROTATION.min(config.rotation.interval),
+            max_age: config.rotation.max_age,
+            max_db_bytes: config.rotation.max_db_bytes,
+            disk_max_percent: config.rotation.disk_max_percent,
+            db_path: config.db_path.clone(),
+            db_dir,
+            chunk_rows: ROTATION_CHUNK_ROWS,
+        },
+        pricing: Arc::clone(&config.prices).into(),
+        follow: FollowSettings {
+            state_dir: config.openclaw.state_dir.clone(),
+            log_patterns: config.openclaw.log_patterns.clone(),
+            poll: config.openclaw.poll,
+            agent_id: config.agent_id.clone(),
+            max_text_bytes: config.max_text_bytes,
+            max_pending_records: config.max_pending_records,
+        },
+    }
 }
 
 /// The directory holding the database (its filesystem is the one to watch).

@@ -136,22 +136,7 @@ impl Engine {
     /// Opens and migrates the database, then starts the actors. Must run
     /// inside an actix system.
     pub fn start(config: EngineConfig, log: &Logger) -> Result<Engine, SchemaError> {
-        let mut migrated = None;
-        let mut conn = schema::open_writer_telling(&config.db_path, |from| {
-            slog::info!(log, "migrating the database to the current schema (once; seconds on a file of millions of rows)";
-                "from_version" => from, "to_version" => schema::SCHEMA_VERSION);
-            migrated = Some(Instant::now());
-        })?;
-        if let Some(started) = migrated {
-            slog::info!(log, "database migrated"; "took_ms" => started.elapsed().as_millis() as u64);
-        }
-        // Rows priced by other prices (or by none: an upgraded file) are
-        // priced again by the store, a step at a time between writes.
-        let repricing = rollup::repricing_due(&conn, &config.pricing.fingerprint)?;
-        if let Some(job) = &repricing {
-            slog::info!(log, "the price table changed; pricing stored LLM calls again in the background";
-                "rows_up_to_id" => job.upto_id, "fingerprint" => &config.pricing.fingerprint);
-        }
+        let (mut conn, repricing) = open_database(&config, log)?;
         // Counted once here; the store keeps the counts from now on.
         let counts = crate::query::count_rows(&mut conn).map_err(query_error)?;
         let dead_letters = crate::query::count_dead_letters(&conn).map_err(query_error)?;
@@ -236,39 +221,17 @@ impl Engine {
                 (addr, view)
             });
         let follow = FollowView::default();
-        let settings = Arc::new(config.follow);
-        let follow_arbiter =
-            (settings.state_dir.is_some() || !settings.log_patterns.is_empty()).then(Arbiter::new);
         let sink = Sink {
             store: store.clone().recipient(),
             stats: Arc::clone(&stats),
             pool: pool.clone(),
             view: follow.clone(),
         };
-        let transcript =
-            settings
-                .state_dir
-                .clone()
-                .zip(follow_arbiter.as_ref())
-                .map(|(dir, arbiter)| {
-                    let (settings, sink) = (Arc::clone(&settings), sink.clone());
-                    let log = log.new(o!("actor" => ActorName::Transcript.as_str()));
-                    Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                        let follower = Transcripts::new(dir.clone());
-                        FollowActor::new(follower, Arc::clone(&settings), sink.clone(), log.clone())
-                    })
-                });
-        let gateway_log = follow_arbiter
-            .as_ref()
-            .filter(|_| !settings.log_patterns.is_empty())
-            .map(|arbiter| {
-                let (settings, sink) = (Arc::clone(&settings), sink.clone());
-                let log = log.new(o!("actor" => ActorName::GatewayLog.as_str()));
-                Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                    let follower = GatewayLog::new(settings.log_patterns.clone());
-                    FollowActor::new(follower, Arc::clone(&settings), sink.clone(), log.clone())
-                })
-            });
+        let Followers {
+            transcript,
+            gateway_log,
+            arbiter: follow_arbiter,
+        } = start_followers(config.follow, sink, log);
         Ok(Engine {
             follow,
             transcript,
@@ -361,6 +324,76 @@ impl Engine {
             let _ = (actor, kind);
             Err(FaultError::Disabled)
         }
+    }
+}
+
+/// The writer's connection, opened and migrated, and the repricing due if
+/// the price table changed since the rows were priced.
+fn open_database(
+    config: &EngineConfig,
+    log: &Logger,
+) -> Result<(rusqlite::Connection, Option<rollup::Repricing>), SchemaError> {
+    let mut migrated = None;
+    let conn = schema::open_writer_telling(&config.db_path, |from| {
+        slog::info!(log, "migrating the database to the current schema (once; seconds on a file of millions of rows)";
+            "from_version" => from, "to_version" => schema::SCHEMA_VERSION);
+        migrated = Some(Instant::now());
+    })?;
+    if let Some(started) = migrated {
+        slog::info!(log, "database migrated"; "took_ms" => started.elapsed().as_millis() as u64);
+    }
+    // Rows priced by other prices (or by none: an upgraded file) are
+    // priced again by the store, a step at a time between writes.
+    let repricing = rollup::repricing_due(&conn, &config.pricing.fingerprint)?;
+    if let Some(job) = &repricing {
+        slog::info!(log, "the price table changed; pricing stored LLM calls again in the background";
+            "rows_up_to_id" => job.upto_id, "fingerprint" => &config.pricing.fingerprint);
+    }
+    Ok((conn, repricing))
+}
+
+/// The OpenClaw followers that run, and their thread.
+struct Followers {
+    transcript: Option<Addr<FollowActor<Transcripts>>>,
+    gateway_log: Option<Addr<FollowActor<GatewayLog>>>,
+    /// The followers' own thread (their reads block), when either runs.
+    arbiter: Option<Arbiter>,
+}
+
+/// Starts the transcript and gateway log followers that `settings` asks
+/// for, on one thread of their own, handing what they read to `sink`.
+fn start_followers(settings: FollowSettings, sink: Sink, log: &Logger) -> Followers {
+    let settings = Arc::new(settings);
+    let follow_arbiter =
+        (settings.state_dir.is_some() || !settings.log_patterns.is_empty()).then(Arbiter::new);
+    let transcript =
+        settings
+            .state_dir
+            .clone()
+            .zip(follow_arbiter.as_ref())
+            .map(|(dir, arbiter)| {
+                let (settings, sink) = (Arc::clone(&settings), sink.clone());
+                let log = log.new(o!("actor" => ActorName::Transcript.as_str()));
+                Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                    let follower = Transcripts::new(dir.clone());
+                    FollowActor::new(follower, Arc::clone(&settings), sink.clone(), log.clone())
+                })
+            });
+    let gateway_log = follow_arbiter
+        .as_ref()
+        .filter(|_| !settings.log_patterns.is_empty())
+        .map(|arbiter| {
+            let (settings, sink) = (Arc::clone(&settings), sink.clone());
+            let log = log.new(o!("actor" => ActorName::GatewayLog.as_str()));
+            Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                let follower = GatewayLog::new(settings.log_patterns.clone());
+                FollowActor::new(follower, Arc::clone(&settings), sink.clone(), log.clone())
+            })
+        });
+    Followers {
+        transcript,
+        gateway_log,
+        arbiter: follow_arbiter,
     }
 }
 

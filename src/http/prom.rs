@@ -6,11 +6,14 @@
 //! rare (every 15-60 s), and the daemon's state stays in one place.
 
 use actix_web::{web, HttpResponse};
+use openclaw_trace_actors::engine::Engine;
 use openclaw_trace_actors::metrics::{
     CgroupSample, CpuSample, DiskIoSample, FilesystemSample, HostSample, MemorySample,
     NetworkSample,
 };
+use openclaw_trace_actors::push::PushStatus;
 use openclaw_trace_actors::query;
+use openclaw_trace_actors::stats::StatsSnapshot;
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 use super::AppState;
@@ -48,9 +51,6 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let f = Families(Registry::new());
     let engine = &state.engine;
     let s = engine.stats.snapshot();
-    let pairs = |v: &[(&'static str, u64)]| -> Vec<(Vec<&'static str>, u64)> {
-        v.iter().map(|(k, n)| (vec![*k], *n)).collect()
-    };
 
     f.gauge(
         "uptime_seconds",
@@ -58,6 +58,48 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &[],
         &[(vec![], s.uptime_seconds as f64)],
     );
+    ingest_families(&f, &s);
+    rotation_families(&f, &s, &engine.rotation_settings);
+    http_families(&f, &state);
+    store_families(&f, &s, engine);
+    // A stat can block (a slow or stuck volume): not on an HTTP worker.
+    let path = engine.db_path.clone();
+    let files = web::block(move || query::file_sizes(&path))
+        .await
+        .unwrap_or_default();
+    f.gauge(
+        "database_size_bytes",
+        "Size of the database's files.",
+        &["file"],
+        &[
+            (vec!["main"], files.db_bytes as f64),
+            (vec!["wal"], files.wal_bytes as f64),
+        ],
+    );
+    if let Some((_, view)) = &engine.push {
+        push_families(&f, &view.get());
+    }
+    if let Some(host) = engine.host.get() {
+        host_families(&f, &host);
+    }
+
+    let mut body = Vec::new();
+    let encoder = TextEncoder::new();
+    match encoder.encode(&f.0.gather(), &mut body) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type(format!("{}; charset=utf-8", encoder.format_type()))
+            .body(body),
+        Err(e) => HttpResponse::InternalServerError().body(format!("encoding metrics: {e}")),
+    }
+}
+
+/// `(label, count)` pairs as one-label samples.
+fn pairs(v: &[(&'static str, u64)]) -> Vec<(Vec<&'static str>, u64)> {
+    v.iter().map(|(k, n)| (vec![*k], *n)).collect()
+}
+
+/// Requests and records accepted and refused, native and OTLP.
+fn ingest_families(f: &Families, s: &StatsSnapshot) {
     f.counter(
         "ingest_requests_accepted_total",
         "Ingest requests whose records were all committed.",
@@ -106,7 +148,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &["signal", "reason"],
         &rejected,
     );
-    rotation_families(&f, &s, &engine.rotation_settings);
+}
+
+/// The request bytes held and the connections evicted.
+fn http_families(f: &Families, state: &AppState) {
     f.gauge(
         "http_inflight_body_bytes",
         "Request bytes held now by requests not yet answered (read, then decompressed).",
@@ -125,6 +170,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &[],
         &[(vec![], super::conn_watch::evicted_connections())],
     );
+}
+
+/// The store's commits and backlog, the actors' restarts and panics, the
+/// log lines lost, and the rows per table.
+fn store_families(f: &Families, s: &StatsSnapshot, engine: &Engine) {
     f.counter(
         "store_commits_total",
         "Transactions the store committed.",
@@ -155,92 +205,65 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &["reason"],
         &pairs(&crate::logging::dropped_log_lines_by_reason()),
     );
-    {
-        let tables = engine.stats.rows.tables();
-        let rows: Vec<_> = tables
-            .iter()
-            .map(|t| (vec![t.table], t.rows as f64))
-            .collect();
-        let unpushed: Vec<_> = tables
-            .iter()
-            .map(|t| (vec![t.table], t.unpushed as f64))
-            .collect();
-        f.gauge("table_rows", "Rows stored, per table.", &["table"], &rows);
-        f.gauge(
-            "table_unpushed_rows",
-            "Rows not yet pushed, per table.",
-            &["table"],
-            &unpushed,
-        );
-    }
-    // A stat can block (a slow or stuck volume): not on an HTTP worker.
-    let path = engine.db_path.clone();
-    let files = web::block(move || query::file_sizes(&path))
-        .await
-        .unwrap_or_default();
+    let tables = engine.stats.rows.tables();
+    let rows: Vec<_> = tables
+        .iter()
+        .map(|t| (vec![t.table], t.rows as f64))
+        .collect();
+    let unpushed: Vec<_> = tables
+        .iter()
+        .map(|t| (vec![t.table], t.unpushed as f64))
+        .collect();
+    f.gauge("table_rows", "Rows stored, per table.", &["table"], &rows);
     f.gauge(
-        "database_size_bytes",
-        "Size of the database's files.",
-        &["file"],
-        &[
-            (vec!["main"], files.db_bytes as f64),
-            (vec!["wal"], files.wal_bytes as f64),
-        ],
+        "table_unpushed_rows",
+        "Rows not yet pushed, per table.",
+        &["table"],
+        &unpushed,
     );
-    if let Some((_, view)) = &engine.push {
-        let p = view.get();
-        let one = |v: u64| [(vec![], v)];
-        f.counter(
-            "push_batches_total",
-            "Batches the remote accepted.",
-            &[],
-            &one(p.batches_pushed),
-        );
-        f.counter(
-            "push_rows_total",
-            "Rows the remote accepted.",
-            &[],
-            &one(p.rows_pushed),
-        );
-        f.counter(
-            "push_bytes_total",
-            "Compressed bytes the remote accepted.",
-            &[],
-            &one(p.bytes_pushed),
-        );
-        f.counter("push_retries_total", "Sends retried.", &[], &one(p.retries));
-        f.counter(
-            "push_dead_lettered_total",
-            "Records the remote refused for good.",
-            &[],
-            &one(p.dead_lettered),
-        );
-        f.gauge(
-            "push_consecutive_failures",
-            "Failed sends since the last delivery.",
-            &[],
-            &[(vec![], p.consecutive_failures as f64)],
-        );
-        if let Some(ns) = p.last_success_ns {
-            f.gauge(
-                "push_last_success_timestamp_seconds",
-                "When a batch was last delivered.",
-                &[],
-                &[(vec![], ns as f64 / 1e9)],
-            );
-        }
-    }
-    if let Some(host) = engine.host.get() {
-        host_families(&f, &host);
-    }
+}
 
-    let mut body = Vec::new();
-    let encoder = TextEncoder::new();
-    match encoder.encode(&f.0.gather(), &mut body) {
-        Ok(()) => HttpResponse::Ok()
-            .content_type(format!("{}; charset=utf-8", encoder.format_type()))
-            .body(body),
-        Err(e) => HttpResponse::InternalServerError().body(format!("encoding metrics: {e}")),
+/// What the push delivered, retried and gave up.
+fn push_families(f: &Families, p: &PushStatus) {
+    let one = |v: u64| [(vec![], v)];
+    f.counter(
+        "push_batches_total",
+        "Batches the remote accepted.",
+        &[],
+        &one(p.batches_pushed),
+    );
+    f.counter(
+        "push_rows_total",
+        "Rows the remote accepted.",
+        &[],
+        &one(p.rows_pushed),
+    );
+    f.counter(
+        "push_bytes_total",
+        "Compressed bytes the remote accepted.",
+        &[],
+        &one(p.bytes_pushed),
+    );
+    f.counter("push_retries_total", "Sends retried.", &[], &one(p.retries));
+    f.counter(
+        "push_dead_lettered_total",
+        "Records the remote refused for good.",
+        &[],
+        &one(p.dead_lettered),
+    );
+    f.gauge(
+        "push_consecutive_failures",
+        "Failed sends since the last delivery.",
+        &[],
+        &[(vec![], p.consecutive_failures as f64)],
+    );
+    if let Some(ns) = p.last_success_ns {
+        f.gauge(
+            "push_last_success_timestamp_seconds",
+            "When a batch was last delivered.",
+            &[],
+            &[(vec![], ns as f64 / 1e9)],
+        );
     }
 }
 
@@ -528,7 +551,7 @@ fn agent_families(f: &Families, h: &HostSample) {
 /// table, the disk-full state, and dropped host samples.
 fn rotation_families(
     f: &Families,
-    s: &openclaw_trace_actors::stats::StatsSnapshot,
+    s: &StatsSnapshot,
     bounds: &openclaw_trace_actors::rotate::RotationSettings,
 ) {
     let r = &s.rotation;

@@ -2,6 +2,11 @@
 //! (OpenTelemetry semantic conventions), in one place for everything that
 //! writes or reads them: the samples (`points`), the native push
 //! (`push::native`) and the owner's host series (`report::lists`).
+//!
+//! `/metrics` (`src/http/prom.rs`) is not among them on purpose: it renders
+//! the typed sample in memory, not these stored series, under Prometheus's
+//! own names, units and labels (`host_memory_bytes{state="used"}`, COMPAT.md
+//! section 5), so a name changed here cannot leave one of its families empty.
 
 /// `container.cpu.limit`.
 pub const CONTAINER_CPU_LIMIT: &str = "container.cpu.limit";

@@ -5,7 +5,10 @@
 
 use serde_json::Value;
 
-use super::{names, HostSample};
+use super::{
+    names, CgroupSample, CpuSample, DiskIoSample, FilesystemSample, HostSample, MemorySample,
+    NetworkSample,
+};
 use crate::records::{JsonObject, MetricKind, MetricPoint};
 
 /// Collects points that share a timestamp.
@@ -43,22 +46,45 @@ pub fn points(sample: &HostSample) -> Vec<MetricPoint> {
         out: Vec::with_capacity(64),
     };
     if let Some(cpu) = &sample.cpu {
-        p.add(names::SYSTEM_CPU_UTILIZATION, "1", cpu.utilization, &[]);
-        for (i, core) in cpu.per_core.iter().enumerate() {
-            p.add(
-                names::SYSTEM_CPU_UTILIZATION,
-                "1",
-                *core,
-                &[("cpu", &format!("cpu{i}"))],
-            );
-        }
+        cpu_points(&mut p, cpu);
     }
     if let Some([one, five, fifteen]) = sample.load_average {
         p.add(names::SYSTEM_CPU_LOAD_AVERAGE_1M, "{thread}", one, &[]);
         p.add(names::SYSTEM_CPU_LOAD_AVERAGE_5M, "{thread}", five, &[]);
         p.add(names::SYSTEM_CPU_LOAD_AVERAGE_15M, "{thread}", fifteen, &[]);
     }
-    let m = &sample.memory;
+    memory_points(&mut p, &sample.memory);
+    if let Some(c) = &sample.cgroup {
+        cgroup_points(&mut p, c);
+    }
+    for fs in &sample.filesystems {
+        filesystem_points(&mut p, fs);
+    }
+    if let Some(io) = &sample.disk_io {
+        disk_io_points(&mut p, io);
+    }
+    for n in &sample.network {
+        network_points(&mut p, n);
+    }
+    process_points(&mut p, sample);
+    p.out
+}
+
+/// CPU busy over all cores and per core.
+fn cpu_points(p: &mut Points, cpu: &CpuSample) {
+    p.add(names::SYSTEM_CPU_UTILIZATION, "1", cpu.utilization, &[]);
+    for (i, core) in cpu.per_core.iter().enumerate() {
+        p.add(
+            names::SYSTEM_CPU_UTILIZATION,
+            "1",
+            *core,
+            &[("cpu", &format!("cpu{i}"))],
+        );
+    }
+}
+
+/// Physical memory and swap.
+fn memory_points(p: &mut Points, m: &MemorySample) {
     p.add(names::SYSTEM_MEMORY_LIMIT, "By", m.total_bytes as f64, &[]);
     p.add(
         names::SYSTEM_MEMORY_USAGE,
@@ -90,142 +116,145 @@ pub fn points(sample: &HostSample) -> Vec<MetricPoint> {
         m.swap_total_bytes.saturating_sub(m.swap_used_bytes) as f64,
         &[("state", "free")],
     );
-    if let Some(c) = &sample.cgroup {
-        let opt = |p: &mut Points, name: &str, unit: &str, v: Option<f64>| {
-            if let Some(v) = v {
-                p.add(name, unit, v, &[]);
-            }
-        };
-        opt(
-            &mut p,
-            names::CONTAINER_MEMORY_LIMIT,
-            "By",
-            c.memory_limit_bytes.map(|v| v as f64),
-        );
-        opt(
-            &mut p,
-            names::CONTAINER_MEMORY_USAGE,
-            "By",
-            c.memory_usage_bytes.map(|v| v as f64),
-        );
-        opt(
-            &mut p,
-            names::CONTAINER_MEMORY_UTILIZATION,
-            "1",
-            c.memory_utilization,
-        );
-        opt(
-            &mut p,
-            names::CONTAINER_CPU_LIMIT,
-            "{cpu}",
-            c.cpu_limit_cores,
-        );
-        opt(
-            &mut p,
-            names::CONTAINER_CPU_UTILIZATION,
-            "1",
-            c.cpu_utilization,
-        );
-    }
-    for fs in &sample.filesystems {
-        let mp = fs.mountpoint.as_str();
-        let u = &fs.usage;
-        p.add(
-            names::SYSTEM_FILESYSTEM_USAGE,
-            "By",
-            u.used_bytes as f64,
-            &[("mountpoint", mp), ("state", "used")],
-        );
-        p.add(
-            names::SYSTEM_FILESYSTEM_USAGE,
-            "By",
-            u.available_bytes as f64,
-            &[("mountpoint", mp), ("state", "free")],
-        );
-        p.add(
-            names::SYSTEM_FILESYSTEM_UTILIZATION,
-            "1",
-            fs.utilization,
-            &[("mountpoint", mp)],
-        );
-        p.add(
-            names::SYSTEM_FILESYSTEM_INODES_USAGE,
-            "{inode}",
-            u.inodes_used as f64,
-            &[("mountpoint", mp), ("state", "used")],
-        );
-        p.add(
-            names::SYSTEM_FILESYSTEM_INODES_USAGE,
-            "{inode}",
-            u.inodes_total.saturating_sub(u.inodes_used) as f64,
-            &[("mountpoint", mp), ("state", "free")],
-        );
-    }
-    if let Some(io) = &sample.disk_io {
-        p.add(
-            names::SYSTEM_DISK_IO,
-            "By/s",
-            io.read_bytes_per_second,
-            &[("direction", "read")],
-        );
-        p.add(
-            names::SYSTEM_DISK_IO,
-            "By/s",
-            io.write_bytes_per_second,
-            &[("direction", "write")],
-        );
-        p.add(
-            names::SYSTEM_DISK_OPERATIONS,
-            "{operation}/s",
-            io.reads_per_second,
-            &[("direction", "read")],
-        );
-        p.add(
-            names::SYSTEM_DISK_OPERATIONS,
-            "{operation}/s",
-            io.writes_per_second,
-            &[("direction", "write")],
-        );
-    }
-    for n in &sample.network {
-        let d = n.device.as_str();
-        p.add(
-            names::SYSTEM_NETWORK_IO,
-            "By/s",
-            n.receive_bytes_per_second,
-            &[("device", d), ("direction", "receive")],
-        );
-        p.add(
-            names::SYSTEM_NETWORK_IO,
-            "By/s",
-            n.transmit_bytes_per_second,
-            &[("device", d), ("direction", "transmit")],
-        );
-        p.add(
-            names::SYSTEM_NETWORK_PACKETS,
-            "{packet}/s",
-            n.receive_packets_per_second,
-            &[("device", d), ("direction", "receive")],
-        );
-        p.add(
-            names::SYSTEM_NETWORK_PACKETS,
-            "{packet}/s",
-            n.transmit_packets_per_second,
-            &[("device", d), ("direction", "transmit")],
-        );
-        p.add(
-            names::SYSTEM_NETWORK_ERRORS,
-            "{error}/s",
-            n.receive_errors_per_second,
-            &[("device", d), ("direction", "receive")],
-        );
-        p.add(
-            names::SYSTEM_NETWORK_ERRORS,
-            "{error}/s",
-            n.transmit_errors_per_second,
-            &[("device", d), ("direction", "transmit")],
-        );
-    }
+}
+
+/// The container's (cgroup's) memory and CPU against its limits, where set.
+fn cgroup_points(p: &mut Points, c: &CgroupSample) {
+    let opt = |p: &mut Points, name: &str, unit: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            p.add(name, unit, v, &[]);
+        }
+    };
+    opt(
+        p,
+        names::CONTAINER_MEMORY_LIMIT,
+        "By",
+        c.memory_limit_bytes.map(|v| v as f64),
+    );
+    opt(
+        p,
+        names::CONTAINER_MEMORY_USAGE,
+        "By",
+        c.memory_usage_bytes.map(|v| v as f64),
+    );
+    opt(
+        p,
+        names::CONTAINER_MEMORY_UTILIZATION,
+        "1",
+        c.memory_utilization,
+    );
+    opt(p, names::CONTAINER_CPU_LIMIT, "{cpu}", c.cpu_limit_cores);
+    opt(p, names::CONTAINER_CPU_UTILIZATION, "1", c.cpu_utilization);
+}
+
+/// Space and inodes of one watched filesystem.
+fn filesystem_points(p: &mut Points, fs: &FilesystemSample) {
+    let mp = fs.mountpoint.as_str();
+    let u = &fs.usage;
+    p.add(
+        names::SYSTEM_FILESYSTEM_USAGE,
+        "By",
+        u.used_bytes as f64,
+        &[("mountpoint", mp), ("state", "used")],
+    );
+    p.add(
+        names::SYSTEM_FILESYSTEM_USAGE,
+        "By",
+        u.available_bytes as f64,
+        &[("mountpoint", mp), ("state", "free")],
+    );
+    p.add(
+        names::SYSTEM_FILESYSTEM_UTILIZATION,
+        "1",
+        fs.utilization,
+        &[("mountpoint", mp)],
+    );
+    p.add(
+        names::SYSTEM_FILESYSTEM_INODES_USAGE,
+        "{inode}",
+        u.inodes_used as f64,
+        &[("mountpoint", mp), ("state", "used")],
+    );
+    p.add(
+        names::SYSTEM_FILESYSTEM_INODES_USAGE,
+        "{inode}",
+        u.inodes_total.saturating_sub(u.inodes_used) as f64,
+        &[("mountpoint", mp), ("state", "free")],
+    );
+}
+
+/// Block device throughput and operations.
+fn disk_io_points(p: &mut Points, io: &DiskIoSample) {
+    p.add(
+        names::SYSTEM_DISK_IO,
+        "By/s",
+        io.read_bytes_per_second,
+        &[("direction", "read")],
+    );
+    p.add(
+        names::SYSTEM_DISK_IO,
+        "By/s",
+        io.write_bytes_per_second,
+        &[("direction", "write")],
+    );
+    p.add(
+        names::SYSTEM_DISK_OPERATIONS,
+        "{operation}/s",
+        io.reads_per_second,
+        &[("direction", "read")],
+    );
+    p.add(
+        names::SYSTEM_DISK_OPERATIONS,
+        "{operation}/s",
+        io.writes_per_second,
+        &[("direction", "write")],
+    );
+}
+
+/// Throughput, packets and errors of one network device.
+fn network_points(p: &mut Points, n: &NetworkSample) {
+    let d = n.device.as_str();
+    p.add(
+        names::SYSTEM_NETWORK_IO,
+        "By/s",
+        n.receive_bytes_per_second,
+        &[("device", d), ("direction", "receive")],
+    );
+    p.add(
+        names::SYSTEM_NETWORK_IO,
+        "By/s",
+        n.transmit_bytes_per_second,
+        &[("device", d), ("direction", "transmit")],
+    );
+    p.add(
+        names::SYSTEM_NETWORK_PACKETS,
+        "{packet}/s",
+        n.receive_packets_per_second,
+        &[("device", d), ("direction", "receive")],
+    );
+    p.add(
+        names::SYSTEM_NETWORK_PACKETS,
+        "{packet}/s",
+        n.transmit_packets_per_second,
+        &[("device", d), ("direction", "transmit")],
+    );
+    p.add(
+        names::SYSTEM_NETWORK_ERRORS,
+        "{error}/s",
+        n.receive_errors_per_second,
+        &[("device", d), ("direction", "receive")],
+    );
+    p.add(
+        names::SYSTEM_NETWORK_ERRORS,
+        "{error}/s",
+        n.transmit_errors_per_second,
+        &[("device", d), ("direction", "transmit")],
+    );
+}
+
+/// TCP connections by state, processes (all and zombies), and the agent's
+/// and the sidecar's own process.
+fn process_points(p: &mut Points, sample: &HostSample) {
     for (state, count) in &sample.tcp_connections {
         p.add(
             names::SYSTEM_NETWORK_CONNECTIONS,
@@ -270,5 +299,4 @@ pub fn points(sample: &HostSample) -> Vec<MetricPoint> {
         p.add(names::PROCESS_CPU_UTILIZATION, "1", s.cpu_utilization, &who);
         p.add(names::PROCESS_MEMORY_USAGE, "By", s.rss_bytes as f64, &who);
     }
-    p.out
 }
