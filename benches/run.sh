@@ -13,7 +13,8 @@
 # Parts (each also runs alone as its own script):
 #   idle    benches/idle_cpu.sh       idle RSS and CPU beside node-exporter and collectd (130 s)
 #   size    the stripped binary's size
-#   ingest  benches/ingest_wrk.sh     1-record POST /v1/traces, wrk, beside a do-nothing handler (~40 s)
+#   ingest  benches/ingest_wrk.sh     1-record POST /v1/traces, wrk, beside a do-nothing handler,
+#                                     and again with the database on tmpfs (~60 s)
 #   otlp    benches/otlp_sustained.sh OTLP 100-span requests sustained 60 s at -c4 and -c16,
 #                                     beside raw SQLite inserts of the same rows, and a
 #                                     decode-only handler (~2.5 min)
