@@ -52,7 +52,8 @@ bench_stop "$DAEMON_PID"
 
 # The database on tmpfs: fsync returns at once there.
 rm -f "$out/tmpfs.json"
-shm_free=$(df -k --output=avail /dev/shm 2>/dev/null | tail -n 1 || echo 0)
+shm_free=$(df -k --output=avail /dev/shm 2>/dev/null | awk 'NR == 2 { print $1 + 0 }' || true)
+shm_free=${shm_free:-0}
 if [[ ${INGEST_TMPFS:-1} == 1 && $(stat -f -c %T /dev/shm 2>/dev/null) == tmpfs ]] && ((shm_free > 1048576)); then
   note "1-record ingest, daemon with its database on tmpfs: wrk -t1 -c$conns -d${seconds}s"
   shm=$(mktemp -d /dev/shm/openclaw-bench.XXXXXX)

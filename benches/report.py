@@ -260,15 +260,15 @@ def ingest_section(i):
         ]
     lines += [
         "",
-        f"Rows stored by the daemon: {num(x['rows'])} `llm_calls` for {num(d['requests'] - d['non_2xx'])} 2xx answers "
+        f"Rows stored by the daemon on disk: {num(x['rows'])} `llm_calls` for {num(d['requests'] - d['non_2xx'])} 2xx answers "
         "(warm-up included in the rows).",
     ]
     if t:
         lines += [
             "",
-            "The tmpfs row is the same daemon with its database in `/dev/shm`, where `fsync` returns at once: what "
-            "the disk's flushes (the WAL checkpoints' `fsync`s, on the store's thread when the writer restarts the log) "
-            "add to the daemon's own cost. The goal is judged on the disk row.",
+            "The tmpfs row is the same daemon with its database in `/dev/shm`, where `fsync` returns at once and "
+            "nothing waits for a disk; the difference between the two rows is what the disk costs this daemon on this "
+            "machine. The goal is judged on the disk row.",
         ]
     return "\n".join(lines) + "\n"
 
