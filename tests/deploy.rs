@@ -175,18 +175,12 @@ impl Started {
 
     /// Waits until both reader threads have reached the end of their
     /// stream: the script and every process that shares its stdout and
-    /// stderr have closed them. A process left holding them fails the test
-    /// after a minute.
+    /// stderr have closed them.
     fn wait_output_end(&self) {
-        let start = Instant::now();
-        while !self.readers.iter().all(|r| r.is_finished()) {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "the script exited but its output stayed open (a process it started still holds it); lines: {:#?}",
-                self.lines.lock().expect("lines")
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        eventually(
+            "the script's output to end (no process it started still holding it)",
+            || self.readers.iter().all(|r| r.is_finished()),
+        );
     }
 }
 
