@@ -160,7 +160,8 @@ const PACE_FROM: Duration = Duration::from_millis(2);
 /// A rotation asked for while a failed one ran waits this long.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
 
-/// Pages given back to the filesystem per store message (4 MiB of 4 KiB pages).
+/// Pages given back to the filesystem per store message (2 MiB of the 2 KiB
+/// pages of a file this build made, 4 MiB of an older file's 4 KiB).
 const VACUUM_STEP_PAGES: u32 = 1024;
 
 impl RotationSettings {

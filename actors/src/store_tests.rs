@@ -293,24 +293,24 @@ fn the_wal_is_checkpointed_at_half_the_reserve_the_volume_allows() {
     let default = rotation_settings(512 << 20);
 
     // The default bound on a large volume: a 32 MiB reserve, 16 MiB of
-    // 4 KiB pages.
-    assert_eq!(super::set_wal_limits(&conn, &default, 8 << 30), 4096);
-    assert_eq!(wal_pragmas(&conn), (4096, (512 << 20) / 10));
+    // 2 KiB pages (schema::PAGE_SIZE).
+    assert_eq!(super::set_wal_limits(&conn, &default, 8 << 30), 8192);
+    assert_eq!(wal_pragmas(&conn), (8192, (512 << 20) / 10));
 
     // A 16 MiB volume holds a 1 MiB reserve: 512 KiB.
-    assert_eq!(super::set_wal_limits(&conn, &default, 16 << 20), 128);
+    assert_eq!(super::set_wal_limits(&conn, &default, 16 << 20), 256);
 
-    // A volume whose size is unknown is taken for a small one, and the
-    // threshold never goes below 32 pages.
+    // A volume whose size is unknown is taken for a small one (a 64 KiB
+    // reserve, 16 pages), and the threshold never goes below 32 pages.
     assert_eq!(super::set_wal_limits(&conn, &default, 0), 32);
     assert_eq!(wal_pragmas(&conn).0, 32);
 
     // A small bound: a 256 KiB reserve, and the WAL cut back to 1 MiB.
     assert_eq!(
         super::set_wal_limits(&conn, &rotation_settings(2 << 20), 8 << 30),
-        32
+        64
     );
-    assert_eq!(wal_pragmas(&conn), (32, 1 << 20));
+    assert_eq!(wal_pragmas(&conn), (64, 1 << 20));
 }
 
 /// A span of trace `trace` named `id` that started at `start_ns`.
