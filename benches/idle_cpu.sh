@@ -27,15 +27,8 @@ rss_at=${RSS_AT:-120}
 out=$BENCH_OUT/idle
 mkdir -p "$out"
 
-if ! command -v prometheus-node-exporter >/dev/null || ! command -v collectd >/dev/null; then
-  if [[ $(id -u) == 0 ]]; then
-    note "installing the peers: apt-get install -y prometheus-node-exporter collectd-core"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus-node-exporter collectd-core >"$out/apt.log" 2>&1 ||
-      { cat "$out/apt.log" >&2; die "could not install the peers"; }
-  else
-    die "needs: apt-get install -y prometheus-node-exporter collectd-core"
-  fi
-fi
+bench_need prometheus-node-exporter prometheus-node-exporter
+bench_need collectd collectd-core
 bench_build
 bench_tmpdir; dir=$BENCH_TMP
 

@@ -62,6 +62,8 @@ size() {
   # The peers of the idle part, as installed (Debian's builds), stripped
   # the same way: node-exporter's one binary; collectd's daemon and the ten
   # plugins the idle part loads (it also links libltdl, not counted).
+  bench_need prometheus-node-exporter prometheus-node-exporter
+  bench_need collectd collectd-core
   if command -v prometheus-node-exporter >/dev/null && command -v collectd >/dev/null; then
     node=$(stripped_size "$(command -v prometheus-node-exporter)")
     collectd=$(stripped_size "$(command -v collectd)")

@@ -457,3 +457,50 @@ fn an_older_database_file_is_migrated_on_start() {
     assert_eq!(next.status, 202, "{}", next.body);
     assert_eq!(next.json()["ids"][0], 3, "ids continue");
 }
+
+/// The page size in the header of the file at `path`.
+fn page_size(path: &std::path::Path) -> i64 {
+    open_db(path)
+        .pragma_query_value(None, "page_size", |r| r.get(0))
+        .expect("page_size")
+}
+
+/// The `page_size` the start's "WAL bounds" log line gives.
+fn logged_page_size(d: &Daemon) -> i64 {
+    d.wait_logged("WAL bounds");
+    let lines = d.log_lines(r#""WAL bounds""#);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line: serde_json::Value = serde_json::from_str(&lines[0]).expect("a JSON line");
+    line["page_size"].as_i64().expect("page_size")
+}
+
+#[test]
+fn a_new_file_has_2_kib_pages_and_an_older_file_keeps_its_own() {
+    let record = r#"{"provider":"anthropic","model":"claude-sonnet-4-5","prompt_tokens":10}"#;
+    let d = Daemon::start(&[]);
+    assert_eq!(d.post_json("/v1/traces", record).status, 202);
+    assert_eq!(logged_page_size(&d), 2048);
+    let (status, _dir, db_path, _env) = d.stop_with(libc::SIGTERM);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(page_size(&db_path), 2048);
+
+    // A file of SQLite's default 4 KiB pages in WAL mode, as an earlier
+    // build made: kept as it is, and written to as before.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = dir.path().join("old.db");
+    let create = rusqlite::Connection::open(&old).expect("create");
+    create
+        .pragma_update(None, "page_size", 4096)
+        .expect("page_size");
+    create
+        .pragma_update(None, "journal_mode", "WAL")
+        .expect("wal");
+    drop(create);
+    let d = Daemon::start_at(&old, &[]);
+    assert_eq!(d.post_json("/v1/traces", record).status, 202);
+    assert_eq!(logged_page_size(&d), 4096);
+    assert_eq!(d.count("llm_calls"), 1);
+    let (status, ..) = d.stop_with(libc::SIGTERM);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(page_size(&old), 4096);
+}

@@ -32,7 +32,9 @@ use slog::{debug, warn, Logger};
 pub const MIN_GAP: Duration = Duration::from_millis(50);
 
 /// A checkpoint that copied at least this many frames is followed by the
-/// next one without [`MIN_GAP`]: the store is writing steadily.
+/// next one without [`MIN_GAP`]: the store is writing steadily. Frames, not
+/// bytes: a trickle of small commits (a host sample's) writes the same few
+/// pages whatever the file's page size.
 const BUSY_FRAMES: i64 = 64;
 
 /// Checkpoint now (sent by the store after a commit, at most one waiting).

@@ -216,7 +216,7 @@ impl RotationSettings {
     /// Each of these checkpoints makes the store's thread wait for two
     /// `fsync`s, so the threshold is as large as that rule allows: 16 MiB at
     /// the default bound on a volume of 512 MiB or more, instead of
-    /// SQLite's 4 MB (measured in docs/benchmarks-history.md, "The writer's
+    /// SQLite's 1,000 pages (measured in docs/benchmarks-history.md, "The writer's
     /// WAL checkpoint").
     pub fn wal_checkpoint_bytes(&self, capacity: u64) -> u64 {
         self.ballast_bytes_on(capacity) / 2

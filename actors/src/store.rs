@@ -876,13 +876,17 @@ fn apply_wal_limit(conn: &Connection, watch: Option<&Watch>, log: &Logger) {
         &watch.settings,
         volume.as_ref().map_or(0, FsUsage::capacity_bytes),
     );
+    // A file an earlier build made keeps its 4 KiB pages (schema::PAGE_SIZE).
+    let page_size: i64 = conn
+        .pragma_query_value(None, "page_size", |r| r.get(0))
+        .unwrap_or(0);
     match volume {
         Ok(_) => info!(log, "WAL bounds"; "checkpoint_pages" => pages,
-            "journal_size_limit" => watch.settings.wal_limit()),
+            "page_size" => page_size, "journal_size_limit" => watch.settings.wal_limit()),
         // Taken for a small volume until the store opens the file again.
         Err(e) => {
             warn!(log, "cannot read the volume's size; the WAL is checkpointed as on a small one";
-            "checkpoint_pages" => pages, "error" => e.to_string())
+            "checkpoint_pages" => pages, "page_size" => page_size, "error" => e.to_string())
         }
     }
 }

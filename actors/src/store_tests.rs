@@ -301,7 +301,8 @@ fn the_wal_is_checkpointed_at_half_the_reserve_the_volume_allows() {
     assert_eq!(super::set_wal_limits(&conn, &default, 16 << 20), 256);
 
     // A volume whose size is unknown is taken for a small one (a 64 KiB
-    // reserve, 16 pages), and the threshold never goes below 32 pages.
+    // reserve: 32 KiB is 16 pages), and the threshold never goes below 32
+    // pages.
     assert_eq!(super::set_wal_limits(&conn, &default, 0), 32);
     assert_eq!(wal_pragmas(&conn).0, 32);
 
@@ -311,6 +312,21 @@ fn the_wal_is_checkpointed_at_half_the_reserve_the_volume_allows() {
         64
     );
     assert_eq!(wal_pragmas(&conn), (64, 1 << 20));
+
+    // A file an earlier build made keeps its 4 KiB pages: 16 MiB is 4,096
+    // of them.
+    let old = TestDb::new();
+    let create = rusqlite::Connection::open(&old.path).expect("create");
+    create
+        .pragma_update(None, "page_size", 4096)
+        .expect("page_size");
+    create
+        .pragma_update(None, "journal_mode", "WAL")
+        .expect("wal");
+    drop(create);
+    let conn = crate::schema::open_writer(&old.path).expect("open the old file");
+    assert_eq!(super::set_wal_limits(&conn, &default, 8 << 30), 4096);
+    assert_eq!(wal_pragmas(&conn), (4096, (512 << 20) / 10));
 }
 
 /// A span of trace `trace` named `id` that started at `start_ns`.
