@@ -56,6 +56,24 @@ impl Started {
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Started as a supervisor starts it, with SIGINT and SIGQUIT at
+        // their defaults: a test run from a background job of a
+        // non-interactive shell (`cargo test &`) has them ignored, a child
+        // inherits that, and the script, which cannot pass on a signal it
+        // was started ignoring, would then never see the SIGINT sent below.
+        // SAFETY: between fork and exec only `signal`, which is
+        // async-signal-safe, is called.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                for signal in [libc::SIGINT, libc::SIGQUIT] {
+                    if libc::signal(signal, libc::SIG_DFL) == libc::SIG_ERR {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn().expect("run the start script");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().expect("piped");
