@@ -57,20 +57,18 @@ stripped_size() {
 }
 
 size() {
-  local bin=$DAEMON_BIN node=0 collectd=0 p
+  local bin=$DAEMON_BIN node collectd p
   bench_tmpdir
   # The peers of the idle part, as installed (Debian's builds), stripped
   # the same way: node-exporter's one binary; collectd's daemon and the ten
   # plugins the idle part loads (it also links libltdl, not counted).
   bench_need prometheus-node-exporter prometheus-node-exporter
   bench_need collectd collectd-core
-  if command -v prometheus-node-exporter >/dev/null && command -v collectd >/dev/null; then
-    node=$(stripped_size "$(command -v prometheus-node-exporter)")
-    collectd=$(stripped_size "$(command -v collectd)")
-    for p in cpu memory swap df disk interface load processes tcpconns csv; do
-      collectd=$(( collectd + $(stripped_size "/usr/lib/collectd/$p.so") ))
-    done
-  fi
+  node=$(stripped_size "$(command -v prometheus-node-exporter)")
+  collectd=$(stripped_size "$(command -v collectd)")
+  for p in cpu memory swap df disk interface load processes tcpconns csv; do
+    collectd=$(( collectd + $(stripped_size "/usr/lib/collectd/$p.so") ))
+  done
   jq -n --argjson bytes "$(stat -c %s "$bin")" --argjson stripped "$(stripped_size "$bin")" \
     --arg file "$(file -b "$bin" | cut -d, -f1-2), $(file -b "$bin" | grep -o 'not stripped\|stripped')" \
     --argjson node "$node" --argjson collectd "$collectd" \

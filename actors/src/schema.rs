@@ -32,9 +32,8 @@ const CACHE_KIB: i64 = 2048;
 /// disk. A rollup row whose latency histogram holds more than about 65
 /// buckets (latencies spread over more than about 25 times; about 150 at
 /// 4 KiB) no longer fits a 2 KiB page's share for one row and takes an
-/// overflow page, so with
-/// latencies spread from 0.3 to 60 s the saving was 18% and the p99 3.23
-/// against 3.44 ms. A file an earlier build made keeps its 4096: SQLite
+/// overflow page, so with latencies spread from 0.3 to 60 s the saving was
+/// 18% and the p99 3.23 against 3.44 ms. A file an earlier build made keeps its 4096: SQLite
 /// changes the page size only by rewriting the whole file outside WAL
 /// mode. docs/benchmarks-history.md, "Half-size pages".
 const PAGE_SIZE: i64 = 2048;
@@ -533,17 +532,9 @@ mod tests {
 
     #[test]
     fn a_file_of_another_page_size_keeps_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        // A file of SQLite's default pages in WAL mode, as an earlier build
-        // made (with a table of its own, so its page size is fixed).
-        let old = Connection::open(&path).expect("create");
-        old.pragma_update(None, "page_size", 4096)
-            .expect("page_size");
-        old.pragma_update(None, "journal_mode", "WAL").expect("wal");
-        old.execute_batch("CREATE TABLE x (a)").expect("table");
-        drop(old);
-        let conn = open_writer(&path).expect("open");
+        let db = crate::test_support::TestDb::new();
+        db.create_with_4_kib_pages();
+        let conn = open_writer(&db.path).expect("open");
         let page: i64 = conn
             .pragma_query_value(None, "page_size", |r| r.get(0))
             .expect("page_size");

@@ -316,14 +316,7 @@ fn the_wal_is_checkpointed_at_half_the_reserve_the_volume_allows() {
     // A file an earlier build made keeps its 4 KiB pages: 16 MiB is 4,096
     // of them.
     let old = TestDb::new();
-    let create = rusqlite::Connection::open(&old.path).expect("create");
-    create
-        .pragma_update(None, "page_size", 4096)
-        .expect("page_size");
-    create
-        .pragma_update(None, "journal_mode", "WAL")
-        .expect("wal");
-    drop(create);
+    old.create_with_4_kib_pages();
     let conn = crate::schema::open_writer(&old.path).expect("open the old file");
     assert_eq!(super::set_wal_limits(&conn, &default, 8 << 30), 4096);
     assert_eq!(wal_pragmas(&conn), (4096, (512 << 20) / 10));

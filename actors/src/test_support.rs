@@ -36,6 +36,17 @@ impl TestDb {
         TestDb { _dir: dir, path }
     }
 
+    /// Creates the file as an earlier build did, with SQLite's default
+    /// 4 KiB pages in WAL mode (switching to WAL writes the header, which
+    /// fixes the page size), before the store or a test opens it.
+    pub fn create_with_4_kib_pages(&self) {
+        let conn = Connection::open(&self.path).expect("create");
+        conn.pragma_update(None, "page_size", 4096)
+            .expect("page_size");
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .expect("wal");
+    }
+
     /// A read-only connection of the test's own.
     pub fn read(&self) -> Connection {
         Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
